@@ -1,0 +1,44 @@
+//! SeatGrid's booking rules, as pure logic with no I/O.
+//!
+//! Vocabulary: a **ticketed event** is the show people buy seats for ([`TicketedEvent`]); a **domain
+//! event** is a fact recorded in the event store (`SeatBlockEvent`, `TicketedEventEvent`,
+//! `CustomerAllowanceEvent`). The types always say which one they mean.
+//!
+//! Policy, in one place:
+//! - Seats are grouped into **seat blocks** ([`seat_block::SeatBlock`]), the consistency boundary: a
+//!   command decides against one block's history and appends atomically to it, so two live holds
+//!   can never own one seat.
+//! - A hold carries its expiry. A seat under an expired hold is available to everybody, whether or
+//!   not `HoldExpired` was written yet; taking it records the expiry first.
+//! - A customer's held and booked seats per ticketed event are capped
+//!   ([`customer_allowance::CustomerAllowance`]), counted conservatively: a crash can only make the
+//!   count too high (until the hold's expiry), never too low.
+//! - Time is an input: every command carries the `now` it is judged at, so the rules are testable
+//!   and replay gives the same answers.
+
+pub mod customer_allowance;
+pub mod ids;
+pub mod layout;
+pub mod seat_block;
+pub mod ticketed_event;
+
+pub use customer_allowance::{
+    AllowanceEntry, AllowanceError, AllowanceState, CustomerAllowance, CustomerAllowanceCommand,
+    CustomerAllowanceEvent, ReturnReason,
+};
+pub use ids::{CustomerId, EventId, HoldId, InvalidId, SeatBlockId, SeatId};
+pub use layout::{
+    LayoutError, LayoutSpec, PriceTier, RowSpec, SeatLabel, SeatRef, SectionSpec, VenueLayout,
+};
+pub use seat_block::{
+    BlockHold, HoldChange, HoldProgress, SeatBlock, SeatBlockCommand, SeatBlockError,
+    SeatBlockEvent, SeatStatus,
+};
+pub use ticketed_event::{
+    EventDefinition, EventPolicy, NewEvent, TicketedEvent, TicketedEventCommand,
+    TicketedEventError, TicketedEventEvent,
+};
+
+/// Version of every domain event's payload schema, stored beside each event
+/// (`event_version`) so a later schema can upcast older events.
+pub const EVENT_SCHEMA_VERSION: &str = "1";

@@ -1,0 +1,696 @@
+//! The seat block: the consistency boundary for seats.
+//!
+//! Policy:
+//! - A seat is **available** unless a booked hold owns it, or a held hold owns it whose
+//!   `expires_at` is still in the future at the command's `now`. An expired hold never blocks a
+//!   seat, whether or not `HoldExpired` was recorded yet.
+//! - `HoldSeats` is all-or-nothing within the block: if any requested seat is unavailable the
+//!   command fails naming every unavailable seat, and nothing is written. When it takes a seat from
+//!   an expired hold, it first records `HoldExpired` for that hold, in the same atomic append.
+//! - `BookHold` succeeds only for the hold's own customer, while the hold is held and
+//!   `decided_at < expires_at`. Booking an already booked hold again is a no-op (idempotent).
+//! - `ReleaseHold` frees the seats at once; releasing again, or releasing an expired hold, is a
+//!   no-op (an expired one gets its `HoldExpired` recorded). A booked hold cannot be released.
+//! - Re-sending `HoldSeats` with the same hold id, customer and seats is a no-op, so a retried
+//!   request never takes seats twice.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CustomerId, EventId, HoldId, SeatId};
+use crate::EVENT_SCHEMA_VERSION;
+
+/// What every hold-related domain event carries: whose hold, which seats of this block, until when,
+/// and when the change happened. Shared by the seat block and the customer allowance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldChange {
+    pub event_id: EventId,
+    pub hold_id: HoldId,
+    pub customer_id: CustomerId,
+    pub seats: Vec<SeatId>,
+    pub expires_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// Domain events of a seat block. One event may carry several seats of the block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SeatBlockEvent {
+    SeatHeld(HoldChange),
+    SeatBooked(HoldChange),
+    SeatReleased(HoldChange),
+    HoldExpired(HoldChange),
+}
+
+impl SeatBlockEvent {
+    pub fn change(&self) -> &HoldChange {
+        match self {
+            Self::SeatHeld(c) | Self::SeatBooked(c) | Self::SeatReleased(c) | Self::HoldExpired(c) => c,
+        }
+    }
+}
+
+impl DomainEvent for SeatBlockEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::SeatHeld(_) => "SeatHeld",
+            Self::SeatBooked(_) => "SeatBooked",
+            Self::SeatReleased(_) => "SeatReleased",
+            Self::HoldExpired(_) => "HoldExpired",
+        }
+        .into()
+    }
+    fn event_version(&self) -> String {
+        EVENT_SCHEMA_VERSION.into()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum SeatBlockCommand {
+    HoldSeats {
+        event_id: EventId,
+        hold_id: HoldId,
+        customer_id: CustomerId,
+        seats: Vec<SeatId>,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    BookHold {
+        hold_id: HoldId,
+        customer_id: CustomerId,
+        /// When the booking was decided; every block of a multi-block hold is judged at this one
+        /// instant, so they all agree on whether the hold had expired.
+        decided_at: DateTime<Utc>,
+    },
+    ReleaseHold {
+        hold_id: HoldId,
+        customer_id: CustomerId,
+        now: DateTime<Utc>,
+    },
+    /// The sweeper's command: record `HoldExpired` for every hold of the block whose time is up.
+    ExpireHolds { now: DateTime<Utc> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeatBlockError {
+    #[error("seats not available: {0:?}")]
+    SeatsUnavailable(Vec<SeatId>),
+    #[error("a hold needs at least one seat")]
+    NoSeats,
+    #[error("seat {0} is listed twice")]
+    DuplicateSeat(SeatId),
+    #[error("hold {0} was already used for other seats or another customer")]
+    HoldIdReused(HoldId),
+    #[error("hold {0} does not exist in this block")]
+    HoldNotFound(HoldId),
+    #[error("hold {0} belongs to another customer")]
+    NotHoldOwner(HoldId),
+    #[error("hold {0} has expired")]
+    HoldExpired(HoldId),
+    #[error("hold {0} was released")]
+    HoldReleased(HoldId),
+    #[error("hold {0} is booked and cannot be released")]
+    AlreadyBooked(HoldId),
+}
+
+/// Where a hold stands in this block's history (expiry by time is judged separately, see
+/// [`BlockHold::is_live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldProgress {
+    Held,
+    Booked,
+    Released,
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockHold {
+    pub customer_id: CustomerId,
+    pub seats: Vec<SeatId>,
+    pub expires_at: DateTime<Utc>,
+    pub progress: HoldProgress,
+}
+
+impl BlockHold {
+    /// Does this hold keep its seats from others at `now`?
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        match self.progress {
+            HoldProgress::Booked => true,
+            HoldProgress::Held => now < self.expires_at,
+            HoldProgress::Released | HoldProgress::Expired => false,
+        }
+    }
+
+    /// The hold's status as a customer sees it at `now`.
+    pub fn progress_at(&self, now: DateTime<Utc>) -> HoldProgress {
+        match self.progress {
+            HoldProgress::Held if now >= self.expires_at => HoldProgress::Expired,
+            other => other,
+        }
+    }
+}
+
+/// A seat's status as buyers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeatStatus {
+    Available,
+    Held,
+    Booked,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct SeatBlock {
+    event_id: Option<EventId>,
+    /// The hold that last took each seat; the seat is taken only while that hold is live.
+    owners: BTreeMap<SeatId, HoldId>,
+    holds: HashMap<HoldId, BlockHold>,
+}
+
+impl SeatBlock {
+    pub fn hold(&self, hold_id: HoldId) -> Option<&BlockHold> {
+        self.holds.get(&hold_id)
+    }
+
+    pub fn seat_status(&self, seat: SeatId, now: DateTime<Utc>) -> SeatStatus {
+        match self.live_owner(seat, now) {
+            None => SeatStatus::Available,
+            Some((_, h)) if h.progress == HoldProgress::Booked => SeatStatus::Booked,
+            Some(_) => SeatStatus::Held,
+        }
+    }
+
+    fn live_owner(&self, seat: SeatId, now: DateTime<Utc>) -> Option<(HoldId, &BlockHold)> {
+        let hold_id = *self.owners.get(&seat)?;
+        let hold = self.holds.get(&hold_id)?;
+        hold.is_live(now).then_some((hold_id, hold))
+    }
+
+    fn change(&self, hold_id: HoldId, hold: &BlockHold, at: DateTime<Utc>) -> HoldChange {
+        HoldChange {
+            event_id: self.event_id.expect("a block with holds knows its event"),
+            hold_id,
+            customer_id: hold.customer_id.clone(),
+            seats: hold.seats.clone(),
+            expires_at: hold.expires_at,
+            at,
+        }
+    }
+
+    fn owned_hold(
+        &self,
+        hold_id: HoldId,
+        customer_id: &CustomerId,
+    ) -> Result<&BlockHold, SeatBlockError> {
+        let hold = self
+            .holds
+            .get(&hold_id)
+            .ok_or(SeatBlockError::HoldNotFound(hold_id))?;
+        if &hold.customer_id != customer_id {
+            return Err(SeatBlockError::NotHoldOwner(hold_id));
+        }
+        Ok(hold)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn hold_seats(
+        &mut self,
+        event_id: EventId,
+        hold_id: HoldId,
+        customer_id: CustomerId,
+        seats: Vec<SeatId>,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), SeatBlockError> {
+        if seats.is_empty() {
+            return Err(SeatBlockError::NoSeats);
+        }
+        let mut seen = BTreeSet::new();
+        for seat in &seats {
+            if !seen.insert(*seat) {
+                return Err(SeatBlockError::DuplicateSeat(*seat));
+            }
+        }
+        if let Some(existing) = self.holds.get(&hold_id) {
+            let same = existing.customer_id == customer_id
+                && existing.seats.iter().collect::<BTreeSet<_>>() == seen.iter().collect();
+            return if same {
+                Ok(())
+            } else {
+                Err(SeatBlockError::HoldIdReused(hold_id))
+            };
+        }
+        let unavailable: Vec<SeatId> = seats
+            .iter()
+            .copied()
+            .filter(|s| self.live_owner(*s, now).is_some())
+            .collect();
+        if !unavailable.is_empty() {
+            return Err(SeatBlockError::SeatsUnavailable(unavailable));
+        }
+        // Seats under expired holds are free to take; record those expiries first.
+        let lapsed: BTreeSet<HoldId> = seats
+            .iter()
+            .filter_map(|s| self.owners.get(s).copied())
+            .filter(|h| self.holds[h].progress == HoldProgress::Held)
+            .collect();
+        self.event_id.get_or_insert(event_id);
+        for lapsed_id in lapsed {
+            let change = self.change(lapsed_id, &self.holds[&lapsed_id], now);
+            sink.write(SeatBlockEvent::HoldExpired(change), self).await;
+        }
+        let change = HoldChange {
+            event_id,
+            hold_id,
+            customer_id,
+            seats,
+            expires_at,
+            at: now,
+        };
+        sink.write(SeatBlockEvent::SeatHeld(change), self).await;
+        Ok(())
+    }
+}
+
+impl Aggregate for SeatBlock {
+    const TYPE: &'static str = "SeatBlock";
+    type Command = SeatBlockCommand;
+    type Event = SeatBlockEvent;
+    type Error = SeatBlockError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        match command {
+            SeatBlockCommand::HoldSeats {
+                event_id,
+                hold_id,
+                customer_id,
+                seats,
+                expires_at,
+                now,
+            } => {
+                self.hold_seats(event_id, hold_id, customer_id, seats, expires_at, now, sink)
+                    .await
+            }
+            SeatBlockCommand::BookHold {
+                hold_id,
+                customer_id,
+                decided_at,
+            } => {
+                let hold = self.owned_hold(hold_id, &customer_id)?;
+                match hold.progress_at(decided_at) {
+                    HoldProgress::Booked => Ok(()),
+                    HoldProgress::Released => Err(SeatBlockError::HoldReleased(hold_id)),
+                    HoldProgress::Expired => Err(SeatBlockError::HoldExpired(hold_id)),
+                    HoldProgress::Held => {
+                        let change = self.change(hold_id, hold, decided_at);
+                        sink.write(SeatBlockEvent::SeatBooked(change), self).await;
+                        Ok(())
+                    }
+                }
+            }
+            SeatBlockCommand::ReleaseHold {
+                hold_id,
+                customer_id,
+                now,
+            } => {
+                let hold = self.owned_hold(hold_id, &customer_id)?;
+                let change = self.change(hold_id, hold, now);
+                match (hold.progress, hold.progress_at(now)) {
+                    (HoldProgress::Booked, _) => Err(SeatBlockError::AlreadyBooked(hold_id)),
+                    (HoldProgress::Released | HoldProgress::Expired, _) => Ok(()),
+                    (HoldProgress::Held, HoldProgress::Expired) => {
+                        sink.write(SeatBlockEvent::HoldExpired(change), self).await;
+                        Ok(())
+                    }
+                    (HoldProgress::Held, _) => {
+                        sink.write(SeatBlockEvent::SeatReleased(change), self).await;
+                        Ok(())
+                    }
+                }
+            }
+            SeatBlockCommand::ExpireHolds { now } => {
+                let mut due: Vec<(HoldId, &BlockHold)> = self
+                    .holds
+                    .iter()
+                    .filter(|(_, h)| h.progress == HoldProgress::Held && now >= h.expires_at)
+                    .map(|(id, h)| (*id, h))
+                    .collect();
+                due.sort_by_key(|(id, h)| (h.expires_at, *id));
+                let changes: Vec<HoldChange> =
+                    due.iter().map(|(id, h)| self.change(*id, h, now)).collect();
+                for change in changes {
+                    sink.write(SeatBlockEvent::HoldExpired(change), self).await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            SeatBlockEvent::SeatHeld(c) => {
+                self.event_id.get_or_insert(c.event_id);
+                for seat in &c.seats {
+                    self.owners.insert(*seat, c.hold_id);
+                }
+                self.holds.insert(
+                    c.hold_id,
+                    BlockHold {
+                        customer_id: c.customer_id,
+                        seats: c.seats,
+                        expires_at: c.expires_at,
+                        progress: HoldProgress::Held,
+                    },
+                );
+            }
+            SeatBlockEvent::SeatBooked(c) => self.set_progress(&c, HoldProgress::Booked),
+            SeatBlockEvent::SeatReleased(c) => self.set_progress(&c, HoldProgress::Released),
+            SeatBlockEvent::HoldExpired(c) => self.set_progress(&c, HoldProgress::Expired),
+        }
+    }
+}
+
+impl SeatBlock {
+    fn set_progress(&mut self, change: &HoldChange, progress: HoldProgress) {
+        if let Some(hold) = self.holds.get_mut(&change.hold_id) {
+            hold.progress = progress;
+        }
+        if matches!(progress, HoldProgress::Released | HoldProgress::Expired) {
+            for seat in &change.seats {
+                if self.owners.get(seat) == Some(&change.hold_id) {
+                    self.owners.remove(seat);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+    use uuid::Uuid;
+
+    type BlockTest = TestFramework<SeatBlock>;
+
+    fn t(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+    fn event_id() -> EventId {
+        EventId(Uuid::from_u128(7))
+    }
+    fn hold(n: u128) -> HoldId {
+        HoldId(Uuid::from_u128(n))
+    }
+    fn alice() -> CustomerId {
+        CustomerId::parse("alice").unwrap()
+    }
+    fn bob() -> CustomerId {
+        CustomerId::parse("bob").unwrap()
+    }
+    fn seats(ids: &[u32]) -> Vec<SeatId> {
+        ids.iter().map(|&i| SeatId(i)).collect()
+    }
+    fn change(h: u128, who: CustomerId, s: &[u32], expires: i64, at: i64) -> HoldChange {
+        HoldChange {
+            event_id: event_id(),
+            hold_id: hold(h),
+            customer_id: who,
+            seats: seats(s),
+            expires_at: t(expires),
+            at: t(at),
+        }
+    }
+    fn hold_cmd(h: u128, who: CustomerId, s: &[u32], now: i64) -> SeatBlockCommand {
+        SeatBlockCommand::HoldSeats {
+            event_id: event_id(),
+            hold_id: hold(h),
+            customer_id: who,
+            seats: seats(s),
+            expires_at: t(now + 600),
+            now: t(now),
+        }
+    }
+    fn alice_holds_1_2() -> SeatBlockEvent {
+        SeatBlockEvent::SeatHeld(change(1, alice(), &[1, 2], 600, 0))
+    }
+
+    #[test]
+    fn given_free_seats_when_held_then_one_event_carries_them_all() {
+        BlockTest::with(())
+            .given_no_previous_events()
+            .when(hold_cmd(1, alice(), &[1, 2], 0))
+            .then_expect_events(vec![alice_holds_1_2()]);
+    }
+
+    #[test]
+    fn given_live_hold_when_another_customer_holds_overlap_then_unavailable_seats_named() {
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(hold_cmd(2, bob(), &[2, 3, 1], 599))
+            .then_expect_error(SeatBlockError::SeatsUnavailable(seats(&[2, 1])));
+    }
+
+    #[test]
+    fn given_booked_seat_when_held_long_after_then_still_unavailable() {
+        BlockTest::with(())
+            .given(vec![
+                alice_holds_1_2(),
+                SeatBlockEvent::SeatBooked(change(1, alice(), &[1, 2], 600, 10)),
+            ])
+            .when(hold_cmd(2, bob(), &[2], 100_000))
+            .then_expect_error(SeatBlockError::SeatsUnavailable(seats(&[2])));
+    }
+
+    #[test]
+    fn given_expired_unrecorded_hold_when_held_then_expiry_recorded_first() {
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(hold_cmd(2, bob(), &[2], 600))
+            .then_expect_events(vec![
+                SeatBlockEvent::HoldExpired(change(1, alice(), &[1, 2], 600, 600)),
+                SeatBlockEvent::SeatHeld(change(2, bob(), &[2], 1200, 600)),
+            ]);
+    }
+
+    #[test]
+    fn given_released_seats_when_held_then_taken_without_expiry() {
+        BlockTest::with(())
+            .given(vec![
+                alice_holds_1_2(),
+                SeatBlockEvent::SeatReleased(change(1, alice(), &[1, 2], 600, 5)),
+            ])
+            .when(hold_cmd(2, bob(), &[1], 6))
+            .then_expect_events(vec![SeatBlockEvent::SeatHeld(change(
+                2,
+                bob(),
+                &[1],
+                606,
+                6,
+            ))]);
+    }
+
+    #[test]
+    fn when_seats_empty_or_duplicated_then_refused() {
+        BlockTest::with(())
+            .given_no_previous_events()
+            .when(hold_cmd(1, alice(), &[], 0))
+            .then_expect_error(SeatBlockError::NoSeats);
+        BlockTest::with(())
+            .given_no_previous_events()
+            .when(hold_cmd(1, alice(), &[4, 4], 0))
+            .then_expect_error(SeatBlockError::DuplicateSeat(SeatId(4)));
+    }
+
+    #[test]
+    fn given_hold_when_same_hold_sent_again_then_nothing_new() {
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(hold_cmd(1, alice(), &[2, 1], 3))
+            .then_expect_events(vec![]);
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(hold_cmd(1, alice(), &[3], 3))
+            .then_expect_error(SeatBlockError::HoldIdReused(hold(1)));
+    }
+
+    #[test]
+    fn given_live_hold_when_owner_books_then_booked_and_again_is_no_op() {
+        let book = || SeatBlockCommand::BookHold {
+            hold_id: hold(1),
+            customer_id: alice(),
+            decided_at: t(599),
+        };
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(book())
+            .then_expect_events(vec![SeatBlockEvent::SeatBooked(change(
+                1,
+                alice(),
+                &[1, 2],
+                600,
+                599,
+            ))]);
+        BlockTest::with(())
+            .given(vec![
+                alice_holds_1_2(),
+                SeatBlockEvent::SeatBooked(change(1, alice(), &[1, 2], 600, 599)),
+            ])
+            .when(book())
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_hold_when_booked_at_or_after_expiry_then_refused() {
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(SeatBlockCommand::BookHold {
+                hold_id: hold(1),
+                customer_id: alice(),
+                decided_at: t(600),
+            })
+            .then_expect_error(SeatBlockError::HoldExpired(hold(1)));
+    }
+
+    #[test]
+    fn given_hold_when_someone_else_books_or_releases_then_refused() {
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(SeatBlockCommand::BookHold {
+                hold_id: hold(1),
+                customer_id: bob(),
+                decided_at: t(1),
+            })
+            .then_expect_error(SeatBlockError::NotHoldOwner(hold(1)));
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(SeatBlockCommand::ReleaseHold {
+                hold_id: hold(1),
+                customer_id: bob(),
+                now: t(1),
+            })
+            .then_expect_error(SeatBlockError::NotHoldOwner(hold(1)));
+    }
+
+    #[test]
+    fn given_released_hold_when_booked_then_refused() {
+        BlockTest::with(())
+            .given(vec![
+                alice_holds_1_2(),
+                SeatBlockEvent::SeatReleased(change(1, alice(), &[1, 2], 600, 5)),
+            ])
+            .when(SeatBlockCommand::BookHold {
+                hold_id: hold(1),
+                customer_id: alice(),
+                decided_at: t(6),
+            })
+            .then_expect_error(SeatBlockError::HoldReleased(hold(1)));
+    }
+
+    #[test]
+    fn given_unknown_hold_when_booked_then_not_found() {
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(SeatBlockCommand::BookHold {
+                hold_id: hold(9),
+                customer_id: alice(),
+                decided_at: t(6),
+            })
+            .then_expect_error(SeatBlockError::HoldNotFound(hold(9)));
+    }
+
+    #[test]
+    fn given_live_hold_when_released_then_released_and_again_is_no_op() {
+        let release = |now| SeatBlockCommand::ReleaseHold {
+            hold_id: hold(1),
+            customer_id: alice(),
+            now: t(now),
+        };
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(release(5))
+            .then_expect_events(vec![SeatBlockEvent::SeatReleased(change(
+                1,
+                alice(),
+                &[1, 2],
+                600,
+                5,
+            ))]);
+        BlockTest::with(())
+            .given(vec![
+                alice_holds_1_2(),
+                SeatBlockEvent::SeatReleased(change(1, alice(), &[1, 2], 600, 5)),
+            ])
+            .when(release(6))
+            .then_expect_events(vec![]);
+        // Releasing after the expiry records the expiry instead.
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(release(700))
+            .then_expect_events(vec![SeatBlockEvent::HoldExpired(change(
+                1,
+                alice(),
+                &[1, 2],
+                600,
+                700,
+            ))]);
+    }
+
+    #[test]
+    fn given_booked_hold_when_released_then_refused() {
+        BlockTest::with(())
+            .given(vec![
+                alice_holds_1_2(),
+                SeatBlockEvent::SeatBooked(change(1, alice(), &[1, 2], 600, 5)),
+            ])
+            .when(SeatBlockCommand::ReleaseHold {
+                hold_id: hold(1),
+                customer_id: alice(),
+                now: t(6),
+            })
+            .then_expect_error(SeatBlockError::AlreadyBooked(hold(1)));
+    }
+
+    #[test]
+    fn given_holds_when_swept_then_only_due_unrecorded_ones_expire() {
+        BlockTest::with(())
+            .given(vec![
+                alice_holds_1_2(),
+                SeatBlockEvent::SeatHeld(change(2, bob(), &[3], 900, 300)),
+                SeatBlockEvent::SeatHeld(change(3, bob(), &[4], 500, 0)),
+                SeatBlockEvent::SeatBooked(change(3, bob(), &[4], 500, 1)),
+            ])
+            .when(SeatBlockCommand::ExpireHolds { now: t(650) })
+            .then_expect_events(vec![SeatBlockEvent::HoldExpired(change(
+                1,
+                alice(),
+                &[1, 2],
+                600,
+                650,
+            ))]);
+    }
+
+    #[test]
+    fn seat_status_follows_the_clock() {
+        let mut block = SeatBlock::default();
+        block.apply(alice_holds_1_2());
+        assert_eq!(block.seat_status(SeatId(1), t(599)), SeatStatus::Held);
+        assert_eq!(block.seat_status(SeatId(1), t(600)), SeatStatus::Available);
+        assert_eq!(block.seat_status(SeatId(3), t(0)), SeatStatus::Available);
+        block.apply(SeatBlockEvent::SeatBooked(change(1, alice(), &[1, 2], 600, 5)));
+        assert_eq!(block.seat_status(SeatId(2), t(10_000)), SeatStatus::Booked);
+        assert_eq!(
+            block.hold(hold(1)).unwrap().progress_at(t(10_000)),
+            HoldProgress::Booked
+        );
+    }
+}
