@@ -1,1 +1,79 @@
-//! placeholder
+//! SeatGrid's database schema, applied automatically at start and by `seatgrid migrate`.
+//!
+//! Policy: migrations are embedded in the binary and only ever added, never edited once released;
+//! sqlx records each applied one (with a checksum) and takes an advisory lock, so several processes
+//! starting at once apply each migration exactly once.
+
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::{PgPool, Postgres};
+
+static POSTGRES: Migrator = sqlx::migrate!("./postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("cannot create database: {0}")]
+    CreateDatabase(#[source] sqlx::Error),
+    #[error("cannot apply Postgres migrations: {0}")]
+    Apply(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Creates the database named in `database_url` if it does not exist yet.
+pub async fn ensure_database(database_url: &str) -> Result<(), MigrationError> {
+    if !Postgres::database_exists(database_url)
+        .await
+        .map_err(MigrationError::CreateDatabase)?
+    {
+        tracing::info!("creating database");
+        if let Err(e) = Postgres::create_database(database_url).await {
+            // Another process may have created it meanwhile.
+            if !Postgres::database_exists(database_url)
+                .await
+                .unwrap_or(false)
+            {
+                return Err(MigrationError::CreateDatabase(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies every Postgres migration not applied yet.
+pub async fn run_postgres(pool: &PgPool) -> Result<(), MigrationError> {
+    POSTGRES.run(pool).await?;
+    Ok(())
+}
+
+/// Fresh, migrated databases for tests: each call creates a new database on the server named by
+/// `DATABASE_URL` (default: the local server). `scripts/test` drops them all before a run.
+#[cfg(feature = "testing")]
+pub mod testing {
+    use sqlx::postgres::PgPoolOptions;
+    use sqlx::PgPool;
+
+    pub const TEST_DATABASE_PREFIX: &str = "seatgrid_test_";
+
+    pub fn server_url() -> String {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        match url.rsplit_once('/') {
+            Some((server, _db)) if server.contains("://") && !server.ends_with('/') => server.into(),
+            _ => url,
+        }
+    }
+
+    /// Creates and migrates a new database; returns its URL and a pool of `max_connections`.
+    pub async fn fresh_database(max_connections: u32) -> (String, PgPool) {
+        let name = format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{}/{name}", server_url());
+        super::ensure_database(&url)
+            .await
+            .expect("create test database");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(&url)
+            .await
+            .expect("connect to test database");
+        super::run_postgres(&pool).await.expect("migrate test database");
+        (url, pool)
+    }
+}
