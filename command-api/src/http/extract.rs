@@ -1,0 +1,117 @@
+//! Request extractors whose failures are problem+json: JSON bodies, ids in paths, the caller's
+//! customer id and the request context.
+//!
+//! Policy for the customer id (until real authentication replaces it, here and only here): it comes
+//! from the `X-Customer-Id` header or from a `customer_id` field in the body; if both are given
+//! they must agree.
+
+use axum::extract::{FromRequest, FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use domain::CustomerId;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::service::RequestContext;
+
+pub const CUSTOMER_HEADER: &str = "x-customer-id";
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A JSON body; syntax errors are 400, wrong shapes or types 422, other media types 415.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Parses an optional JSON body from raw bytes (empty means absent), with [`ApiJson`]'s errors.
+pub fn optional_json<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    axum::Json::<T>::from_bytes(body)
+        .map(|j| Some(j.0))
+        .map_err(ApiError::from)
+}
+
+/// An id in the path; one that does not parse names nothing, so it is a 404.
+pub struct PathId<T>(pub T);
+
+pub trait NotFoundCode {
+    const CODE: &'static str;
+}
+impl NotFoundCode for domain::EventId {
+    const CODE: &'static str = "event_not_found";
+}
+impl NotFoundCode for domain::HoldId {
+    const CODE: &'static str = "hold_not_found";
+}
+
+impl<S, T> FromRequestParts<S> for PathId<T>
+where
+    S: Send + Sync,
+    T: std::str::FromStr + NotFoundCode,
+    T::Err: std::fmt::Display,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::from_status(StatusCode::NOT_FOUND, e.body_text()))?;
+        raw.parse()
+            .map(PathId)
+            .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, T::CODE, format!("not found: {e}")))
+    }
+}
+
+/// The caller's customer id, from the header and/or the body's `customer_id`.
+pub fn customer_id(headers: &HeaderMap, from_body: Option<&str>) -> Result<CustomerId, ApiError> {
+    let invalid = |e: domain::InvalidId| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_customer_id", e.0)
+    };
+    let from_header = match headers.get(CUSTOMER_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| domain::InvalidId("X-Customer-Id is not text".into()))
+                .and_then(CustomerId::parse)
+                .map_err(invalid)?,
+        ),
+    };
+    let from_body = from_body.map(CustomerId::parse).transpose().map_err(invalid)?;
+    match (from_header, from_body) {
+        (Some(h), Some(b)) if h != b => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "customer_mismatch",
+            "the X-Customer-Id header and the body's customer_id differ",
+        )),
+        (Some(c), _) | (None, Some(c)) => Ok(c),
+        (None, None) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_customer_id",
+            "say who you are: send an X-Customer-Id header (or customer_id in the body)",
+        )),
+    }
+}
+
+/// The request's correlation id (the `X-Request-Id` set by the server or sent by the client) and
+/// its idempotency key.
+pub struct Context(pub RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Context {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let text = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(Context(RequestContext {
+            correlation_id: text(REQUEST_ID_HEADER).unwrap_or_default(),
+            idempotency_key: text(IDEMPOTENCY_HEADER),
+        }))
+    }
+}

@@ -1,0 +1,79 @@
+//! The REST API: one module per resource, each exposing `router()`, composed here with a cloneable
+//! state and the cross-cutting layers (request ids, tracing, body limit, idempotency, problem+json
+//! for every error).
+
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod health;
+pub mod holds;
+pub mod idempotency;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::body::to_bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use sqlx::PgPool;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::service::BookingService;
+use error::{ApiError, PROBLEM_JSON};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<BookingService>,
+    pub pool: PgPool,
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static(extract::REQUEST_ID_HEADER);
+    let api = Router::new()
+        .merge(events::router())
+        .merge(holds::router())
+        .route("/openapi.json", get(openapi::serve))
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer));
+    Router::new()
+        .nest("/api", api)
+        .merge(health::router())
+        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND, "no such resource") })
+        .layer(middleware::map_response(problem_for_every_error))
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Turns error responses the framework produced (405, 413, plain-text rejections) into
+/// problem+json, so clients see one error format everywhere.
+async fn problem_for_every_error(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_owned();
+    let detail = if detail.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        detail
+    };
+    let mut problem = ApiError::from_status(status, detail).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    problem
+}

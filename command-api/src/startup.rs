@@ -1,0 +1,102 @@
+//! Building and running the command API: `Application::build(config, pool)`, then
+//! `run_until_stopped(shutdown)`. Migrations are applied during `build`, so every way of starting
+//! the API starts on the current schema.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::EventPolicy;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::http::{self, AppState};
+use crate::service::BookingService;
+use crate::store::{EventStore, RetryPolicy};
+use crate::sweeper;
+
+/// Everything the command API needs to know; read from the environment by the binary.
+#[derive(Debug, Clone)]
+pub struct CommandApiConfig {
+    /// Where to listen; port 0 picks a free port (tests).
+    pub listen_addr: SocketAddr,
+    pub policy: EventPolicy,
+    pub retry: RetryPolicy,
+    /// How often the expiry sweeper runs; `None` disables it.
+    pub sweep_interval: Option<Duration>,
+    pub max_body_bytes: usize,
+}
+
+impl Default for CommandApiConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            policy: EventPolicy::default(),
+            retry: RetryPolicy::default(),
+            sweep_interval: Some(Duration::from_secs(5)),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Migration(#[from] migrations::MigrationError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    sweep_interval: Option<Duration>,
+}
+
+impl Application {
+    pub async fn build(config: CommandApiConfig, pool: PgPool) -> Result<Self, StartupError> {
+        migrations::run_postgres(&pool).await?;
+        let store = EventStore::new(pool.clone(), config.retry);
+        let service = Arc::new(BookingService::new(store, config.policy));
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|e| StartupError::Bind(config.listen_addr, e))?;
+        Ok(Self {
+            listener,
+            state: AppState {
+                service,
+                pool,
+                max_body_bytes: config.max_body_bytes,
+            },
+            sweep_interval: config.sweep_interval,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn service(&self) -> Arc<BookingService> {
+        self.state.service.clone()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let sweeper = self
+            .sweep_interval
+            .map(|every| tokio::spawn(sweeper::run(self.state.service.clone(), every)));
+        let result = axum::serve(self.listener, http::router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Some(task) = sweeper {
+            task.abort();
+        }
+        result
+    }
+}

@@ -1,0 +1,206 @@
+//! Access to the Postgres event store: one cqrs-es framework per aggregate, a bounded retry on
+//! optimistic-lock conflicts, and batch loads of aggregates for reads.
+//!
+//! Policy:
+//! - cqrs-es never retries; [`EventStore::execute`] reloads the aggregate and retries a command that
+//!   lost an optimistic-lock race at most [`RetryPolicy::max_attempts`] times, sleeping a random
+//!   ("full jitter") exponential delay in between. A command that still conflicts then fails with
+//!   [`StoreError::Contention`], which the API answers with 503 and `Retry-After`.
+//! - The command is rebuilt for every attempt, so it is judged at a fresh `now`.
+//! - Business refusals are never retried: they come back as [`StoreError::Rejected`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use domain::{CustomerAllowance, SeatBlock, TicketedEvent};
+use postgres_es::PostgresEventRepository;
+use rand::Rng;
+use sqlx::{PgPool, Row};
+
+type Framework<A> = CqrsFramework<A, PersistedEventStore<PostgresEventRepository, A>>;
+
+/// How hard to try when concurrent commands on one aggregate conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(100),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delay(&self, attempt: u32) -> Duration {
+        let cap = self
+            .base_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_delay);
+        let micros = rand::rng().random_range(0..=cap.as_micros() as u64);
+        Duration::from_micros(micros)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError<E: std::error::Error> {
+    #[error("refused: {0}")]
+    Rejected(E),
+    #[error("still conflicting after {0} attempts")]
+    Contention(u32),
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored events do not match the code: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("event store unavailable: {0}")]
+    Unavailable(#[from] sqlx::Error),
+    #[error("stored event {0} does not deserialize: {1}")]
+    Corrupt(String, serde_json::Error),
+}
+
+impl<E: std::error::Error> From<LoadError> for StoreError<E> {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Unavailable(e) => Self::Unavailable(e.to_string()),
+            e @ LoadError::Corrupt(..) => Self::Corrupt(e.to_string()),
+        }
+    }
+}
+
+/// The three aggregates' command paths over one connection pool.
+pub struct EventStore {
+    pool: PgPool,
+    retry: RetryPolicy,
+    events: Framework<TicketedEvent>,
+    blocks: Framework<SeatBlock>,
+    allowances: Framework<CustomerAllowance>,
+}
+
+/// Something an [`EventStore`] can run commands for.
+pub trait StoredAggregate: Aggregate + Sized {
+    fn framework(store: &EventStore) -> &Framework<Self>;
+}
+
+macro_rules! stored {
+    ($aggregate:ty, $field:ident) => {
+        impl StoredAggregate for $aggregate {
+            fn framework(store: &EventStore) -> &Framework<Self> {
+                &store.$field
+            }
+        }
+    };
+}
+stored!(TicketedEvent, events);
+stored!(SeatBlock, blocks);
+stored!(CustomerAllowance, allowances);
+
+fn framework<A: Aggregate<Services = ()>>(pool: &PgPool) -> Framework<A> {
+    let repo = PostgresEventRepository::new(pool.clone());
+    CqrsFramework::new(PersistedEventStore::new_event_store(repo), vec![], ())
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool, retry: RetryPolicy) -> Self {
+        Self {
+            events: framework(&pool),
+            blocks: framework(&pool),
+            allowances: framework(&pool),
+            pool,
+            retry,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs the command built by `command` against aggregate `id`, retrying conflicts.
+    pub async fn execute<A: StoredAggregate>(
+        &self,
+        id: &str,
+        metadata: &HashMap<String, String>,
+        mut command: impl FnMut() -> A::Command,
+    ) -> Result<(), StoreError<A::Error>> {
+        let framework = A::framework(self);
+        for attempt in 0..self.retry.max_attempts {
+            if attempt > 0 {
+                tokio::time::sleep(self.retry.delay(attempt)).await;
+            }
+            match framework
+                .execute_with_metadata(id, command(), metadata.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(AggregateError::AggregateConflict) => {
+                    tracing::debug!(aggregate = A::TYPE, id, attempt, "optimistic-lock conflict");
+                    continue;
+                }
+                Err(AggregateError::UserError(e)) => return Err(StoreError::Rejected(e)),
+                Err(AggregateError::DatabaseConnectionError(e)) => {
+                    return Err(StoreError::Unavailable(e.to_string()))
+                }
+                Err(AggregateError::DeserializationError(e)) => {
+                    return Err(StoreError::Corrupt(e.to_string()))
+                }
+                Err(AggregateError::UnexpectedError(e)) => {
+                    return Err(StoreError::Unavailable(e.to_string()))
+                }
+            }
+        }
+        tracing::warn!(aggregate = A::TYPE, id, "gave up after repeated conflicts");
+        Err(StoreError::Contention(self.retry.max_attempts))
+    }
+
+    /// Loads several aggregates of one type in one query; ids with no events are left out.
+    pub async fn load<A: Aggregate>(&self, ids: &[String]) -> Result<HashMap<String, A>, LoadError> {
+        let rows = sqlx::query(
+            "SELECT aggregate_id, payload FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
+              ORDER BY aggregate_id, sequence",
+        )
+        .bind(A::TYPE)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut loaded: HashMap<String, A> = HashMap::new();
+        for row in rows {
+            let id: String = row.try_get("aggregate_id")?;
+            let payload: serde_json::Value = row.try_get("payload")?;
+            let event = serde_json::from_value::<A::Event>(payload)
+                .map_err(|e| LoadError::Corrupt(format!("{} {id}", A::TYPE), e))?;
+            loaded.entry(id).or_default().apply(event);
+        }
+        Ok(loaded)
+    }
+
+    pub async fn load_one<A: Aggregate>(&self, id: &str) -> Result<Option<A>, LoadError> {
+        Ok(self.load::<A>(&[id.to_owned()]).await?.remove(id))
+    }
+
+    /// The aggregate ids of type `A` whose events mention `hold_id`.
+    pub async fn aggregates_of_hold<A: Aggregate>(
+        &self,
+        hold_id: uuid::Uuid,
+    ) -> Result<Vec<String>, LoadError> {
+        let ids = sqlx::query_scalar(
+            "SELECT DISTINCT aggregate_id FROM events WHERE hold_id = $1 AND aggregate_type = $2",
+        )
+        .bind(hold_id)
+        .bind(A::TYPE)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+}

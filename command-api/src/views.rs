@@ -1,0 +1,154 @@
+//! What the command service answers with: plain serializable views, shared by REST and (later)
+//! GraphQL. Field names are the public API's.
+
+use chrono::{DateTime, Utc};
+use domain::{EventDefinition, SeatLabel, VenueLayout};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: Uuid,
+    pub name: String,
+    pub venue: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    /// ISO 4217 currency of every price.
+    pub currency: String,
+    /// How long a hold lasts before its seats are free again.
+    pub hold_seconds: u32,
+    /// How many seats one customer may hold and book in total for this event.
+    pub max_seats_per_customer: u32,
+    pub seat_count: u32,
+    pub price_tiers: Vec<PriceTierView>,
+    pub sections: Vec<SectionView>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PriceTierView {
+    pub name: String,
+    pub price_cents: u64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SectionView {
+    pub name: String,
+    pub price_tier: String,
+    pub rows: Vec<RowView>,
+}
+
+/// A row: seats `1..=seats`, whose seat ids are `first_seat_id..first_seat_id + seats`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RowView {
+    pub label: String,
+    pub seats: u32,
+    pub first_seat_id: u32,
+}
+
+impl EventView {
+    pub fn new(definition: &EventDefinition, layout: &VenueLayout) -> Self {
+        let mut first_seats = layout.row_first_seats();
+        let spec = layout.spec();
+        Self {
+            id: definition.event_id.0,
+            name: definition.name.clone(),
+            venue: definition.venue.clone(),
+            starts_at: definition.starts_at,
+            currency: definition.currency.clone(),
+            hold_seconds: definition.hold_seconds,
+            max_seats_per_customer: definition.max_seats_per_customer,
+            seat_count: layout.seat_count(),
+            price_tiers: spec
+                .price_tiers
+                .iter()
+                .map(|t| PriceTierView {
+                    name: t.name.clone(),
+                    price_cents: t.price_cents,
+                })
+                .collect(),
+            sections: spec
+                .sections
+                .iter()
+                .map(|s| SectionView {
+                    name: s.name.clone(),
+                    price_tier: s.price_tier.clone(),
+                    rows: s
+                        .rows
+                        .iter()
+                        .map(|r| RowView {
+                            label: r.label.clone(),
+                            seats: r.seats,
+                            first_seat_id: first_seats.next().unwrap_or_default(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            created_at: definition.created_at,
+        }
+    }
+}
+
+/// One seat, by id and by labels, with its price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SeatView {
+    pub seat_id: u32,
+    pub section: String,
+    pub row: String,
+    pub seat: u32,
+    pub price_tier: String,
+    pub price_cents: u64,
+}
+
+impl From<SeatLabel> for SeatView {
+    fn from(l: SeatLabel) -> Self {
+        Self {
+            seat_id: l.seat_id.0,
+            section: l.section,
+            row: l.row,
+            seat: l.seat,
+            price_tier: l.price_tier,
+            price_cents: l.price_cents,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    /// Being placed right now (or interrupted; it turns `failed` at its expiry).
+    Pending,
+    Held,
+    Booked,
+    Released,
+    Expired,
+    /// Never took effect: some seats were not available, and whatever was taken was given back.
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HoldView {
+    pub hold_id: Uuid,
+    pub event_id: Uuid,
+    pub customer_id: String,
+    pub status: HoldStatus,
+    pub expires_at: DateTime<Utc>,
+    pub seats: Vec<SeatView>,
+    pub total_cents: u64,
+    pub currency: String,
+}
+
+/// The seat map in a compact form: `seats` has one character per seat id, in id order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SeatMapView {
+    pub event_id: Uuid,
+    pub seat_count: u32,
+    pub available: u32,
+    pub held: u32,
+    pub booked: u32,
+    /// Always `"A=available,H=held,B=booked"`: how to read `seats`.
+    pub encoding: String,
+    #[schema(example = "AAHHBAAAAA")]
+    pub seats: String,
+    pub as_of: DateTime<Utc>,
+}

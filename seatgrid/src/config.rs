@@ -1,0 +1,157 @@
+//! Typed configuration, read from the environment in this one place.
+//!
+//! `DATABASE_URL` (a secret: it may hold a password, so it never prints) plus `SEATGRID_*`
+//! variables, each with a default that works on a developer machine. `RUST_LOG` filters logs and
+//! `LOG_FORMAT=json` switches them to JSON lines.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use command_api::{CommandApiConfig, RetryPolicy};
+use domain::EventPolicy;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+#[derive(Debug)]
+pub struct Settings {
+    pub database_url: SecretString,
+    pub app: AppSettings,
+}
+
+/// `SEATGRID_*` variables, named here without the prefix.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AppSettings {
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "defaults::db_max_connections")]
+    pub db_max_connections: u32,
+    #[serde(default = "defaults::hold_seconds")]
+    pub hold_seconds_default: u32,
+    #[serde(default = "defaults::hold_seconds_max")]
+    pub hold_seconds_max: u32,
+    #[serde(default = "defaults::seats_per_customer")]
+    pub seats_per_customer_default: u32,
+    #[serde(default = "defaults::seats_per_customer_max")]
+    pub seats_per_customer_max: u32,
+    #[serde(default = "defaults::command_attempts")]
+    pub command_attempts: u32,
+    /// 0 turns the expiry sweeper off.
+    #[serde(default = "defaults::sweep_seconds")]
+    pub sweep_seconds: u64,
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 5000))
+    }
+    pub fn db_max_connections() -> u32 {
+        20
+    }
+    pub fn hold_seconds() -> u32 {
+        600
+    }
+    pub fn hold_seconds_max() -> u32 {
+        3600
+    }
+    pub fn seats_per_customer() -> u32 {
+        10
+    }
+    pub fn seats_per_customer_max() -> u32 {
+        100
+    }
+    pub fn command_attempts() -> u32 {
+        8
+    }
+    pub fn sweep_seconds() -> u64 {
+        5
+    }
+    pub fn max_body_bytes() -> usize {
+        64 * 1024
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/seatgrid";
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let database_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
+            .into();
+        let mut app: AppSettings = envy::prefixed("SEATGRID_")
+            .from_env()
+            .map_err(|e| ConfigError(format!("SEATGRID_{e}")))?;
+        if let Ok(format) = std::env::var("LOG_FORMAT") {
+            app.log_format = match format.to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "text" | "" => LogFormat::Text,
+                other => return Err(ConfigError(format!("LOG_FORMAT must be text or json, got {other:?}"))),
+            };
+        }
+        let settings = Self { database_url, app };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let a = &self.app;
+        let problems: Vec<&str> = [
+            (a.db_max_connections == 0, "SEATGRID_DB_MAX_CONNECTIONS must be at least 1"),
+            (a.hold_seconds_max < 10, "SEATGRID_HOLD_SECONDS_MAX must be at least 10"),
+            (
+                !(10..=a.hold_seconds_max).contains(&a.hold_seconds_default),
+                "SEATGRID_HOLD_SECONDS_DEFAULT must be between 10 and SEATGRID_HOLD_SECONDS_MAX",
+            ),
+            (
+                !(1..=a.seats_per_customer_max).contains(&a.seats_per_customer_default),
+                "SEATGRID_SEATS_PER_CUSTOMER_DEFAULT must be between 1 and SEATGRID_SEATS_PER_CUSTOMER_MAX",
+            ),
+            (a.command_attempts == 0, "SEATGRID_COMMAND_ATTEMPTS must be at least 1"),
+            (a.max_body_bytes < 1024, "SEATGRID_MAX_BODY_BYTES must be at least 1024"),
+        ]
+        .into_iter()
+        .filter_map(|(bad, msg)| bad.then_some(msg))
+        .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems.join("; ")))
+        }
+    }
+
+    pub fn command_api(&self) -> CommandApiConfig {
+        let a = &self.app;
+        CommandApiConfig {
+            listen_addr: a.listen,
+            policy: EventPolicy {
+                default_hold_seconds: a.hold_seconds_default,
+                max_hold_seconds: a.hold_seconds_max,
+                default_seats_per_customer: a.seats_per_customer_default,
+                max_seats_per_customer: a.seats_per_customer_max,
+                ..EventPolicy::default()
+            },
+            retry: RetryPolicy {
+                max_attempts: a.command_attempts,
+                ..RetryPolicy::default()
+            },
+            sweep_interval: (a.sweep_seconds > 0).then(|| Duration::from_secs(a.sweep_seconds)),
+            max_body_bytes: a.max_body_bytes,
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The `seatgrid` binary's library: the command line, logging set-up, and running the components
+//! (today the command API with its sweeper) in one process.
+
+pub mod config;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use command_api::{Application, BookingCommands, RequestContext};
+use domain::{LayoutSpec, NewEvent, PriceTier, RowSpec, SectionSpec};
+use secrecy::ExposeSecret;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tracing_subscriber::EnvFilter;
+
+use config::{LogFormat, Settings};
+
+#[derive(Debug, Parser)]
+#[command(name = "seatgrid", version, about = "SeatGrid: seat holds and bookings for flash sales")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default). Applies migrations first.
+    Serve {
+        /// Create the demo event if it does not exist yet, and print its URLs.
+        #[arg(long)]
+        seed_demo: bool,
+    },
+    /// Create the database if needed and apply migrations, then exit.
+    Migrate,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    init_logging(settings.app.log_format);
+    match cli.command.unwrap_or(Command::Serve { seed_demo: false }) {
+        Command::Migrate => {
+            let pool = connect(&settings).await?;
+            migrations::run_postgres(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Serve { seed_demo } => serve(settings, seed_demo).await,
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
+    let url = settings.database_url.expose_secret();
+    migrations::ensure_database(url)
+        .await
+        .context("cannot reach PostgreSQL at DATABASE_URL")?;
+    PgPoolOptions::new()
+        .max_connections(settings.app.db_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .context("cannot connect to PostgreSQL at DATABASE_URL")
+}
+
+async fn serve(settings: Settings, seed_demo: bool) -> anyhow::Result<()> {
+    let pool = connect(&settings).await?;
+    let app = Application::build(settings.command_api(), pool).await?;
+    let base = format!("http://{}", app.local_addr());
+    println!("SeatGrid is up at {base}");
+    println!("  REST API      {base}/api  (OpenAPI: {base}/api/openapi.json)");
+    println!("  health        {base}/health/live  {base}/health/ready");
+    if seed_demo {
+        let event = app
+            .service()
+            .create_event(demo_event(), &RequestContext {
+                correlation_id: "seed-demo".into(),
+                idempotency_key: Some("seatgrid-demo-event".into()),
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot seed the demo event: {e}"))?;
+        println!("  demo event    {base}/api/events/{}  ({} seats)", event.id, event.seat_count);
+        println!("  its seat map  {base}/api/events/{}/seats", event.id);
+    }
+    app.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The demo event `scripts/up` seeds: two sections at two prices.
+pub fn demo_event() -> NewEvent {
+    let rows = |labels: &[&str], seats| {
+        labels
+            .iter()
+            .map(|l| RowSpec {
+                label: (*l).to_owned(),
+                seats,
+            })
+            .collect()
+    };
+    NewEvent {
+        name: "SeatGrid Demo Night".into(),
+        venue: Some("Demo Arena".into()),
+        starts_at: None,
+        currency: Some("EUR".into()),
+        layout: LayoutSpec {
+            price_tiers: vec![
+                PriceTier {
+                    name: "Premium".into(),
+                    price_cents: 9_000,
+                },
+                PriceTier {
+                    name: "Standard".into(),
+                    price_cents: 4_500,
+                },
+            ],
+            sections: vec![
+                SectionSpec {
+                    name: "Orchestra".into(),
+                    price_tier: "Premium".into(),
+                    rows: rows(&["A", "B", "C", "D", "E", "F", "G", "H", "J", "K"], 20),
+                },
+                SectionSpec {
+                    name: "Balcony".into(),
+                    price_tier: "Standard".into(),
+                    rows: rows(&["1", "2", "3", "4", "5"], 30),
+                },
+            ],
+        },
+        hold_seconds: None,
+        max_seats_per_customer: None,
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
