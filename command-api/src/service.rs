@@ -20,9 +20,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use domain::{
     AllowanceEntry, AllowanceError, AllowanceState, CustomerAllowance, CustomerAllowanceCommand,
-    CustomerId, EventDefinition, EventId, EventPolicy, HoldId, HoldProgress, LayoutError,
-    NewEvent, ReturnReason, SeatBlock, SeatBlockCommand, SeatBlockError, SeatBlockId, SeatId,
-    SeatRef, SeatStatus, TicketedEvent, TicketedEventCommand, TicketedEventError, VenueLayout,
+    CustomerId, EventDefinition, EventId, EventPolicy, HoldId, HoldProgress, LayoutError, NewEvent,
+    ReturnReason, SeatBlock, SeatBlockCommand, SeatBlockError, SeatBlockId, SeatId, SeatRef,
+    SeatStatus, TicketedEvent, TicketedEventCommand, TicketedEventError, VenueLayout,
 };
 use uuid::Uuid;
 
@@ -33,7 +33,9 @@ use crate::views::{EventView, HoldStatus, HoldView, SeatMapView, SeatView};
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     pub correlation_id: String,
-    pub idempotency_key: Option<String>,
+    /// Where new ids come from: `Some(seed)` derives the same ids for the same seed (an idempotent
+    /// request re-run after a crash), `None` picks random ones.
+    pub id_seed: Option<String>,
 }
 
 impl RequestContext {
@@ -50,8 +52,8 @@ impl RequestContext {
 
     /// A new id, or the same id every time for the same idempotency key.
     fn new_id(&self, kind: &str) -> Uuid {
-        const NAMESPACE: Uuid = Uuid::from_u128(0x5ea7_9e1d_0000_4000_8000_000000000001);
-        match &self.idempotency_key {
+        const NAMESPACE: Uuid = Uuid::from_u128(0x5ea7_9e1d_0000_4000_8000_0000_0000_0001);
+        match &self.id_seed {
             Some(key) => Uuid::new_v5(&NAMESPACE, format!("{kind}\n{key}").as_bytes()),
             None => Uuid::new_v4(),
         }
@@ -341,7 +343,14 @@ impl BookingService {
             None if now < change.expires_at => HoldStatus::Pending,
             None => HoldStatus::Failed,
         };
-        Ok(self.view(&located.event, change.hold_id, &change.customer_id, &change.seats, change.expires_at, status))
+        Ok(self.view(
+            &located.event,
+            change.hold_id,
+            &change.customer_id,
+            &change.seats,
+            change.expires_at,
+            status,
+        ))
     }
 
     fn view(
@@ -367,7 +376,11 @@ impl BookingService {
     }
 
     /// Checks and resolves a hold request's seats.
-    fn resolve_seats(&self, event: &KnownEvent, refs: &[SeatRef]) -> Result<Vec<SeatId>, CommandError> {
+    fn resolve_seats(
+        &self,
+        event: &KnownEvent,
+        refs: &[SeatRef],
+    ) -> Result<Vec<SeatId>, CommandError> {
         if refs.is_empty() {
             return Err(CommandError::NoSeats);
         }
@@ -390,7 +403,11 @@ impl BookingService {
         Ok(seats)
     }
 
-    fn owned_by(&self, located: &LocatedHold, customer_id: &CustomerId) -> Result<(), CommandError> {
+    fn owned_by(
+        &self,
+        located: &LocatedHold,
+        customer_id: &CustomerId,
+    ) -> Result<(), CommandError> {
         if &located.entry.change.customer_id != customer_id {
             return Err(CommandError::NotHoldOwner(located.entry.change.hold_id));
         }
@@ -411,10 +428,12 @@ impl BookingService {
         for block in taken {
             let result = self
                 .store
-                .execute::<SeatBlock>(&event.block_id(*block), &meta, || SeatBlockCommand::ReleaseHold {
-                    hold_id,
-                    customer_id: customer_id.clone(),
-                    now: Utc::now(),
+                .execute::<SeatBlock>(&event.block_id(*block), &meta, || {
+                    SeatBlockCommand::ReleaseHold {
+                        hold_id,
+                        customer_id: customer_id.clone(),
+                        now: Utc::now(),
+                    }
                 })
                 .await;
             if let Err(e) = result {
@@ -423,10 +442,12 @@ impl BookingService {
         }
         let result = self
             .store
-            .execute::<CustomerAllowance>(allowance_id, &meta, || CustomerAllowanceCommand::Return {
-                hold_id,
-                reason: ReturnReason::HoldFailed,
-                now: Utc::now(),
+            .execute::<CustomerAllowance>(allowance_id, &meta, || {
+                CustomerAllowanceCommand::Return {
+                    hold_id,
+                    reason: ReturnReason::HoldFailed,
+                    now: Utc::now(),
+                }
             })
             .await;
         if let Err(e) = result {
@@ -438,12 +459,14 @@ impl BookingService {
     pub async fn expire_holds(&self, block_ids: &[String]) -> Result<(), CommandError> {
         let ctx = RequestContext {
             correlation_id: format!("sweeper-{}", Uuid::new_v4()),
-            idempotency_key: None,
+            id_seed: None,
         };
         let meta = ctx.metadata("ExpireHolds", None);
         for id in block_ids {
             self.store
-                .execute::<SeatBlock>(id, &meta, || SeatBlockCommand::ExpireHolds { now: Utc::now() })
+                .execute::<SeatBlock>(id, &meta, || SeatBlockCommand::ExpireHolds {
+                    now: Utc::now(),
+                })
                 .await
                 .map_err(|e| match e {
                     StoreError::Rejected(e) => CommandError::Internal(e.to_string()),
@@ -480,7 +503,9 @@ impl BookingCommands for BookingService {
         match created {
             Ok(()) => Ok(EventView::new(&definition, &layout)),
             // Only reachable through an idempotency key re-run: answer with what exists.
-            Err(StoreError::Rejected(TicketedEventError::AlreadyCreated(id))) => self.event(id).await,
+            Err(StoreError::Rejected(TicketedEventError::AlreadyCreated(id))) => {
+                self.event(id).await
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -557,7 +582,14 @@ impl BookingCommands for BookingService {
                 .await;
             return Err(error);
         }
-        Ok(self.view(&event, hold_id, &customer_id, &seats, expires_at, HoldStatus::Held))
+        Ok(self.view(
+            &event,
+            hold_id,
+            &customer_id,
+            &seats,
+            expires_at,
+            HoldStatus::Held,
+        ))
     }
 
     #[tracing::instrument(skip_all, fields(%hold_id, %customer_id, correlation_id = %ctx.correlation_id))]
@@ -587,11 +619,19 @@ impl BookingCommands for BookingService {
             })
             .await
             .map_err(|e| match e {
-                StoreError::Rejected(AllowanceError::HoldExpired(_)) => CommandError::HoldExpired(hold_id),
-                StoreError::Rejected(AllowanceError::HoldNotFound(_)) => CommandError::HoldNotFound(hold_id),
+                StoreError::Rejected(AllowanceError::HoldExpired(_)) => {
+                    CommandError::HoldExpired(hold_id)
+                }
+                StoreError::Rejected(AllowanceError::HoldNotFound(_)) => {
+                    CommandError::HoldNotFound(hold_id)
+                }
                 StoreError::Rejected(AllowanceError::HoldClosed(_)) => match located.entry.state {
-                    AllowanceState::Returned(ReturnReason::Released) => CommandError::HoldReleased(hold_id),
-                    AllowanceState::Returned(ReturnReason::HoldFailed) => CommandError::HoldFailed(hold_id),
+                    AllowanceState::Returned(ReturnReason::Released) => {
+                        CommandError::HoldReleased(hold_id)
+                    }
+                    AllowanceState::Returned(ReturnReason::HoldFailed) => {
+                        CommandError::HoldFailed(hold_id)
+                    }
                     _ => CommandError::HoldExpired(hold_id),
                 },
                 other => other.into(),
@@ -601,10 +641,12 @@ impl BookingCommands for BookingService {
         for block in event.by_block(&located.entry.change.seats).into_keys() {
             let result = self
                 .store
-                .execute::<SeatBlock>(&event.block_id(block), &meta, || SeatBlockCommand::BookHold {
-                    hold_id,
-                    customer_id: customer_id.clone(),
-                    decided_at,
+                .execute::<SeatBlock>(&event.block_id(block), &meta, || {
+                    SeatBlockCommand::BookHold {
+                        hold_id,
+                        customer_id: customer_id.clone(),
+                        decided_at,
+                    }
                 })
                 .await;
             let error = match result {
@@ -612,10 +654,18 @@ impl BookingCommands for BookingService {
                     booked_any = true;
                     continue;
                 }
-                Err(StoreError::Rejected(SeatBlockError::HoldReleased(_))) => CommandError::HoldReleased(hold_id),
-                Err(StoreError::Rejected(SeatBlockError::HoldExpired(_))) => CommandError::HoldExpired(hold_id),
-                Err(StoreError::Rejected(SeatBlockError::HoldNotFound(_))) => CommandError::HoldFailed(hold_id),
-                Err(StoreError::Rejected(SeatBlockError::NotHoldOwner(_))) => CommandError::NotHoldOwner(hold_id),
+                Err(StoreError::Rejected(SeatBlockError::HoldReleased(_))) => {
+                    CommandError::HoldReleased(hold_id)
+                }
+                Err(StoreError::Rejected(SeatBlockError::HoldExpired(_))) => {
+                    CommandError::HoldExpired(hold_id)
+                }
+                Err(StoreError::Rejected(SeatBlockError::HoldNotFound(_))) => {
+                    CommandError::HoldFailed(hold_id)
+                }
+                Err(StoreError::Rejected(SeatBlockError::NotHoldOwner(_))) => {
+                    CommandError::NotHoldOwner(hold_id)
+                }
                 Err(StoreError::Rejected(e)) => CommandError::Internal(e.to_string()),
                 Err(e) => return Err(e.into()),
             };
@@ -640,7 +690,14 @@ impl BookingCommands for BookingService {
             return Err(error);
         }
         let change = &located.entry.change;
-        Ok(self.view(event, hold_id, &customer_id, &change.seats, change.expires_at, HoldStatus::Booked))
+        Ok(self.view(
+            event,
+            hold_id,
+            &customer_id,
+            &change.seats,
+            change.expires_at,
+            HoldStatus::Booked,
+        ))
     }
 
     #[tracing::instrument(skip_all, fields(%hold_id, %customer_id, correlation_id = %ctx.correlation_id))]
@@ -657,10 +714,12 @@ impl BookingCommands for BookingService {
         for block in event.by_block(&located.entry.change.seats).into_keys() {
             let result = self
                 .store
-                .execute::<SeatBlock>(&event.block_id(block), &meta, || SeatBlockCommand::ReleaseHold {
-                    hold_id,
-                    customer_id: customer_id.clone(),
-                    now: Utc::now(),
+                .execute::<SeatBlock>(&event.block_id(block), &meta, || {
+                    SeatBlockCommand::ReleaseHold {
+                        hold_id,
+                        customer_id: customer_id.clone(),
+                        now: Utc::now(),
+                    }
                 })
                 .await;
             match result {

@@ -164,7 +164,10 @@ impl EventStore {
     }
 
     /// Loads several aggregates of one type in one query; ids with no events are left out.
-    pub async fn load<A: Aggregate>(&self, ids: &[String]) -> Result<HashMap<String, A>, LoadError> {
+    pub async fn load<A: Aggregate>(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, A>, LoadError> {
         let rows = sqlx::query(
             "SELECT aggregate_id, payload FROM events
               WHERE aggregate_type = $1 AND aggregate_id = ANY($2)

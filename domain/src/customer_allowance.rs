@@ -362,14 +362,20 @@ mod tests {
     #[test]
     fn given_reservation_when_reserved_again_then_no_op() {
         TestFramework::<CustomerAllowance>::with(())
-            .given(vec![CustomerAllowanceEvent::AllowanceReserved(change(1, 10, 600, 0))])
+            .given(vec![CustomerAllowanceEvent::AllowanceReserved(change(
+                1, 10, 600, 0,
+            ))])
             .when(reserve(1, 10, 1))
             .then_expect_events(vec![]);
     }
 
     #[test]
     fn given_reservation_when_committed_before_expiry_then_committed_else_refused() {
-        let given = || vec![CustomerAllowanceEvent::AllowanceReserved(change(1, 2, 600, 0))];
+        let given = || {
+            vec![CustomerAllowanceEvent::AllowanceReserved(change(
+                1, 2, 600, 0,
+            ))]
+        };
         TestFramework::<CustomerAllowance>::with(())
             .given(given())
             .when(CustomerAllowanceCommand::Commit {

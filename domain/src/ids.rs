@@ -119,7 +119,11 @@ impl SeatBlockId {
 impl FromStr for SeatBlockId {
     type Err = InvalidId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || InvalidId(format!("a seat block id is <event uuid>.<index>, got {s:?}"));
+        let bad = || {
+            InvalidId(format!(
+                "a seat block id is <event uuid>.<index>, got {s:?}"
+            ))
+        };
         let (event, index) = s.split_once('.').ok_or_else(bad)?;
         Ok(Self {
             event_id: event.parse().map_err(|_| bad())?,

@@ -214,9 +214,7 @@ impl VenueLayout {
                     ));
                 }
                 if next_seat + u64::from(row.seats) > u64::from(MAX_SEATS_PER_EVENT) {
-                    return invalid(format!(
-                        "an event has at most {MAX_SEATS_PER_EVENT} seats"
-                    ));
+                    return invalid(format!("an event has at most {MAX_SEATS_PER_EVENT} seats"));
                 }
                 let first_seat = next_seat as u32;
                 let mut start = 0;

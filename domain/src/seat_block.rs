@@ -48,7 +48,10 @@ pub enum SeatBlockEvent {
 impl SeatBlockEvent {
     pub fn change(&self) -> &HoldChange {
         match self {
-            Self::SeatHeld(c) | Self::SeatBooked(c) | Self::SeatReleased(c) | Self::HoldExpired(c) => c,
+            Self::SeatHeld(c)
+            | Self::SeatBooked(c)
+            | Self::SeatReleased(c)
+            | Self::HoldExpired(c) => c,
         }
     }
 }
@@ -686,7 +689,13 @@ mod tests {
         assert_eq!(block.seat_status(SeatId(1), t(599)), SeatStatus::Held);
         assert_eq!(block.seat_status(SeatId(1), t(600)), SeatStatus::Available);
         assert_eq!(block.seat_status(SeatId(3), t(0)), SeatStatus::Available);
-        block.apply(SeatBlockEvent::SeatBooked(change(1, alice(), &[1, 2], 600, 5)));
+        block.apply(SeatBlockEvent::SeatBooked(change(
+            1,
+            alice(),
+            &[1, 2],
+            600,
+            5,
+        )));
         assert_eq!(block.seat_status(SeatId(2), t(10_000)), SeatStatus::Booked);
         assert_eq!(
             block.hold(hold(1)).unwrap().progress_at(t(10_000)),

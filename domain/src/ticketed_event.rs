@@ -79,7 +79,10 @@ impl EventDefinition {
                 Self::MAX_NAME_LEN
             ));
         }
-        let venue = draft.venue.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let venue = draft
+            .venue
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
         if venue.as_ref().is_some_and(|v| v.len() > Self::MAX_NAME_LEN) {
             problems.push(format!(
                 "venue must be at most {} characters",

@@ -56,7 +56,9 @@ pub mod testing {
         let url = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         match url.rsplit_once('/') {
-            Some((server, _db)) if server.contains("://") && !server.ends_with('/') => server.into(),
+            Some((server, _db)) if server.contains("://") && !server.ends_with('/') => {
+                server.into()
+            }
             _ => url,
         }
     }
@@ -73,7 +75,9 @@ pub mod testing {
             .connect(&url)
             .await
             .expect("connect to test database");
-        super::run_postgres(&pool).await.expect("migrate test database");
+        super::run_postgres(&pool)
+            .await
+            .expect("migrate test database");
         (url, pool)
     }
 }

@@ -62,7 +62,11 @@ async fn an_old_transaction_inserting_late_is_still_read_after_a_checkpoint() {
         .await
         .unwrap();
     commit_one(&pool, "newer").await;
-    assert!(log.read_after(GlobalPosition::START, 100).await.unwrap().is_empty());
+    assert!(log
+        .read_after(GlobalPosition::START, 100)
+        .await
+        .unwrap()
+        .is_empty());
     append(&mut old, "older").await;
     old.commit().await.unwrap();
 

@@ -101,7 +101,11 @@ impl Settings {
             app.log_format = match format.to_ascii_lowercase().as_str() {
                 "json" => LogFormat::Json,
                 "text" | "" => LogFormat::Text,
-                other => return Err(ConfigError(format!("LOG_FORMAT must be text or json, got {other:?}"))),
+                other => {
+                    return Err(ConfigError(format!(
+                        "LOG_FORMAT must be text or json, got {other:?}"
+                    )))
+                }
             };
         }
         let settings = Self { database_url, app };

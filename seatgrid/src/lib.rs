@@ -17,7 +17,11 @@ use tracing_subscriber::EnvFilter;
 use config::{LogFormat, Settings};
 
 #[derive(Debug, Parser)]
-#[command(name = "seatgrid", version, about = "SeatGrid: seat holds and bookings for flash sales")]
+#[command(
+    name = "seatgrid",
+    version,
+    about = "SeatGrid: seat holds and bookings for flash sales"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -82,13 +86,19 @@ async fn serve(settings: Settings, seed_demo: bool) -> anyhow::Result<()> {
     if seed_demo {
         let event = app
             .service()
-            .create_event(demo_event(), &RequestContext {
-                correlation_id: "seed-demo".into(),
-                idempotency_key: Some("seatgrid-demo-event".into()),
-            })
+            .create_event(
+                demo_event(),
+                &RequestContext {
+                    correlation_id: "seed-demo".into(),
+                    id_seed: Some("seatgrid-demo-event".into()),
+                },
+            )
             .await
             .map_err(|e| anyhow::anyhow!("cannot seed the demo event: {e}"))?;
-        println!("  demo event    {base}/api/events/{}  ({} seats)", event.id, event.seat_count);
+        println!(
+            "  demo event    {base}/api/events/{}  ({} seats)",
+            event.id, event.seat_count
+        );
         println!("  its seat map  {base}/api/events/{}/seats", event.id);
     }
     app.run_until_stopped(shutdown_signal()).await?;

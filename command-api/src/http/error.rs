@@ -81,7 +81,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = Map::new();
-        body.insert("type".into(), format!("urn:seatgrid:problem:{}", self.code).into());
+        body.insert(
+            "type".into(),
+            format!("urn:seatgrid:problem:{}", self.code).into(),
+        );
         body.insert(
             "title".into(),
             self.status.canonical_reason().unwrap_or("Error").into(),
@@ -106,7 +109,8 @@ impl From<CommandError> for ApiError {
         let detail = e.to_string();
         match e {
             CommandError::Invalid(problems) => {
-                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_request", detail).with("errors", problems)
+                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_request", detail)
+                    .with("errors", problems)
             }
             CommandError::UnknownSeats(seats) => {
                 Self::new(S::UNPROCESSABLE_ENTITY, "unknown_seats", detail).with("seats", seats)
@@ -163,9 +167,11 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonSyntaxError(e) => {
                 Self::new(S::BAD_REQUEST, "malformed_json", e.body_text())
             }
-            JsonRejection::MissingJsonContentType(e) => {
-                Self::new(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", e.body_text())
-            }
+            JsonRejection::MissingJsonContentType(e) => Self::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                e.body_text(),
+            ),
             other => Self::from_status(other.status(), other.body_text()),
         }
     }

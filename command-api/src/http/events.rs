@@ -82,65 +82,66 @@ pub struct RowRequest {
 impl CreateEventRequest {
     fn into_new_event(self) -> Result<NewEvent, ApiError> {
         let invalid = |msg: &str| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", msg.to_owned())
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                msg.to_owned(),
+            )
         };
-        let layout = match self.layout {
-            Some(LayoutRequest {
-                sections: Some(sections),
-                price_tiers,
-                rows: None,
-                cols: None,
-                price_cents: None,
-            }) => LayoutSpec {
-                price_tiers: price_tiers
-                    .ok_or_else(|| invalid("a layout with sections needs price_tiers"))?
-                    .into_iter()
-                    .map(|t| PriceTier {
-                        name: t.name,
-                        price_cents: t.price_cents,
-                    })
-                    .collect(),
-                sections: sections
-                    .into_iter()
-                    .map(|s| SectionSpec {
-                        name: s.name,
-                        price_tier: s.price_tier,
-                        rows: s
-                            .rows
-                            .into_iter()
-                            .map(|r| RowSpec {
-                                label: r.label,
-                                seats: r.seats,
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            },
-            Some(LayoutRequest {
-                rows: Some(rows),
-                cols: Some(cols),
-                price_cents,
-                sections: None,
-                price_tiers: None,
-            }) if self.rows.is_none() && self.cols.is_none() => {
-                LayoutSpec::grid(rows, cols, price_cents.or(self.price_cents).unwrap_or(0))
-            }
-            Some(_) => {
-                return Err(invalid(
+        let layout =
+            match self.layout {
+                Some(LayoutRequest {
+                    sections: Some(sections),
+                    price_tiers,
+                    rows: None,
+                    cols: None,
+                    price_cents: None,
+                }) => LayoutSpec {
+                    price_tiers: price_tiers
+                        .ok_or_else(|| invalid("a layout with sections needs price_tiers"))?
+                        .into_iter()
+                        .map(|t| PriceTier {
+                            name: t.name,
+                            price_cents: t.price_cents,
+                        })
+                        .collect(),
+                    sections: sections
+                        .into_iter()
+                        .map(|s| SectionSpec {
+                            name: s.name,
+                            price_tier: s.price_tier,
+                            rows: s
+                                .rows
+                                .into_iter()
+                                .map(|r| RowSpec {
+                                    label: r.label,
+                                    seats: r.seats,
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                },
+                Some(LayoutRequest {
+                    rows: Some(rows),
+                    cols: Some(cols),
+                    price_cents,
+                    sections: None,
+                    price_tiers: None,
+                }) if self.rows.is_none() && self.cols.is_none() => {
+                    LayoutSpec::grid(rows, cols, price_cents.or(self.price_cents).unwrap_or(0))
+                }
+                Some(_) => return Err(invalid(
                     "layout must be either {rows, cols, price_cents} or {price_tiers, sections}",
-                ))
-            }
-            None => match (self.rows, self.cols) {
-                (Some(rows), Some(cols)) => {
-                    LayoutSpec::grid(rows, cols, self.price_cents.unwrap_or(0))
-                }
-                _ => {
-                    return Err(invalid(
+                )),
+                None => match (self.rows, self.cols) {
+                    (Some(rows), Some(cols)) => {
+                        LayoutSpec::grid(rows, cols, self.price_cents.unwrap_or(0))
+                    }
+                    _ => return Err(invalid(
                         "give a layout: rows and cols, or layout.sections with layout.price_tiers",
-                    ))
-                }
-            },
-        };
+                    )),
+                },
+            };
         Ok(NewEvent {
             name: self.name,
             venue: self.venue,
@@ -169,7 +170,12 @@ pub async fn create_event(
     let draft = request.into_new_event()?;
     let view = state.service.create_event(draft, &ctx).await?;
     let location = format!("/api/events/{}", view.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view),
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/api/events/{event_id}", tag = "events",
@@ -261,5 +267,10 @@ pub async fn hold_seats(
         .hold_seats(event_id, customer, seats, &ctx)
         .await?;
     let location = format!("/api/holds/{}", view.hold_id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view),
+    )
+        .into_response())
 }

@@ -12,6 +12,7 @@ use domain::CustomerId;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::idempotency::IdempotencySeed;
 use crate::service::RequestContext;
 
 pub const CUSTOMER_HEADER: &str = "x-customer-id";
@@ -78,7 +79,10 @@ pub fn customer_id(headers: &HeaderMap, from_body: Option<&str>) -> Result<Custo
                 .map_err(invalid)?,
         ),
     };
-    let from_body = from_body.map(CustomerId::parse).transpose().map_err(invalid)?;
+    let from_body = from_body
+        .map(CustomerId::parse)
+        .transpose()
+        .map_err(invalid)?;
     match (from_header, from_body) {
         (Some(h), Some(b)) if h != b => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -95,7 +99,7 @@ pub fn customer_id(headers: &HeaderMap, from_body: Option<&str>) -> Result<Custo
 }
 
 /// The request's correlation id (the `X-Request-Id` set by the server or sent by the client) and
-/// its idempotency key.
+/// the idempotency seed the idempotency layer attached, if any.
 pub struct Context(pub RequestContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Context {
@@ -111,7 +115,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
         };
         Ok(Context(RequestContext {
             correlation_id: text(REQUEST_ID_HEADER).unwrap_or_default(),
-            idempotency_key: text(IDEMPOTENCY_HEADER),
+            id_seed: parts
+                .extensions
+                .get::<IdempotencySeed>()
+                .map(|seed| seed.0.clone()),
         }))
     }
 }

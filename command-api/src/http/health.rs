@@ -28,7 +28,9 @@ pub async fn live() -> Json<Value> {
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let ping = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool);
     match tokio::time::timeout(Duration::from_secs(2), ping).await {
-        Ok(Ok(_)) => Ok(Json(json!({"status": "ready", "checks": {"postgres": "ok"}}))),
+        Ok(Ok(_)) => Ok(Json(
+            json!({"status": "ready", "checks": {"postgres": "ok"}}),
+        )),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: postgres unreachable");
             Err(not_ready())

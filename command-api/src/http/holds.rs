@@ -63,7 +63,9 @@ pub async fn book_hold(
 ) -> Result<Json<HoldView>, ApiError> {
     let request: Option<BookRequest> = optional_json(&body)?;
     let customer = customer_id(&headers, request.and_then(|r| r.customer_id).as_deref())?;
-    Ok(Json(state.service.book_hold(hold_id, customer, &ctx).await?))
+    Ok(Json(
+        state.service.book_hold(hold_id, customer, &ctx).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/holds/{hold_id}", tag = "holds",

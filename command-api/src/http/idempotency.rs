@@ -15,6 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
 
@@ -27,8 +28,14 @@ pub const MAX_KEY_LEN: usize = 255;
 const REPLAYED_HEADER: &str = "idempotent-replayed";
 const KEPT_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::LOCATION];
 
+/// Identifies one run of an idempotent request: the key plus when it was claimed. Handlers derive
+/// new ids from it, so a re-run of the same claim (after a crash) lands on the same ids while a key
+/// reused after its 24 hours gets new ones.
+#[derive(Debug, Clone)]
+pub struct IdempotencySeed(pub String);
+
 enum Claim {
-    Run,
+    Run(IdempotencySeed),
     Replay(Response),
     Refuse(ApiError),
 }
@@ -57,14 +64,17 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         Err(_) => {
             return ApiError::from_status(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request bodies are limited to {} bytes", state.max_body_bytes),
+                format!(
+                    "request bodies are limited to {} bytes",
+                    state.max_body_bytes
+                ),
             )
             .into_response()
         }
     };
     let fingerprint = fingerprint(&parts.method, parts.uri.path(), &parts.headers, &body);
-    match claim(&state.pool, &key, &fingerprint).await {
-        Ok(Claim::Run) => {}
+    let seed = match claim(&state.pool, &key, &fingerprint).await {
+        Ok(Claim::Run(seed)) => seed,
         Ok(Claim::Replay(response)) => return response,
         Ok(Claim::Refuse(problem)) => return problem.into_response(),
         Err(e) => {
@@ -76,8 +86,10 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             )
             .into_response();
         }
-    }
-    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    };
+    let mut request = Request::from_parts(parts, Body::from(body));
+    request.extensions_mut().insert(seed);
+    let response = next.run(request).await;
     match remember(&state.pool, &key, response).await {
         Ok(response) => response,
         Err(e) => {
@@ -90,6 +102,10 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             .into_response()
         }
     }
+}
+
+fn seed(key: &str, claimed_at: DateTime<Utc>) -> IdempotencySeed {
+    IdempotencySeed(format!("{key}\n{}", claimed_at.timestamp_micros()))
 }
 
 fn fingerprint(method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
@@ -107,19 +123,19 @@ fn fingerprint(method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) ->
 
 async fn claim(pool: &PgPool, key: &str, fingerprint: &[u8]) -> Result<Claim, sqlx::Error> {
     for _ in 0..3 {
-        let inserted = sqlx::query(
+        let inserted: Option<DateTime<Utc>> = sqlx::query_scalar(
             "INSERT INTO idempotency_keys (key, fingerprint, state) VALUES ($1, $2, 'in_flight')
-             ON CONFLICT (key) DO NOTHING",
+             ON CONFLICT (key) DO NOTHING RETURNING created_at",
         )
         .bind(key)
         .bind(fingerprint)
-        .execute(pool)
+        .fetch_optional(pool)
         .await?;
-        if inserted.rows_affected() == 1 {
-            return Ok(Claim::Run);
+        if let Some(created_at) = inserted {
+            return Ok(Claim::Run(seed(key, created_at)));
         }
         let Some(row) = sqlx::query(
-            "SELECT fingerprint, state, response_status, response_headers, response_body,
+            "SELECT fingerprint, state, response_status, response_headers, response_body, created_at,
                     created_at < now() - interval '24 hours' AS expired,
                     updated_at < now() - make_interval(secs => $2) AS stale
                FROM idempotency_keys WHERE key = $1",
@@ -152,7 +168,7 @@ async fn claim(pool: &PgPool, key: &str, fingerprint: &[u8]) -> Result<Claim, sq
                 .execute(pool)
                 .await?;
                 if taken.rows_affected() == 1 {
-                    return Ok(Claim::Run);
+                    return Ok(Claim::Run(seed(key, row.try_get("created_at")?)));
                 }
             }
             return Ok(Claim::Refuse(ApiError::new(
@@ -229,8 +245,9 @@ async fn remember(pool: &PgPool, key: &str, response: Response) -> Result<Respon
 
 /// Deletes stored responses older than 24 hours (called by the sweeper).
 pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
-        .execute(pool)
-        .await?;
+    let done =
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
+            .execute(pool)
+            .await?;
     Ok(done.rows_affected())
 }

@@ -39,7 +39,10 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(holds::router())
         .route("/openapi.json", get(openapi::serve))
-        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ));
     Router::new()
         .nest("/api", api)
         .merge(health::router())

@@ -1,0 +1,285 @@
+//! `spawn_app()`: a real server on a free port over a fresh database, and the checks several tests
+//! share (replaying the event store to prove no seat was ever sold twice).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use command_api::{Application, CommandApiConfig, RetryPolicy};
+use domain::{EventPolicy, SeatBlockEvent};
+use projections::EventLog;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+static TRACING: Once = Once::new();
+
+fn init_tracing() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter("info,sqlx=warn")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+/// Test configuration: short holds allowed (1 s), sweeper off unless a test runs it.
+pub fn test_config() -> CommandApiConfig {
+    CommandApiConfig {
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        policy: EventPolicy {
+            min_hold_seconds: 1,
+            ..EventPolicy::default()
+        },
+        retry: RetryPolicy::default(),
+        sweep_interval: None,
+        max_body_bytes: 64 * 1024,
+    }
+}
+
+/// A running server. It runs on its own runtime and thread, so [`TestApp::crash`] can stop it
+/// the way a killed process stops: in-flight requests just die.
+pub struct TestApp {
+    pub address: String,
+    pub db_url: String,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    init_tracing();
+    let (db_url, pool) = migrations::testing::fresh_database(20).await;
+    start_on(db_url, pool).await
+}
+
+/// Starts a server on an existing database (for restarts).
+pub async fn start_on(db_url: String, pool: PgPool) -> TestApp {
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let server_pool = pool.clone();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        runtime.spawn(async move {
+            let app = Application::build(test_config(), server_pool)
+                .await
+                .expect("build app");
+            addr_tx.send(app.local_addr()).expect("report address");
+            app.run_until_stopped(std::future::pending()).await.ok();
+        });
+        let _ = stop_rx.recv();
+        runtime.shutdown_background();
+    });
+    let addr = addr_rx.await.expect("server started");
+    TestApp {
+        address: format!("http://{addr}"),
+        db_url,
+        pool,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl TestApp {
+    /// Stops the server abruptly, as if the process were killed; the database stays.
+    pub fn crash(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("server thread");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Creates a grid event and returns its id.
+    pub async fn create_grid_event(&self, rows: u32, cols: u32, extra: Value) -> String {
+        let mut body =
+            json!({"name": "Test sale", "rows": rows, "cols": cols, "price_cents": 2500});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let response = self.post("/api/events", &body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let view: Value = response.json().await.unwrap();
+        view["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn hold(&self, event_id: &str, customer: &str, seats: Value) -> Response {
+        self.post(
+            &format!("/api/events/{event_id}/holds"),
+            &json!({"customer_id": customer, "seats": seats}),
+        )
+        .await
+    }
+
+    /// Holds seats that must be free; returns the hold's view.
+    pub async fn hold_ok(&self, event_id: &str, customer: &str, seats: Value) -> Value {
+        let response = self.hold(event_id, customer, seats).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    pub async fn as_customer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        customer: &str,
+    ) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .header("x-customer-id", customer)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn seat_map(&self, event_id: &str) -> String {
+        let map: Value = self
+            .get(&format!("/api/events/{event_id}/seats"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        map["seats"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Reads a problem+json error and checks its status and code.
+pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "expected {status} {code}");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert_eq!(body["type"], format!("urn:seatgrid:problem:{code}"));
+    body
+}
+
+/// Seat ids of a hold view.
+pub fn seat_ids(view: &Value) -> Vec<u64> {
+    view["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["seat_id"].as_u64().unwrap())
+        .collect()
+}
+
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// Every hold the store says was placed, with its seats.
+    pub held: HashMap<String, Vec<u32>>,
+    /// How often each seat was booked.
+    pub bookings_per_seat: BTreeMap<u32, u32>,
+}
+
+/// Replays every seat-block event in the global order and panics at the first seat held by two
+/// live holds at once, or booked twice. Returns what it saw.
+pub async fn replay_and_check_no_double_sale(pool: &PgPool) -> Replay {
+    struct Owner {
+        hold: String,
+        expires_at: DateTime<Utc>,
+        booked: bool,
+    }
+    let events = EventLog::new(pool.clone()).read_all().await.unwrap();
+    let mut owners: HashMap<u32, Owner> = HashMap::new();
+    let mut replay = Replay::default();
+    for recorded in events.iter().filter(|e| e.aggregate_type == "SeatBlock") {
+        let event: SeatBlockEvent = serde_json::from_value(recorded.payload.clone()).unwrap();
+        let change = event.change();
+        let hold = change.hold_id.to_string();
+        let seats: Vec<u32> = change.seats.iter().map(|s| s.0).collect();
+        match &event {
+            SeatBlockEvent::SeatHeld(c) => {
+                for seat in &seats {
+                    if let Some(owner) = owners.get(seat) {
+                        let live = owner.booked || c.at < owner.expires_at;
+                        assert!(
+                            !live,
+                            "seat {seat} held by {hold} while {} still owned it",
+                            owner.hold
+                        );
+                    }
+                    owners.insert(
+                        *seat,
+                        Owner {
+                            hold: hold.clone(),
+                            expires_at: c.expires_at,
+                            booked: false,
+                        },
+                    );
+                }
+                replay.held.entry(hold).or_default().extend(seats);
+            }
+            SeatBlockEvent::SeatBooked(c) => {
+                for seat in &seats {
+                    let owner = owners.get_mut(seat).expect("booked seat has an owner");
+                    assert_eq!(
+                        owner.hold, hold,
+                        "seat {seat} booked by a hold not owning it"
+                    );
+                    assert!(
+                        c.at < owner.expires_at,
+                        "hold {hold} booked after its expiry"
+                    );
+                    owner.booked = true;
+                    *replay.bookings_per_seat.entry(*seat).or_default() += 1;
+                }
+            }
+            SeatBlockEvent::SeatReleased(_) | SeatBlockEvent::HoldExpired(_) => {
+                for seat in &seats {
+                    if owners.get(seat).is_some_and(|o| o.hold == hold) {
+                        let owner = &owners[seat];
+                        assert!(!owner.booked, "a booked seat {seat} was freed");
+                        owners.remove(seat);
+                    }
+                }
+            }
+        }
+    }
+    for (seat, times) in &replay.bookings_per_seat {
+        assert_eq!(*times, 1, "seat {seat} booked {times} times");
+    }
+    replay
+}

@@ -1,0 +1,196 @@
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, spawn_app, TestApp};
+
+async fn post_with_key(app: &TestApp, path: &str, key: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_same_key_and_body_replays_the_stored_response_and_holds_once() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 10, json!({})).await;
+    let path = format!("/api/events/{event}/holds");
+    let body = json!({"customer_id": "alice", "seats": [1, 2]});
+    let first = post_with_key(&app, &path, "key-1", &body).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let location = first.headers()["location"].clone();
+    let first: Value = first.json().await.unwrap();
+
+    let again = post_with_key(&app, &path, "key-1", &body).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["location"], location);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+
+    let holds: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'SeatHeld'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(holds, 1);
+}
+
+#[tokio::test]
+async fn errors_are_replayed_too() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 10, json!({})).await;
+    let path = format!("/api/events/{event}/holds");
+    app.hold_ok(&event, "bob", json!([1])).await;
+    let body = json!({"customer_id": "alice", "seats": [1]});
+    assert_problem(
+        post_with_key(&app, &path, "k", &body).await,
+        StatusCode::CONFLICT,
+        "seats_unavailable",
+    )
+    .await;
+    // Even after the seat frees up, the key answers what it answered.
+    let replay = post_with_key(&app, &path, "k", &body).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_problem(replay, StatusCode::CONFLICT, "seats_unavailable").await;
+}
+
+#[tokio::test]
+async fn the_same_key_with_a_different_body_is_422() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 10, json!({})).await;
+    let path = format!("/api/events/{event}/holds");
+    post_with_key(
+        &app,
+        &path,
+        "key-2",
+        &json!({"customer_id": "alice", "seats": [1]}),
+    )
+    .await;
+    let other = post_with_key(
+        &app,
+        &path,
+        "key-2",
+        &json!({"customer_id": "alice", "seats": [2]}),
+    )
+    .await;
+    assert_problem(
+        other,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
+    let other_path = post_with_key(
+        &app,
+        "/api/events",
+        "key-2",
+        &json!({"name": "x", "rows": 1, "cols": 1}),
+    )
+    .await;
+    assert_problem(
+        other_path,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_key_still_in_flight_is_409_and_a_stale_one_is_taken_over() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 10, json!({})).await;
+    let path = format!("/api/events/{event}/holds");
+    // A request with this key is being processed (by another server, say).
+    sqlx::query("INSERT INTO idempotency_keys (key, fingerprint, state) VALUES ('busy', '\\x00', 'in_flight')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let body = json!({"customer_id": "alice", "seats": [1]});
+    assert_problem(
+        post_with_key(&app, &path, "busy", &body).await,
+        StatusCode::CONFLICT,
+        "idempotency_request_in_flight",
+    )
+    .await;
+
+    // Its server died long ago: the key is free again and the request runs.
+    sqlx::query(
+        "UPDATE idempotency_keys SET updated_at = now() - interval '10 minutes' WHERE key = 'busy'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        post_with_key(&app, &path, "busy", &body).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn keys_expire_after_24_hours() {
+    let app = spawn_app().await;
+    let response = post_with_key(
+        &app,
+        "/api/events",
+        "old",
+        &json!({"name": "a", "rows": 1, "cols": 1}),
+    )
+    .await;
+    let first: Value = response.json().await.unwrap();
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let response = post_with_key(
+        &app,
+        "/api/events",
+        "old",
+        &json!({"name": "b", "rows": 1, "cols": 1}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(response.headers().get("idempotent-replayed").is_none());
+    let second: Value = response.json().await.unwrap();
+    assert_eq!(second["name"], "b");
+    assert_ne!(second["id"], first["id"]);
+}
+
+#[tokio::test]
+async fn a_rerun_after_a_crash_lands_on_the_same_hold() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 10, json!({})).await;
+    let path = format!("/api/events/{event}/holds");
+    let body = json!({"customer_id": "alice", "seats": [3]});
+    let first: Value = post_with_key(&app, &path, "crashy", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Simulate a server that applied the hold but died before storing the response.
+    sqlx::query("UPDATE idempotency_keys SET state = 'in_flight', updated_at = now() - interval '10 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let rerun = post_with_key(&app, &path, "crashy", &body).await;
+    assert_eq!(rerun.status(), StatusCode::CREATED);
+    let rerun: Value = rerun.json().await.unwrap();
+    assert_eq!(rerun["hold_id"], first["hold_id"]);
+    assert_eq!(app.seat_map(&event).await, "AAAHAAAAAA");
+}
+
+#[tokio::test]
+async fn invalid_keys_are_400() {
+    let app = spawn_app().await;
+    let long = "k".repeat(300);
+    let response = post_with_key(
+        &app,
+        "/api/events",
+        &long,
+        &json!({"name": "a", "rows": 1, "cols": 1}),
+    )
+    .await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "invalid_idempotency_key").await;
+}
