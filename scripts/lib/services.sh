@@ -1,0 +1,79 @@
+# Sourced by scripts/up and scripts/test: makes sure the local services SeatGrid needs are running,
+# starting (and for ClickHouse, installing) whatever is missing. Safe to run any number of times.
+# Data the project starts itself lives under .local/ in the project root.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LOCAL="$ROOT/.local"
+mkdir -p "$LOCAL"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "need root for: $*"; return 1; fi
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local seconds=$1 what=$2; shift 2
+  for _ in $(seq $((seconds * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  log "$what did not come up within ${seconds}s"; return 1
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  log "starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+  else
+    log "PostgreSQL is not installed: install it (apt-get install postgresql) or point DATABASE_URL at one"
+    return 1
+  fi
+  wait_for 30 PostgreSQL pg_isready -q -h 127.0.0.1 -p 5432
+}
+
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then return 0; fi
+  if ! command -v redis-server >/dev/null; then
+    log "installing Redis (Debian package)"
+    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade redis-server >/dev/null
+  fi
+  log "starting Redis"
+  mkdir -p "$LOCAL/redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "$LOCAL/redis" --logfile "$LOCAL/redis/redis.log"
+  wait_for 15 Redis redis-cli -h 127.0.0.1 -p 6379 ping
+}
+
+clickhouse_up() { curl -sf "http://127.0.0.1:8123/ping" 2>/dev/null | grep -q Ok; }
+
+ensure_clickhouse() {
+  if clickhouse_up; then return 0; fi
+  if ! command -v clickhouse-server >/dev/null && [ ! -x /usr/bin/clickhouse ]; then
+    log "installing ClickHouse (Debian's clickhouse-server package)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade clickhouse-server clickhouse-client >/dev/null
+  fi
+  local dir="$LOCAL/clickhouse"
+  mkdir -p "$dir/data" "$dir/tmp" "$dir/log" "$dir/user_files" "$dir/format_schemas"
+  sed "s#@DIR@#$dir#g" "$ROOT/scripts/clickhouse/config.xml" > "$dir/config.xml"
+  cp "$ROOT/scripts/clickhouse/users.xml" "$dir/users.xml"
+  log "starting ClickHouse (data in $dir)"
+  (cd "$dir" && nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &)
+  wait_for 60 ClickHouse clickhouse_up
+}
+
+ensure_services() {
+  ensure_postgres
+  ensure_redis
+  ensure_clickhouse
+}
+
+# Drops the per-test databases (`seatgrid_test_*`) an interrupted earlier run left behind.
+drop_test_databases() {
+  local dbs
+  dbs=$(psql -h 127.0.0.1 -U postgres -d postgres -Atc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'seatgrid\_test\_%'" 2>/dev/null || true)
+  for db in $dbs; do
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  done
+}
