@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use domain::EventPolicy;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -52,6 +53,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     sweep_interval: Option<Duration>,
+    extra_routes: Router,
 }
 
 impl Application {
@@ -70,6 +72,7 @@ impl Application {
                 max_body_bytes: config.max_body_bytes,
             },
             sweep_interval: config.sweep_interval,
+            extra_routes: Router::new(),
         })
     }
 
@@ -83,6 +86,16 @@ impl Application {
         self.state.service.clone()
     }
 
+    /// Serves `routes` (for example the GraphQL API) beside the REST API, on the same listener.
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.extra_routes = self.extra_routes.merge(routes);
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.state.pool
+    }
+
     /// Serves until `shutdown` completes, then finishes the requests in flight.
     pub async fn run_until_stopped(
         self,
@@ -91,9 +104,12 @@ impl Application {
         let sweeper = self
             .sweep_interval
             .map(|every| tokio::spawn(sweeper::run(self.state.service.clone(), every)));
-        let result = axum::serve(self.listener, http::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = axum::serve(
+            self.listener,
+            self.extra_routes.merge(http::router(self.state)),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         if let Some(task) = sweeper {
             task.abort();
         }

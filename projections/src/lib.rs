@@ -1,8 +1,25 @@
-//! Reading SeatGrid's event store in one global order, for projections.
+//! SeatGrid's read side: from the event store to what readers see.
 //!
-//! See [`event_log`] for the ordering guarantee. Projector runners, read models and the ClickHouse
-//! stream build on this reader.
+//! - [`event_log`]: the event store in one gap-safe global order (no event is ever skipped).
+//! - [`runner`]: the projector runner: checkpoints, LISTEN/NOTIFY wake-ups, at-least-once delivery.
+//! - [`read_models`]: the booking read models (events, seat maps, holds) in Postgres, and the
+//!   projection that maintains them.
+//! - [`cache`]: their Redis cache and the pub/sub channels that carry each change.
+//! - [`reader`]: reading them, cache first.
 
+pub mod cache;
 pub mod event_log;
+pub mod read_models;
+pub mod reader;
+pub mod runner;
 
+pub use cache::Cache;
 pub use event_log::{EventLog, EventLogError, GlobalPosition, RecordedEvent};
+pub use read_models::{
+    EventRecord, HoldRecord, HoldState, ReadModelChanges, ReadModelProjection, SeatMap, SeatUpdate,
+    READ_MODELS,
+};
+pub use reader::{CacheStats, ReadError, ReadModels};
+pub use runner::{
+    reset, Checkpoints, Projection, ProjectionError, ProjectionLag, ProjectorRunner, RunnerConfig,
+};

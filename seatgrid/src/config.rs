@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use command_api::{CommandApiConfig, RetryPolicy};
 use domain::EventPolicy;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,8 @@ pub struct ConfigError(String);
 #[derive(Debug)]
 pub struct Settings {
     pub database_url: SecretString,
+    /// `REDIS_URL`: the read-model cache and live-update channels (a secret: it may hold a password).
+    pub redis_url: SecretString,
     pub app: AppSettings,
 }
 
@@ -44,6 +46,9 @@ pub struct AppSettings {
     pub sweep_seconds: u64,
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Prepended to every Redis key and channel, so installations can share one Redis.
+    #[serde(default = "defaults::redis_prefix")]
+    pub redis_prefix: String,
     #[serde(default)]
     pub log_format: LogFormat,
 }
@@ -85,9 +90,13 @@ mod defaults {
     pub fn max_body_bytes() -> usize {
         64 * 1024
     }
+    pub fn redis_prefix() -> String {
+        "sg:".into()
+    }
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/seatgrid";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -108,7 +117,14 @@ impl Settings {
                 }
             };
         }
-        let settings = Self { database_url, app };
+        let redis_url = std::env::var("REDIS_URL")
+            .unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
+            .into();
+        let settings = Self {
+            database_url,
+            redis_url,
+            app,
+        };
         settings.check()?;
         Ok(settings)
     }
@@ -136,6 +152,15 @@ impl Settings {
             Ok(())
         } else {
             Err(ConfigError(problems.join("; ")))
+        }
+    }
+
+    pub fn system(&self) -> crate::system::SystemConfig {
+        crate::system::SystemConfig {
+            command: self.command_api(),
+            redis_url: self.redis_url.expose_secret().to_owned(),
+            redis_prefix: self.app.redis_prefix.clone(),
+            runner: projections::RunnerConfig::default(),
         }
     }
 

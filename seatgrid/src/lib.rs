@@ -1,17 +1,20 @@
 //! The `seatgrid` binary's library: the command line, logging set-up, and running the components
-//! (today the command API with its sweeper) in one process.
+//! (command API, sweeper, projector, GraphQL API) in one process ([`system`]).
 
 pub mod config;
+pub mod system;
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use command_api::{Application, BookingCommands, RequestContext};
+use command_api::{BookingCommands, RequestContext};
 use domain::{LayoutSpec, NewEvent, PriceTier, RowSpec, SectionSpec};
+use projections::ReadModelProjection;
 use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
+use system::System;
 use tracing_subscriber::EnvFilter;
 
 use config::{LogFormat, Settings};
@@ -37,6 +40,13 @@ pub enum Command {
     },
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
+    /// Drop a projection's read model and replay it from the first event. A running server keeps
+    /// serving meanwhile and its projector replays (this command only resets).
+    Rebuild {
+        /// The projection to rebuild.
+        #[arg(default_value = projections::READ_MODELS, value_parser = [projections::READ_MODELS])]
+        projection: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -50,6 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { seed_demo } => serve(settings, seed_demo).await,
+        Command::Rebuild { projection } => rebuild(settings, &projection).await,
     }
 }
 
@@ -76,12 +87,27 @@ async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
         .context("cannot connect to PostgreSQL at DATABASE_URL")
 }
 
+async fn rebuild(settings: Settings, projection: &str) -> anyhow::Result<()> {
+    let pool = connect(&settings).await?;
+    migrations::run_postgres(&pool).await?;
+    match projection {
+        projections::READ_MODELS => {
+            projections::reset(&pool, &ReadModelProjection::new(None)).await?;
+        }
+        other => anyhow::bail!("no projection named {other}"),
+    }
+    // Cached copies need no flush: replayed rows get newer versions, which outdate them.
+    println!("{projection}: reset to the first event; a running server replays it now");
+    Ok(())
+}
+
 async fn serve(settings: Settings, seed_demo: bool) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
-    let app = Application::build(settings.command_api(), pool).await?;
+    let app = System::build(settings.system(), pool).await?;
     let base = format!("http://{}", app.local_addr());
     println!("SeatGrid is up at {base}");
     println!("  REST API      {base}/api  (OpenAPI: {base}/api/openapi.json)");
+    println!("  GraphQL       {base}/graphql  (GraphiQL in a browser; subscriptions: ws://{}/graphql/ws)", app.local_addr());
     println!("  health        {base}/health/live  {base}/health/ready");
     if seed_demo {
         let event = app

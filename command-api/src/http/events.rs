@@ -80,7 +80,7 @@ pub struct RowRequest {
 }
 
 impl CreateEventRequest {
-    fn into_new_event(self) -> Result<NewEvent, ApiError> {
+    pub fn into_new_event(self) -> Result<NewEvent, ApiError> {
         let invalid = |msg: &str| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -216,7 +216,7 @@ pub struct HoldRequest {
     pub seats: Vec<Value>,
 }
 
-fn parse_seat_refs(values: Vec<Value>) -> Result<Vec<SeatRef>, ApiError> {
+pub fn parse_seat_refs(values: Vec<Value>) -> Result<Vec<SeatRef>, ApiError> {
     let mut refs = Vec::with_capacity(values.len());
     let mut problems = Vec::new();
     for (i, value) in values.into_iter().enumerate() {

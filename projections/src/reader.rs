@@ -1,0 +1,219 @@
+//! Reading the booking read models: cache first, Postgres when the cache cannot vouch, refilling the
+//! cache on the way. Every call takes a list, so callers (GraphQL DataLoaders) batch naturally.
+//!
+//! Policy: an unavailable Redis only costs speed. Any cache error is logged once per call and the
+//! answer comes from Postgres.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use domain::EventDefinition;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::cache::Cache;
+use crate::read_models::{hold_rows, EventRecord, HoldRecord, SeatMap, HOLD_COLUMNS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("read models unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored read model is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Cache hits and misses since start, for metrics.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct ReadModels {
+    pool: PgPool,
+    cache: Option<Cache>,
+    stats: Arc<CacheStats>,
+}
+
+impl ReadModels {
+    pub fn new(pool: PgPool, cache: Option<Cache>) -> Self {
+        Self {
+            pool,
+            cache,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.as_ref()
+    }
+
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    fn count(&self, hits: usize, misses: usize) {
+        self.stats.hits.fetch_add(hits as u64, Ordering::Relaxed);
+        self.stats
+            .misses
+            .fetch_add(misses as u64, Ordering::Relaxed);
+    }
+
+    /// Seat maps of the given events (absent ones are left out).
+    pub async fn seat_maps(&self, event_ids: &[Uuid]) -> Result<HashMap<Uuid, SeatMap>, ReadError> {
+        let mut found = HashMap::with_capacity(event_ids.len());
+        if let Some(cache) = &self.cache {
+            match cache.seat_maps(event_ids).await {
+                Ok(maps) => found.extend(maps.into_iter().flatten().map(|m| (m.event_id, m))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "seat map cache unavailable; reading Postgres")
+                }
+            }
+        }
+        let missing: Vec<Uuid> = event_ids
+            .iter()
+            .filter(|id| !found.contains_key(*id))
+            .copied()
+            .collect();
+        self.count(found.len(), missing.len());
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let rows = sqlx::query(
+            "SELECT event_id, seats, version FROM rm_seat_maps WHERE event_id = ANY($1)",
+        )
+        .bind(&missing)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut loaded = Vec::with_capacity(rows.len());
+        for row in rows {
+            loaded.push(SeatMap {
+                event_id: row.try_get("event_id")?,
+                seats: row.try_get::<String, _>("seats")?.into_bytes(),
+                version: row.try_get("version")?,
+            });
+        }
+        if let Some(cache) = &self.cache {
+            if let Err(e) = cache.fill_seat_maps(&loaded).await {
+                tracing::debug!(error = %e, "could not refill the seat map cache");
+            }
+        }
+        found.extend(loaded.into_iter().map(|m| (m.event_id, m)));
+        Ok(found)
+    }
+
+    pub async fn seat_map(&self, event_id: Uuid) -> Result<Option<SeatMap>, ReadError> {
+        Ok(self.seat_maps(&[event_id]).await?.remove(&event_id))
+    }
+
+    /// Holds by id (absent ones are left out).
+    pub async fn holds(&self, hold_ids: &[Uuid]) -> Result<HashMap<Uuid, HoldRecord>, ReadError> {
+        let mut found = HashMap::with_capacity(hold_ids.len());
+        if let Some(cache) = &self.cache {
+            match cache.holds(hold_ids).await {
+                Ok(holds) => found.extend(holds.into_iter().flatten().map(|h| (h.hold_id, h))),
+                Err(e) => tracing::warn!(error = %e, "hold cache unavailable; reading Postgres"),
+            }
+        }
+        let missing: Vec<Uuid> = hold_ids
+            .iter()
+            .filter(|id| !found.contains_key(*id))
+            .copied()
+            .collect();
+        self.count(found.len(), missing.len());
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {HOLD_COLUMNS} FROM rm_holds WHERE hold_id = ANY($1)"
+        ))
+        .bind(&missing)
+        .fetch_all(&self.pool)
+        .await?;
+        let loaded = hold_rows(&rows)?;
+        if let Some(cache) = &self.cache {
+            if let Err(e) = cache.fill_holds(&loaded).await {
+                tracing::debug!(error = %e, "could not refill the hold cache");
+            }
+        }
+        found.extend(loaded.into_iter().map(|h| (h.hold_id, h)));
+        Ok(found)
+    }
+
+    pub async fn hold(&self, hold_id: Uuid) -> Result<Option<HoldRecord>, ReadError> {
+        Ok(self.holds(&[hold_id]).await?.remove(&hold_id))
+    }
+
+    /// A customer's holds (bookings included), newest first, optionally for one event.
+    pub async fn customer_holds(
+        &self,
+        customer_id: &str,
+        event_id: Option<Uuid>,
+    ) -> Result<Vec<HoldRecord>, ReadError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {HOLD_COLUMNS} FROM rm_holds
+              WHERE customer_id = $1 AND ($2::uuid IS NULL OR event_id = $2)
+              ORDER BY created_at DESC, hold_id"
+        ))
+        .bind(customer_id)
+        .bind(event_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(hold_rows(&rows)?)
+    }
+
+    /// Ticketed events by id.
+    pub async fn events(
+        &self,
+        event_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, EventRecord>, ReadError> {
+        let rows = sqlx::query(
+            "SELECT definition, seat_count, list_order FROM rm_events WHERE event_id = ANY($1)",
+        )
+        .bind(event_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| event_row(r).map(|e| (e.definition.event_id.0, e)))
+            .collect()
+    }
+
+    /// Up to `first` events created after the one at `after` (a `list_order`), oldest first, and
+    /// whether more follow.
+    pub async fn events_page(
+        &self,
+        after: Option<i64>,
+        first: i64,
+    ) -> Result<(Vec<EventRecord>, bool), ReadError> {
+        let rows = sqlx::query(
+            "SELECT definition, seat_count, list_order FROM rm_events
+              WHERE list_order > $1 ORDER BY list_order LIMIT $2",
+        )
+        .bind(after.unwrap_or(0))
+        .bind(first + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut page = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+        let more = page.len() as i64 > first;
+        page.truncate(first as usize);
+        Ok((page, more))
+    }
+
+    pub async fn event_count(&self) -> Result<i64, ReadError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM rm_events")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
+
+fn event_row(row: &sqlx::postgres::PgRow) -> Result<EventRecord, ReadError> {
+    let definition: EventDefinition = serde_json::from_value(row.try_get("definition")?)
+        .map_err(|e| ReadError::Corrupt(e.to_string()))?;
+    Ok(EventRecord {
+        definition,
+        seat_count: row.try_get("seat_count")?,
+        list_order: row.try_get("list_order")?,
+    })
+}

@@ -1,0 +1,81 @@
+//! SeatGrid's GraphQL API (async-graphql on axum) at `/graphql`: a GraphiQL page on `GET`, queries
+//! and mutations on `POST`, subscriptions over WebSocket (graphql-transport-ws) at `/graphql/ws`.
+//!
+//! - [`schema`]: the query, mutation and subscription roots and their limits.
+//! - [`types`]: the object types; [`loaders`]: batching of children; [`errors`]: codes.
+//! - [`live`]: Redis pub/sub fan-out for subscriptions.
+
+pub mod errors;
+pub mod live;
+pub mod loaders;
+pub mod schema;
+pub mod types;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+
+pub use live::LiveUpdates;
+pub use schema::{build_schema, RequestMeta, SeatGridSchema, MAX_COMPLEXITY, MAX_DEPTH};
+
+pub const GRAPHQL_PATH: &str = "/graphql";
+pub const GRAPHQL_WS_PATH: &str = "/graphql/ws";
+
+/// The GraphQL routes, ready to merge into the application's router.
+pub fn router(schema: SeatGridSchema) -> Router {
+    Router::new()
+        .route(GRAPHQL_PATH, get(graphiql).post(graphql))
+        .route_service(GRAPHQL_WS_PATH, GraphQLSubscription::new(schema.clone()))
+        .with_state(schema)
+}
+
+async fn graphiql() -> impl IntoResponse {
+    Html(
+        GraphiQLSource::build()
+            .endpoint(GRAPHQL_PATH)
+            .subscription_endpoint(GRAPHQL_WS_PATH)
+            .finish(),
+    )
+}
+
+async fn graphql(
+    State(schema): State<SeatGridSchema>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let correlation_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let meta = RequestMeta {
+        correlation_id,
+        headers,
+    };
+    let mut response = schema.execute(request.into_inner().data(meta)).await;
+    for error in &mut response.errors {
+        give_code(error);
+    }
+    response.into()
+}
+
+/// Errors the framework raises itself (syntax, validation, limits) get a code too, so that every
+/// error a client sees has `extensions.code`.
+fn give_code(error: &mut async_graphql::ServerError) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_some() {
+        return;
+    }
+    let code = if error.message.contains("nested too deep") {
+        "query_too_deep"
+    } else if error.message.contains("too complex") {
+        "query_too_complex"
+    } else {
+        "invalid_query"
+    };
+    extensions.set("code", code);
+}

@@ -1,0 +1,71 @@
+//! Live updates for subscriptions: one Redis pub/sub connection per process, fanned out in memory.
+//!
+//! Policy: projectors publish every committed change on Redis channels (see `projections::cache`),
+//! so every query-api process sees every change, whichever process projected it. A subscriber that
+//! falls too far behind skips ahead (it is told so by a `Lagged` receive) rather than slowing the
+//! others. When the Redis connection drops, it is re-established with a backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::broadcast;
+
+/// One message from a channel.
+#[derive(Debug, Clone)]
+pub struct LiveMessage {
+    pub channel: String,
+    pub payload: String,
+}
+
+#[derive(Clone)]
+pub struct LiveUpdates {
+    sender: broadcast::Sender<Arc<LiveMessage>>,
+}
+
+impl LiveUpdates {
+    /// Subscribes to every channel matching `pattern` (failing if Redis cannot be reached now),
+    /// then forwards messages in the background for as long as the process runs.
+    pub async fn start(redis_url: &str, pattern: String) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(redis_url)?;
+        let mut first = client.get_async_pubsub().await?;
+        first.psubscribe(&pattern).await?;
+        let (sender, _) = broadcast::channel(16_384);
+        let forward = sender.clone();
+        tokio::spawn(async move {
+            let mut pubsub = Some(first);
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                if let Some(mut connected) = pubsub.take() {
+                    backoff = Duration::from_millis(100);
+                    let mut messages = connected.on_message();
+                    while let Some(msg) = messages.next().await {
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        // No receivers is fine: nobody is subscribed right now.
+                        let _ = forward.send(Arc::new(LiveMessage {
+                            channel: msg.get_channel_name().to_owned(),
+                            payload,
+                        }));
+                    }
+                    tracing::warn!("Redis pub/sub connection closed; reconnecting");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                match client.get_async_pubsub().await {
+                    Ok(mut p) => match p.psubscribe(&pattern).await {
+                        Ok(()) => pubsub = Some(p),
+                        Err(e) => tracing::warn!(error = %e, "cannot subscribe to live updates"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot reach Redis for live updates"),
+                }
+            }
+        });
+        Ok(Self { sender })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveMessage>> {
+        self.sender.subscribe()
+    }
+}

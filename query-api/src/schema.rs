@@ -1,0 +1,510 @@
+//! The GraphQL schema: queries over the read models, mutations through the same
+//! [`BookingCommands`] service as REST, and live subscriptions fed by Redis pub/sub.
+//!
+//! Policy:
+//! - Queries read the projected read models (cache first). They are eventually consistent, usually
+//!   within milliseconds; a hold's status honours its expiry even before `HoldExpired` is projected.
+//! - Mutations return the command side's own answer, so a client sees its write at once.
+//! - With `idempotencyKey`, the new event's or hold's id is derived from the key (as REST does),
+//!   so a retried mutation lands on the same aggregate and changes nothing.
+//! - Depth and complexity are limited ([`MAX_DEPTH`], [`MAX_COMPLEXITY`]).
+
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, InputObject, Object, Result, Schema, Subscription};
+use axum::http::HeaderMap;
+use chrono::Utc;
+use command_api::http::events::{parse_seat_refs, CreateEventRequest};
+use command_api::http::extract::customer_id;
+use command_api::{BookingCommands, BookingService, RequestContext};
+use domain::{EventId, HoldId};
+use futures::{Stream, StreamExt};
+use projections::{HoldRecord, ReadModels, SeatUpdate};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::errors::{coded, from_api, from_command, not_found, read_failed};
+use crate::live::LiveUpdates;
+use crate::loaders::{EventLoader, SeatMapLoader};
+use crate::types::{Event, Hold, HoldStatus, SeatChange, SeatMapObject, SeatStatus};
+
+pub const MAX_DEPTH: usize = 10;
+pub const MAX_COMPLEXITY: usize = 2_000;
+const MAX_PAGE: usize = 100;
+
+pub type SeatGridSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+/// Per-request facts the HTTP layer hands to resolvers.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub correlation_id: String,
+    pub headers: HeaderMap,
+}
+
+pub fn build_schema(
+    reads: ReadModels,
+    commands: Arc<BookingService>,
+    live: Option<LiveUpdates>,
+) -> SeatGridSchema {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .data(DataLoader::new(SeatMapLoader(reads.clone()), tokio::spawn))
+        .data(DataLoader::new(
+            EventLoader::new(reads.clone()),
+            tokio::spawn,
+        ))
+        .data(reads)
+        .data(commands)
+        .data(live)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+fn reads<'a>(ctx: &Context<'a>) -> &'a ReadModels {
+    ctx.data_unchecked::<ReadModels>()
+}
+
+fn events<'a>(ctx: &Context<'a>) -> &'a DataLoader<EventLoader> {
+    ctx.data_unchecked::<DataLoader<EventLoader>>()
+}
+
+async fn load_event(ctx: &Context<'_>, id: Uuid) -> Result<Option<Event>> {
+    events(ctx).load_one(id).await.map_err(read_failed)
+}
+
+pub struct QueryRoot;
+
+#[Object]
+impl QueryRoot {
+    /// Ticketed events, oldest first (Relay-style cursor pagination; at most 100 per page).
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> Result<Connection<String, Event>> {
+        if first < 0 || first as usize > MAX_PAGE {
+            return Err(coded(
+                "invalid_page_size",
+                format!("first must be between 0 and {MAX_PAGE}"),
+            ));
+        }
+        let after = match after {
+            None => None,
+            Some(c) => Some(
+                c.parse::<i64>()
+                    .map_err(|_| coded("invalid_cursor", "after is not a cursor from this API"))?,
+            ),
+        };
+        let (page, more) = reads(ctx)
+            .events_page(after, first as i64)
+            .await
+            .map_err(|e| read_failed(Arc::new(e)))?;
+        let mut connection = Connection::new(after.is_some(), more);
+        for record in page {
+            let cursor = record.list_order.to_string();
+            if let Some(event) = events(ctx).loader().event(record.definition) {
+                connection.edges.push(Edge::new(cursor, event));
+            }
+        }
+        Ok(connection)
+    }
+
+    /// One ticketed event, or null if there is none with this id.
+    async fn event(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Event>> {
+        load_event(ctx, id).await
+    }
+
+    /// An event's seat map in compact form, or null if there is no such event.
+    async fn seat_map(&self, ctx: &Context<'_>, event_id: Uuid) -> Result<Option<SeatMapObject>> {
+        let Some(event) = load_event(ctx, event_id).await? else {
+            return Ok(None);
+        };
+        let map = ctx
+            .data_unchecked::<DataLoader<SeatMapLoader>>()
+            .load_one(event_id)
+            .await
+            .map_err(read_failed)?;
+        Ok(map.map(|map| SeatMapObject {
+            map,
+            view: command_api::views::EventView::new(&event.definition, &event.layout),
+        }))
+    }
+
+    /// A hold (or booking), or null if there is none with this id.
+    async fn hold(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Hold>> {
+        let hold = reads(ctx)
+            .hold(id)
+            .await
+            .map_err(|e| read_failed(Arc::new(e)))?;
+        Ok(hold.map(|h| Hold::from_record(&h, Utc::now())))
+    }
+
+    /// A customer's holds and bookings.
+    async fn customer(&self, id: String) -> Result<Customer> {
+        let id = customer_id(&HeaderMap::new(), Some(&id)).map_err(from_api)?;
+        Ok(Customer { id: id.to_string() })
+    }
+}
+
+/// A customer, as seen through their holds and bookings.
+pub struct Customer {
+    id: String,
+}
+
+impl Customer {
+    async fn records(&self, ctx: &Context<'_>, event_id: Option<Uuid>) -> Result<Vec<HoldRecord>> {
+        reads(ctx)
+            .customer_holds(&self.id, event_id)
+            .await
+            .map_err(|e| read_failed(Arc::new(e)))
+    }
+}
+
+#[Object]
+impl Customer {
+    async fn id(&self) -> &str {
+        &self.id
+    }
+    /// Every hold, newest first, whatever became of it (optionally for one event).
+    async fn holds(&self, ctx: &Context<'_>, event_id: Option<Uuid>) -> Result<Vec<Hold>> {
+        let now = Utc::now();
+        Ok(self
+            .records(ctx, event_id)
+            .await?
+            .iter()
+            .map(|r| Hold::from_record(r, now))
+            .collect())
+    }
+    /// Booked holds only, newest first.
+    async fn bookings(&self, ctx: &Context<'_>, event_id: Option<Uuid>) -> Result<Vec<Hold>> {
+        let now = Utc::now();
+        Ok(self
+            .records(ctx, event_id)
+            .await?
+            .iter()
+            .map(|r| Hold::from_record(r, now))
+            .filter(|h| h.status == HoldStatus::Booked)
+            .collect())
+    }
+}
+
+#[derive(InputObject, Serialize)]
+pub struct CreateEventInput {
+    pub name: String,
+    pub venue: Option<String>,
+    pub starts_at: Option<chrono::DateTime<Utc>>,
+    /// ISO 4217; default EUR.
+    pub currency: Option<String>,
+    pub layout: LayoutInput,
+    pub hold_seconds: Option<u32>,
+    pub max_seats_per_customer: Option<u32>,
+}
+
+/// Either a grid (`rows`, `cols`, `priceCents`) or `priceTiers` with `sections`.
+#[derive(InputObject, Serialize)]
+pub struct LayoutInput {
+    pub rows: Option<u32>,
+    pub cols: Option<u32>,
+    pub price_cents: Option<u64>,
+    pub price_tiers: Option<Vec<PriceTierInput>>,
+    pub sections: Option<Vec<SectionInput>>,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct PriceTierInput {
+    pub name: String,
+    pub price_cents: u64,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct SectionInput {
+    pub name: String,
+    pub price_tier: String,
+    pub rows: Vec<RowInput>,
+}
+
+#[derive(InputObject, Serialize)]
+pub struct RowInput {
+    pub label: String,
+    pub seats: u32,
+}
+
+/// A seat, by `seatId` or by `row` and `seat` labels (plus `section` when there are several).
+#[derive(InputObject)]
+pub struct SeatInput {
+    pub seat_id: Option<u32>,
+    pub section: Option<String>,
+    pub row: Option<String>,
+    pub seat: Option<String>,
+}
+
+impl SeatInput {
+    /// The same JSON a REST client sends, so both go through one parser.
+    fn to_json(&self) -> Value {
+        match self {
+            Self {
+                seat_id: Some(id),
+                section: None,
+                row: None,
+                seat: None,
+            } => json!(id),
+            Self {
+                seat_id: None,
+                section,
+                row,
+                seat,
+            } => json!({"section": section, "row": row, "seat": seat}),
+            _ => json!({"both": "seatId and labels"}),
+        }
+    }
+}
+
+fn request_context(ctx: &Context<'_>, mutation: &str, key: Option<&str>) -> RequestContext {
+    let meta = ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default();
+    RequestContext {
+        correlation_id: if meta.correlation_id.is_empty() {
+            Uuid::new_v4().to_string()
+        } else {
+            meta.correlation_id
+        },
+        id_seed: key.map(|k| format!("graphql\n{mutation}\n{k}")),
+    }
+}
+
+fn caller(ctx: &Context<'_>, given: Option<&str>) -> Result<domain::CustomerId> {
+    let headers = ctx
+        .data_opt::<RequestMeta>()
+        .map(|m| m.headers.clone())
+        .unwrap_or_default();
+    customer_id(&headers, given).map_err(from_api)
+}
+
+fn commands<'a>(ctx: &Context<'a>) -> &'a BookingService {
+    ctx.data_unchecked::<Arc<BookingService>>()
+}
+
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Creates a ticketed event (same rules as `POST /api/events`).
+    async fn create_event(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateEventInput,
+        idempotency_key: Option<String>,
+    ) -> Result<Event> {
+        let request: CreateEventRequest =
+            serde_json::from_value(serde_json::to_value(&input).expect("inputs serialize"))
+                .map_err(|e| coded("invalid_request", e.to_string()))?;
+        let draft = request.into_new_event().map_err(from_api)?;
+        let service = commands(ctx);
+        let ctx_ = request_context(ctx, "createEvent", idempotency_key.as_deref());
+        let view = service
+            .create_event(draft, &ctx_)
+            .await
+            .map_err(from_command)?;
+        let known = service
+            .known_event(EventId(view.id))
+            .await
+            .map_err(from_command)?;
+        events(ctx)
+            .loader()
+            .event(known.definition.clone())
+            .ok_or_else(|| coded("internal_error", "the new event's layout is unreadable"))
+    }
+
+    /// Holds seats for a customer (same rules as `POST /api/events/{id}/holds`). The customer is
+    /// `customerId` or the `X-Customer-Id` header.
+    async fn hold_seats(
+        &self,
+        ctx: &Context<'_>,
+        event_id: Uuid,
+        customer_id: Option<String>,
+        seats: Vec<SeatInput>,
+        idempotency_key: Option<String>,
+    ) -> Result<Hold> {
+        let customer = caller(ctx, customer_id.as_deref())?;
+        let refs =
+            parse_seat_refs(seats.iter().map(SeatInput::to_json).collect()).map_err(from_api)?;
+        let ctx_ = request_context(ctx, "holdSeats", idempotency_key.as_deref());
+        let view = commands(ctx)
+            .hold_seats(EventId(event_id), customer, refs, &ctx_)
+            .await
+            .map_err(from_command)?;
+        Ok(Hold::from_view(&view))
+    }
+
+    /// Books a held hold; booking twice is idempotent.
+    async fn book_hold(
+        &self,
+        ctx: &Context<'_>,
+        hold_id: Uuid,
+        customer_id: Option<String>,
+    ) -> Result<Hold> {
+        let customer = caller(ctx, customer_id.as_deref())?;
+        let view = commands(ctx)
+            .book_hold(
+                HoldId(hold_id),
+                customer,
+                &request_context(ctx, "bookHold", None),
+            )
+            .await
+            .map_err(from_command)?;
+        Ok(Hold::from_view(&view))
+    }
+
+    /// Releases a hold early; its seats are available at once.
+    async fn release_hold(
+        &self,
+        ctx: &Context<'_>,
+        hold_id: Uuid,
+        customer_id: Option<String>,
+    ) -> Result<Hold> {
+        let customer = caller(ctx, customer_id.as_deref())?;
+        let view = commands(ctx)
+            .release_hold(
+                HoldId(hold_id),
+                customer,
+                &request_context(ctx, "releaseHold", None),
+            )
+            .await
+            .map_err(from_command)?;
+        Ok(Hold::from_view(&view))
+    }
+}
+
+fn live<'a>(ctx: &Context<'a>) -> Result<(&'a LiveUpdates, &'a projections::Cache)> {
+    match (
+        ctx.data_unchecked::<Option<LiveUpdates>>(),
+        reads(ctx).cache(),
+    ) {
+        (Some(live), Some(cache)) => Ok((live, cache)),
+        _ => Err(coded(
+            "live_updates_unavailable",
+            "live updates need Redis, which this server runs without",
+        )),
+    }
+}
+
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Every seat status change of an event, as it is projected.
+    async fn seat_updates(
+        &self,
+        ctx: &Context<'_>,
+        event_id: Uuid,
+    ) -> Result<impl Stream<Item = SeatChange>> {
+        let (live, cache) = live(ctx)?;
+        let rx = live.subscribe();
+        if load_event(ctx, event_id).await?.is_none() {
+            return Err(not_found(
+                "event_not_found",
+                format!("event {event_id} does not exist"),
+            ));
+        }
+        let channel = cache.seat_channel(event_id);
+        Ok(futures::stream::unfold(rx, move |mut rx| {
+            let channel = channel.clone();
+            async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(msg) if msg.channel == channel => {
+                            let Ok(update) = serde_json::from_str::<SeatUpdate>(&msg.payload)
+                            else {
+                                continue;
+                            };
+                            let changes: Vec<SeatChange> = update
+                                .changes
+                                .iter()
+                                .map(|(seat, status)| SeatChange {
+                                    event_id: update.event_id,
+                                    seat_id: *seat,
+                                    status: SeatStatus::from_code(*status),
+                                    version: update.version,
+                                })
+                                .collect();
+                            return Some((futures::stream::iter(changes), rx));
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            }
+        })
+        .flatten())
+    }
+
+    /// A hold's status now and at every change, until it is booked, released, expired or failed.
+    /// An expiry is pushed at the hold's `expiresAt`, without waiting for anything to be written.
+    async fn hold(&self, ctx: &Context<'_>, id: Uuid) -> Result<impl Stream<Item = Hold>> {
+        let (live, cache) = live(ctx)?;
+        let rx = live.subscribe();
+        let projected = reads(ctx)
+            .hold(id)
+            .await
+            .map_err(|e| read_failed(Arc::new(e)))?;
+        let first = match projected {
+            Some(h) => Hold::from_record(&h, Utc::now()),
+            // Not projected yet (a hold placed a moment ago): ask the command side.
+            None => Hold::from_view(&commands(ctx).hold(HoldId(id)).await.map_err(from_command)?),
+        };
+        let channel = cache.hold_channel(id);
+        struct State {
+            rx: tokio::sync::broadcast::Receiver<Arc<crate::live::LiveMessage>>,
+            next: Option<Hold>,
+            last: Option<Hold>,
+        }
+        let state = State {
+            rx,
+            next: Some(first),
+            last: None,
+        };
+        Ok(futures::stream::unfold(state, move |mut s| {
+            let channel = channel.clone();
+            async move {
+                loop {
+                    if let Some(hold) = s.next.take() {
+                        let changed = s.last.as_ref().is_none_or(|l| l.status != hold.status);
+                        s.last = Some(hold.clone());
+                        if changed {
+                            return Some((hold, s));
+                        }
+                    }
+                    let last = s.last.clone()?;
+                    if last.status.is_final() {
+                        return None;
+                    }
+                    let until_expiry = (last.expires_at - Utc::now()).to_std().unwrap_or_default();
+                    tokio::select! {
+                        got = s.rx.recv() => match got {
+                            Ok(msg) if msg.channel == channel => {
+                                if let Ok(r) = serde_json::from_str::<HoldRecord>(&msg.payload) {
+                                    s.next = Some(Hold::from_record(&r, Utc::now()));
+                                }
+                            }
+                            Ok(_) | Err(RecvError::Lagged(_)) => {}
+                            Err(RecvError::Closed) => return None,
+                        },
+                        _ = tokio::time::sleep(until_expiry) => {
+                            let mut expired = last.clone();
+                            expired.status = if last.status == HoldStatus::Held {
+                                HoldStatus::Expired
+                            } else {
+                                HoldStatus::Failed
+                            };
+                            s.next = Some(expired);
+                        }
+                    }
+                }
+            }
+        }))
+    }
+}

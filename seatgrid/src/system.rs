@@ -1,0 +1,77 @@
+//! The whole system in one process: the REST command API with its sweeper, the GraphQL API, and
+//! the projector that keeps the read models (and their Redis cache) up to date.
+//!
+//! Policy: Redis must be reachable at start (a clear error otherwise); later outages only cost
+//! speed, because every read falls back to Postgres. The projector stops with the server; anything
+//! it had not checkpointed is applied again by the next start.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use command_api::{Application, BookingService, CommandApiConfig};
+use projections::{Cache, ProjectorRunner, ReadModelProjection, ReadModels, RunnerConfig};
+use query_api::LiveUpdates;
+use sqlx::PgPool;
+
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    pub command: CommandApiConfig,
+    pub redis_url: String,
+    /// Prefix of every Redis key and channel.
+    pub redis_prefix: String,
+    pub runner: RunnerConfig,
+}
+
+pub struct System {
+    app: Application,
+    projector: ProjectorRunner<ReadModelProjection>,
+    reads: ReadModels,
+}
+
+impl System {
+    /// Applies migrations, connects Redis, binds the listener. Nothing runs until
+    /// [`System::run_until_stopped`].
+    pub async fn build(config: SystemConfig, pool: PgPool) -> anyhow::Result<Self> {
+        let cache = Cache::connect(&config.redis_url, &config.redis_prefix)
+            .await
+            .context("cannot reach Redis at REDIS_URL")?;
+        let live = LiveUpdates::start(&config.redis_url, cache.channel_pattern())
+            .await
+            .context("cannot subscribe to Redis at REDIS_URL")?;
+        let app = Application::build(config.command, pool.clone()).await?;
+        let reads = ReadModels::new(pool.clone(), Some(cache.clone()));
+        let schema = query_api::build_schema(reads.clone(), app.service(), Some(live));
+        let projection = Arc::new(ReadModelProjection::new(Some(cache)));
+        let projector = ProjectorRunner::new(pool, projection, config.runner);
+        Ok(Self {
+            app: app.with_routes(query_api::router(schema)),
+            projector,
+            reads,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.app.local_addr()
+    }
+
+    pub fn service(&self) -> Arc<BookingService> {
+        self.app.service()
+    }
+
+    pub fn reads(&self) -> &ReadModels {
+        &self.reads
+    }
+
+    /// Serves and projects until `shutdown` completes.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let projector = tokio::spawn(self.projector.run(std::future::pending::<()>()));
+        let result = self.app.run_until_stopped(shutdown).await;
+        projector.abort();
+        result
+    }
+}
