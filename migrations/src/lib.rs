@@ -3,6 +3,9 @@
 //! Policy: migrations are embedded in the binary and only ever added, never edited once released;
 //! sqlx records each applied one (with a checksum) and takes an advisory lock, so several processes
 //! starting at once apply each migration exactly once.
+//!
+//! ClickHouse (`clickhouse/*.sql`, one statement per file) has no such ledger on 18.16; its
+//! statements are written to be re-run safely (`IF NOT EXISTS`) and are all applied at every start.
 
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::{PgPool, Postgres};
@@ -15,6 +18,45 @@ pub enum MigrationError {
     CreateDatabase(#[source] sqlx::Error),
     #[error("cannot apply Postgres migrations: {0}")]
     Apply(#[from] sqlx::migrate::MigrateError),
+    #[error("invalid ClickHouse database name {0:?}: use letters, digits and _")]
+    ClickHouseName(String),
+    #[error("cannot apply ClickHouse migration {0}: {1}")]
+    ClickHouse(&'static str, #[source] clickhouse::error::Error),
+}
+
+/// The ClickHouse schema, in order.
+const CLICKHOUSE: &[(&str, &str)] = &[(
+    "0001_domain_events",
+    include_str!("../clickhouse/0001_domain_events.sql"),
+)];
+
+/// Creates `database` on the ClickHouse server `client` points at (if needed) and applies the
+/// ClickHouse schema in it.
+pub async fn run_clickhouse(
+    client: &clickhouse::Client,
+    database: &str,
+) -> Result<(), MigrationError> {
+    if database.is_empty()
+        || !database
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(MigrationError::ClickHouseName(database.to_owned()));
+    }
+    client
+        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
+        .execute()
+        .await
+        .map_err(|e| MigrationError::ClickHouse("create database", e))?;
+    let in_db = client.clone().with_database(database);
+    for (name, sql) in CLICKHOUSE {
+        in_db
+            .query(sql)
+            .execute()
+            .await
+            .map_err(|e| MigrationError::ClickHouse(name, e))?;
+    }
+    Ok(())
 }
 
 /// Creates the database named in `database_url` if it does not exist yet.

@@ -4,7 +4,9 @@
 //! - [`schema`]: the query, mutation and subscription roots and their limits.
 //! - [`types`]: the object types; [`loaders`]: batching of children; [`errors`]: codes.
 //! - [`live`]: Redis pub/sub fan-out for subscriptions.
+//! - [`analytics`]: the organizer reports from ClickHouse under `analytics`.
 
+pub mod analytics;
 pub mod errors;
 pub mod live;
 pub mod loaders;
@@ -19,6 +21,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 
+pub use analytics::AnalyticsSources;
 pub use live::LiveUpdates;
 pub use schema::{build_schema, RequestMeta, SeatGridSchema, MAX_COMPLEXITY, MAX_DEPTH};
 

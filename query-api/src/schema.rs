@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
+use crate::analytics::{AnalyticsQuery, AnalyticsSources};
 use crate::errors::{coded, from_api, from_command, not_found, read_failed};
 use crate::live::LiveUpdates;
 use crate::loaders::{EventLoader, SeatMapLoader};
@@ -49,6 +50,7 @@ pub fn build_schema(
     reads: ReadModels,
     commands: Arc<BookingService>,
     live: Option<LiveUpdates>,
+    analytics: Option<AnalyticsSources>,
 ) -> SeatGridSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(DataLoader::new(SeatMapLoader(reads.clone()), tokio::spawn))
@@ -59,6 +61,7 @@ pub fn build_schema(
         .data(reads)
         .data(commands)
         .data(live)
+        .data(analytics)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -142,6 +145,11 @@ impl QueryRoot {
             .await
             .map_err(|e| read_failed(Arc::new(e)))?;
         Ok(hold.map(|h| Hold::from_record(&h, Utc::now())))
+    }
+
+    /// Organizer reports from ClickHouse (sales velocity, conversion, demand, revenue, ...).
+    async fn analytics(&self) -> AnalyticsQuery {
+        AnalyticsQuery
     }
 
     /// A customer's holds and bookings.
@@ -447,15 +455,9 @@ impl SubscriptionRoot {
     async fn hold(&self, ctx: &Context<'_>, id: Uuid) -> Result<impl Stream<Item = Hold>> {
         let (live, cache) = live(ctx)?;
         let rx = live.subscribe();
-        let projected = reads(ctx)
-            .hold(id)
-            .await
-            .map_err(|e| read_failed(Arc::new(e)))?;
-        let first = match projected {
-            Some(h) => Hold::from_record(&h, Utc::now()),
-            // Not projected yet (a hold placed a moment ago): ask the command side.
-            None => Hold::from_view(&commands(ctx).hold(HoldId(id)).await.map_err(from_command)?),
-        };
+        // The command side is authoritative and never behind, so the first answer comes from it;
+        // projected changes follow (older ones are ignored, see `HoldStatus::rank`).
+        let first = Hold::from_view(&commands(ctx).hold(HoldId(id)).await.map_err(from_command)?);
         let channel = cache.hold_channel(id);
         struct State {
             rx: tokio::sync::broadcast::Receiver<Arc<crate::live::LiveMessage>>,
@@ -472,9 +474,11 @@ impl SubscriptionRoot {
             async move {
                 loop {
                     if let Some(hold) = s.next.take() {
-                        let changed = s.last.as_ref().is_none_or(|l| l.status != hold.status);
-                        s.last = Some(hold.clone());
+                        let changed = s.last.as_ref().is_none_or(|l| {
+                            l.status != hold.status && hold.status.rank() >= l.status.rank()
+                        });
                         if changed {
+                            s.last = Some(hold.clone());
                             return Some((hold, s));
                         }
                     }

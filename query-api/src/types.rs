@@ -288,6 +288,16 @@ impl HoldStatus {
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Pending | Self::Held)
     }
+
+    /// Statuses only move forward: pending, then held, then one final status. A change of lower
+    /// rank than what a client was already told is an older, late copy.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Held => 1,
+            _ => 2,
+        }
+    }
 }
 
 impl From<HoldState> for HoldStatus {

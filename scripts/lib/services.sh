@@ -47,16 +47,17 @@ ensure_redis() {
 clickhouse_up() { curl -sf "http://127.0.0.1:8123/ping" 2>/dev/null | grep -q Ok; }
 
 ensure_clickhouse() {
+  local dir="$LOCAL/clickhouse"
+  mkdir -p "$dir/data" "$dir/tmp" "$dir/log" "$dir/user_files" "$dir/format_schemas"
+  sed "s#@DIR@#$dir#g" "$ROOT/scripts/clickhouse/config.xml" > "$dir/config.xml"
+  # Users are re-read by a running server, so changes to them apply without a restart.
+  cp "$ROOT/scripts/clickhouse/users.xml" "$dir/users.xml"
   if clickhouse_up; then return 0; fi
   if ! command -v clickhouse-server >/dev/null && [ ! -x /usr/bin/clickhouse ]; then
     log "installing ClickHouse (Debian's clickhouse-server package)"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade clickhouse-server clickhouse-client >/dev/null
   fi
-  local dir="$LOCAL/clickhouse"
-  mkdir -p "$dir/data" "$dir/tmp" "$dir/log" "$dir/user_files" "$dir/format_schemas"
-  sed "s#@DIR@#$dir#g" "$ROOT/scripts/clickhouse/config.xml" > "$dir/config.xml"
-  cp "$ROOT/scripts/clickhouse/users.xml" "$dir/users.xml"
   log "starting ClickHouse (data in $dir)"
   (cd "$dir" && nohup clickhouse-server --config-file="$dir/config.xml" >"$dir/log/stdout.log" 2>&1 &)
   wait_for 60 ClickHouse clickhouse_up
@@ -68,12 +69,17 @@ ensure_services() {
   ensure_clickhouse
 }
 
-# Drops the per-test databases (`seatgrid_test_*`) an interrupted earlier run left behind.
+# Drops the per-test databases (`seatgrid_test_*`, in PostgreSQL and ClickHouse) earlier runs left.
 drop_test_databases() {
   local dbs
   dbs=$(psql -h 127.0.0.1 -U postgres -d postgres -Atc \
     "SELECT datname FROM pg_database WHERE datname LIKE 'seatgrid\_test\_%'" 2>/dev/null || true)
   for db in $dbs; do
     psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  done
+  dbs=$(curl -sf "http://127.0.0.1:8123/" --data-binary \
+    "SELECT name FROM system.databases WHERE name LIKE 'seatgrid\\_test\\_%'" 2>/dev/null || true)
+  for db in $dbs; do
+    curl -sf "http://127.0.0.1:8123/" --data-binary "DROP DATABASE IF EXISTS $db" >/dev/null || true
   done
 }

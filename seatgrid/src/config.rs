@@ -21,6 +21,8 @@ pub struct Settings {
     pub database_url: SecretString,
     /// `REDIS_URL`: the read-model cache and live-update channels (a secret: it may hold a password).
     pub redis_url: SecretString,
+    /// `CLICKHOUSE_*`: analytics; `CLICKHOUSE_URL=off` runs without them.
+    pub clickhouse: Option<analytics::ClickHouseConfig>,
     pub app: AppSettings,
 }
 
@@ -97,6 +99,7 @@ mod defaults {
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/seatgrid";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_CLICKHOUSE_URL: &str = "http://127.0.0.1:8123";
 
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -120,9 +123,21 @@ impl Settings {
         let redis_url = std::env::var("REDIS_URL")
             .unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
             .into();
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        let clickhouse_url = var("CLICKHOUSE_URL", DEFAULT_CLICKHOUSE_URL);
+        let clickhouse = (clickhouse_url != "off").then(|| analytics::ClickHouseConfig {
+            url: clickhouse_url,
+            database: var("CLICKHOUSE_DATABASE", "seatgrid"),
+            user: var("CLICKHOUSE_USER", "default"),
+            password: var("CLICKHOUSE_PASSWORD", ""),
+            reader_user: var("CLICKHOUSE_READER_USER", "seatgrid_reader"),
+            reader_password: var("CLICKHOUSE_READER_PASSWORD", "seatgrid_reader"),
+        });
         let settings = Self {
             database_url,
             redis_url,
+            clickhouse,
             app,
         };
         settings.check()?;
@@ -161,6 +176,8 @@ impl Settings {
             redis_url: self.redis_url.expose_secret().to_owned(),
             redis_prefix: self.app.redis_prefix.clone(),
             runner: projections::RunnerConfig::default(),
+            clickhouse: self.clickhouse.clone(),
+            ingest: analytics::IngestConfig::default(),
         }
     }
 

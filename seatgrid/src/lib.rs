@@ -2,6 +2,7 @@
 //! (command API, sweeper, projector, GraphQL API) in one process ([`system`]).
 
 pub mod config;
+pub mod report;
 pub mod system;
 
 use std::time::Duration;
@@ -40,6 +41,22 @@ pub enum Command {
     },
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
+    /// Print the organizer reports of one ticketed event (from ClickHouse) as tables.
+    Report {
+        /// The ticketed event's id.
+        event_id: uuid::Uuid,
+        /// Print the SQL of each report instead of running it.
+        #[arg(long)]
+        sql: bool,
+        /// Rows per list report (hot seats, top customers).
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+    },
+    /// Run one read-only SQL statement as ClickHouse's read-only user (row and time limits apply).
+    Sql {
+        /// For example: "SELECT event_type, count() FROM domain_events FINAL GROUP BY event_type"
+        query: String,
+    },
     /// Drop a projection's read model and replay it from the first event. A running server keeps
     /// serving meanwhile and its projector replays (this command only resets).
     Rebuild {
@@ -61,6 +78,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { seed_demo } => serve(settings, seed_demo).await,
         Command::Rebuild { projection } => rebuild(settings, &projection).await,
+        Command::Report {
+            event_id,
+            sql,
+            limit,
+        } => report::print(clickhouse(&settings)?, event_id, sql, limit).await,
+        Command::Sql { query } => {
+            let out = analytics::AdhocSql::new(clickhouse(&settings)?.reader())
+                .run(&query)
+                .await?;
+            print!("{out}");
+            Ok(())
+        }
     }
 }
 
@@ -85,6 +114,13 @@ async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
         .connect(url)
         .await
         .context("cannot connect to PostgreSQL at DATABASE_URL")
+}
+
+fn clickhouse(settings: &Settings) -> anyhow::Result<&analytics::ClickHouseConfig> {
+    settings
+        .clickhouse
+        .as_ref()
+        .context("CLICKHOUSE_URL is off: analytics need ClickHouse")
 }
 
 async fn rebuild(settings: Settings, projection: &str) -> anyhow::Result<()> {

@@ -1,6 +1,12 @@
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    seatgrid::run(seatgrid::Cli::parse()).await
+async fn main() -> std::process::ExitCode {
+    match seatgrid::run(seatgrid::Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

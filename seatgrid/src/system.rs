@@ -1,18 +1,21 @@
-//! The whole system in one process: the REST command API with its sweeper, the GraphQL API, and
-//! the projector that keeps the read models (and their Redis cache) up to date.
+//! The whole system in one process: the REST command API with its sweeper, the GraphQL API, the
+//! projector that keeps the read models (and their Redis cache) up to date, and the ingester that
+//! streams every event into ClickHouse.
 //!
 //! Policy: Redis must be reachable at start (a clear error otherwise); later outages only cost
-//! speed, because every read falls back to Postgres. The projector stops with the server; anything
-//! it had not checkpointed is applied again by the next start.
+//! speed, because every read falls back to Postgres. ClickHouse may be down at start or later:
+//! only analytics wait for it. The projector and the ingester stop with the server; anything they
+//! had not checkpointed is applied again by the next start.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use analytics::{ClickHouseConfig, IngestConfig, Ingester};
 use anyhow::Context as _;
 use command_api::{Application, BookingService, CommandApiConfig};
 use projections::{Cache, ProjectorRunner, ReadModelProjection, ReadModels, RunnerConfig};
-use query_api::LiveUpdates;
+use query_api::{AnalyticsSources, LiveUpdates};
 use sqlx::PgPool;
 
 #[derive(Debug, Clone)]
@@ -22,12 +25,16 @@ pub struct SystemConfig {
     /// Prefix of every Redis key and channel.
     pub redis_prefix: String,
     pub runner: RunnerConfig,
+    /// Analytics; `None` runs without ClickHouse.
+    pub clickhouse: Option<ClickHouseConfig>,
+    pub ingest: IngestConfig,
 }
 
 pub struct System {
     app: Application,
     projector: ProjectorRunner<ReadModelProjection>,
     reads: ReadModels,
+    analytics: Option<(ClickHouseConfig, Ingester)>,
 }
 
 impl System {
@@ -42,13 +49,22 @@ impl System {
             .context("cannot subscribe to Redis at REDIS_URL")?;
         let app = Application::build(config.command, pool.clone()).await?;
         let reads = ReadModels::new(pool.clone(), Some(cache.clone()));
-        let schema = query_api::build_schema(reads.clone(), app.service(), Some(live));
+        let sources = config.clickhouse.as_ref().map(|ch| AnalyticsSources {
+            reports: analytics::Reports::new(ch.writer()),
+            adhoc: analytics::AdhocSql::new(ch.reader()),
+        });
+        let schema = query_api::build_schema(reads.clone(), app.service(), Some(live), sources);
         let projection = Arc::new(ReadModelProjection::new(Some(cache)));
-        let projector = ProjectorRunner::new(pool, projection, config.runner);
+        let projector = ProjectorRunner::new(pool.clone(), projection, config.runner);
+        let analytics = config.clickhouse.map(|ch| {
+            let ingester = Ingester::new(pool, ch.writer(), config.ingest);
+            (ch, ingester)
+        });
         Ok(Self {
             app: app.with_routes(query_api::router(schema)),
             projector,
             reads,
+            analytics,
         })
     }
 
@@ -70,8 +86,21 @@ impl System {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let projector = tokio::spawn(self.projector.run(std::future::pending::<()>()));
+        let ingester = self.analytics.map(|(config, ingester)| {
+            tokio::spawn(async move {
+                // ClickHouse may be down at start: nothing else waits for it.
+                while let Err(e) = config.migrate().await {
+                    tracing::warn!(error = %e, "ClickHouse schema not applied yet; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                ingester.run().await;
+            })
+        });
         let result = self.app.run_until_stopped(shutdown).await;
         projector.abort();
+        if let Some(task) = ingester {
+            task.abort();
+        }
         result
     }
 }

@@ -1,0 +1,191 @@
+//! The ClickHouse ingester: streams every domain event, in the event log's global order, into
+//! `domain_events` in batches.
+//!
+//! Policy:
+//! - **Batches**: a batch is sent when it reaches `max_rows` (10,000) or its oldest row has waited
+//!   `max_delay` (1 s), whichever comes first.
+//! - **Effectively exactly-once**: the checkpoint (`projection_checkpoints`, name
+//!   [`CLICKHOUSE_STREAM`]) advances only after ClickHouse accepted the batch. A crash in between
+//!   re-sends the batch; the table keeps one row per global position (ReplacingMergeTree), and every
+//!   report reads with `FINAL`, so nothing is counted twice.
+//! - **ClickHouse down**: the batch is kept and retried with a growing pause (up to 5 s); the
+//!   ingester reads nothing more meanwhile, so memory stays bounded. The command side never waits
+//!   for this: it only appends to Postgres. When ClickHouse returns, ingestion catches up by itself.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use projections::{Checkpoints, EventLog, GlobalPosition};
+use sqlx::PgPool;
+
+use crate::rows::{EventRow, Layouts, RowError};
+
+/// The checkpoint name of the ClickHouse stream.
+pub const CLICKHOUSE_STREAM: &str = "clickhouse_events";
+pub const TABLE: &str = "domain_events";
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub max_rows: usize,
+    pub max_delay: Duration,
+    /// How often to look for new events while idle.
+    pub poll_interval: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: 10_000,
+            max_delay: Duration::from_secs(1),
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Figures for metrics.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    pub rows_ingested: AtomicU64,
+    pub batches: AtomicU64,
+    pub last_batch_rows: AtomicU64,
+    pub failed_inserts: AtomicU64,
+    /// Milliseconds between the newest ingested event's commit and its insert.
+    pub last_lag_ms: AtomicI64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("event store: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("event log: {0}")]
+    Log(#[from] projections::EventLogError),
+    #[error(transparent)]
+    Row(#[from] RowError),
+    #[error("ClickHouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+}
+
+pub struct Ingester {
+    pool: PgPool,
+    log: EventLog,
+    checkpoints: Checkpoints,
+    client: clickhouse::Client,
+    layouts: Layouts,
+    config: IngestConfig,
+    stats: Arc<IngestStats>,
+}
+
+impl Ingester {
+    /// `client` must point at the analytics database (see `crate::connect`).
+    pub fn new(pool: PgPool, client: clickhouse::Client, config: IngestConfig) -> Self {
+        Self {
+            log: EventLog::new(pool.clone()),
+            checkpoints: Checkpoints::new(pool.clone()),
+            layouts: Layouts::new(pool.clone()),
+            pool,
+            client,
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<IngestStats> {
+        self.stats.clone()
+    }
+
+    /// Sends rows to ClickHouse in one insert.
+    pub async fn insert(
+        client: &clickhouse::Client,
+        rows: &[EventRow],
+    ) -> Result<(), clickhouse::error::Error> {
+        let mut insert = client.insert::<EventRow>(TABLE).await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await
+    }
+
+    /// Runs forever; errors are logged and retried.
+    pub async fn run(mut self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.stream().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ClickHouse ingestion paused; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Streams from the stored checkpoint until an error.
+    async fn stream(&mut self) -> Result<(), IngestError> {
+        let mut committed = self.checkpoints.load(CLICKHOUSE_STREAM).await?;
+        let mut read_to = committed;
+        let mut batch: Vec<EventRow> = Vec::new();
+        let mut oldest: Option<Instant> = None;
+        loop {
+            let room = self.config.max_rows.saturating_sub(batch.len()).max(1) as i64;
+            let events = self.log.read_after(read_to, room.min(5_000)).await?;
+            let now_ms = Utc::now().timestamp_millis();
+            for e in &events {
+                batch.push(self.layouts.row(e, now_ms).await?);
+            }
+            if let Some(last) = events.last() {
+                read_to = last.global;
+                oldest.get_or_insert_with(Instant::now);
+            }
+            let due = oldest.is_some_and(|t| t.elapsed() >= self.config.max_delay);
+            if !batch.is_empty() && (batch.len() >= self.config.max_rows || due) {
+                self.flush(&batch, committed, read_to).await?;
+                committed = read_to;
+                batch.clear();
+                oldest = None;
+            } else if events.is_empty() {
+                tokio::time::sleep(self.config.poll_interval).await;
+            }
+        }
+    }
+
+    /// Inserts a batch (retrying until ClickHouse takes it), then advances the checkpoint.
+    async fn flush(
+        &self,
+        batch: &[EventRow],
+        from: GlobalPosition,
+        to: GlobalPosition,
+    ) -> Result<(), IngestError> {
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = Self::insert(&self.client, batch).await {
+            self.stats.failed_inserts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, rows = batch.len(), "ClickHouse insert failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        let mut conn = self.pool.acquire().await?;
+        if !Checkpoints::advance(&mut conn, CLICKHOUSE_STREAM, from, to, batch.len()).await? {
+            // Reset meanwhile (a rebuild): what was sent is harmless, the stream restarts.
+            tracing::info!("ClickHouse checkpoint moved elsewhere; restarting the stream");
+            return Err(IngestError::Store(sqlx::Error::RowNotFound));
+        }
+        let newest = batch
+            .iter()
+            .map(|r| r.recorded_at_ms)
+            .max()
+            .unwrap_or_default();
+        self.stats
+            .rows_ingested
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .last_batch_rows
+            .store(batch.len() as u64, Ordering::Relaxed);
+        self.stats
+            .last_lag_ms
+            .store(Utc::now().timestamp_millis() - newest, Ordering::Relaxed);
+        Ok(())
+    }
+}

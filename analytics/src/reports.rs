@@ -1,0 +1,257 @@
+//! The organizer reports, as SQL over `domain_events` (the same SQL is documented for
+//! `clickhouse-client` in analytics/README.md).
+//!
+//! Policy: every report reads with `FINAL`, so a batch the ingester sent twice counts once. Reports
+//! take the ticketed event's id as a typed [`Uuid`], formatted into the SQL (18.16 has no
+//! server-side parameters), so no caller text ever reaches the SQL.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub type ReportResult<T> = Result<T, clickhouse::error::Error>;
+
+/// Seats held and booked in one minute.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct VelocityRow {
+    /// Start of the minute, seconds since the epoch (UTC).
+    pub minute: u32,
+    pub seats_held: u64,
+    pub seats_booked: u64,
+}
+
+/// How holds ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Row, Serialize, Deserialize)]
+pub struct ConversionRow {
+    pub holds: u64,
+    pub booked: u64,
+    pub released: u64,
+    pub expired: u64,
+    pub failed: u64,
+    pub seats_held: u64,
+    pub seats_booked: u64,
+}
+
+impl ConversionRow {
+    fn rate(part: u64, whole: u64) -> f64 {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 / whole as f64
+        }
+    }
+    /// Share of holds that became bookings.
+    pub fn conversion_rate(&self) -> f64 {
+        Self::rate(self.booked, self.holds)
+    }
+    pub fn expiry_rate(&self) -> f64 {
+        Self::rate(self.expired, self.holds)
+    }
+    pub fn release_rate(&self) -> f64 {
+        Self::rate(self.released, self.holds)
+    }
+}
+
+/// Whether and how fast the event sold out (every seat booked).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Row, Serialize, Deserialize)]
+pub struct SellOutRow {
+    pub capacity: u32,
+    pub seats_booked: u64,
+    /// First hold and last booking, milliseconds since the epoch (0 when none).
+    pub first_hold_ms: i64,
+    pub last_booking_ms: i64,
+}
+
+impl SellOutRow {
+    pub fn sold_out(&self) -> bool {
+        self.capacity > 0 && self.seats_booked >= u64::from(self.capacity)
+    }
+    /// From the first hold to the booking that took the last seat.
+    pub fn seconds_to_sell_out(&self) -> Option<f64> {
+        self.sold_out()
+            .then(|| (self.last_booking_ms - self.first_hold_ms) as f64 / 1000.0)
+    }
+}
+
+/// Demand per row: how many times its seats were held, and booked.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct HeatRow {
+    pub section: String,
+    pub row: String,
+    pub seat_holds: u64,
+    pub seats_booked: u64,
+}
+
+/// The most contested seats: held most often.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct HotSeatRow {
+    pub seat_id: u32,
+    pub section: String,
+    pub row: String,
+    pub holds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct TierRevenueRow {
+    pub price_tier: String,
+    pub seats_booked: u64,
+    pub revenue_cents: u64,
+}
+
+/// Customers by seats: many bookings by one customer is how scalpers show.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct CustomerRow {
+    pub customer_id: String,
+    pub seats_booked: u64,
+    pub seats_held: u64,
+    pub holds: u64,
+}
+
+/// The report SQL, by name, for one ticketed event (also printed by `seatgrid report --sql`).
+pub fn sql(report: &str, event_id: Uuid, limit: u32) -> Option<String> {
+    let e = event_id;
+    Some(match report {
+        "velocity" => format!(
+            "SELECT toUInt32(toStartOfMinute(occurred_at)) AS minute,
+                    sumIf(seat_count, event_type = 'SeatHeld') AS seats_held,
+                    sumIf(seat_count, event_type = 'SeatBooked') AS seats_booked
+               FROM domain_events FINAL
+              WHERE event_id = '{e}' AND aggregate_type = 'SeatBlock'
+              GROUP BY minute ORDER BY minute"
+        ),
+        "conversion" => format!(
+            "SELECT uniqExactIf(hold_id, event_type = 'SeatHeld') AS holds,
+                    uniqExactIf(hold_id, event_type = 'SeatBooked') AS booked,
+                    uniqExactIf(hold_id, event_type = 'AllowanceReturned' AND reason = 'released') AS released,
+                    uniqExactIf(hold_id, event_type = 'HoldExpired') AS expired,
+                    uniqExactIf(hold_id, event_type = 'AllowanceReturned' AND reason = 'hold_failed') AS failed,
+                    sumIf(toUInt64(seat_count), event_type = 'SeatHeld') AS seats_held,
+                    sumIf(toUInt64(seat_count), event_type = 'SeatBooked') AS seats_booked
+               FROM domain_events FINAL
+              WHERE event_id = '{e}'"
+        ),
+        "sell_out" => format!(
+            "SELECT max(capacity) AS capacity,
+                    sumIf(toUInt64(seat_count), event_type = 'SeatBooked') AS seats_booked,
+                    minIf(occurred_at_ms, event_type = 'SeatHeld') AS first_hold_ms,
+                    maxIf(occurred_at_ms, event_type = 'SeatBooked') AS last_booking_ms
+               FROM domain_events FINAL
+              WHERE event_id = '{e}'"
+        ),
+        "heat" => format!(
+            "SELECT section, row,
+                    countIf(event_type = 'SeatHeld') AS seat_holds,
+                    countIf(event_type = 'SeatBooked') AS seats_booked
+               FROM domain_events FINAL
+              ARRAY JOIN seat_sections AS section, seat_rows AS row
+              WHERE event_id = '{e}' AND aggregate_type = 'SeatBlock'
+              GROUP BY section, row
+              ORDER BY seat_holds DESC, section, row"
+        ),
+        "hot_seats" => format!(
+            "SELECT seat AS seat_id, any(seat_section) AS section, any(seat_row) AS row,
+                    count() AS holds
+               FROM domain_events FINAL
+              ARRAY JOIN seats AS seat, seat_sections AS seat_section, seat_rows AS seat_row
+              WHERE event_id = '{e}' AND event_type = 'SeatHeld'
+              GROUP BY seat
+              ORDER BY holds DESC, seat_id
+              LIMIT {limit}"
+        ),
+        "revenue" => format!(
+            "SELECT tier AS price_tier, count() AS seats_booked, sum(price) AS revenue_cents
+               FROM domain_events FINAL
+              ARRAY JOIN seat_tiers AS tier, seat_prices AS price
+              WHERE event_id = '{e}' AND event_type = 'SeatBooked'
+              GROUP BY tier
+              ORDER BY revenue_cents DESC, price_tier"
+        ),
+        "top_customers" => format!(
+            "SELECT customer_id,
+                    sumIf(toUInt64(seat_count), event_type = 'SeatBooked') AS seats_booked,
+                    sumIf(toUInt64(seat_count), event_type = 'SeatHeld') AS seats_held,
+                    uniqExactIf(hold_id, event_type = 'SeatHeld') AS holds
+               FROM domain_events FINAL
+              WHERE event_id = '{e}' AND aggregate_type = 'SeatBlock'
+              GROUP BY customer_id
+              ORDER BY seats_booked DESC, seats_held DESC, customer_id
+              LIMIT {limit}"
+        ),
+        _ => return None,
+    })
+}
+
+/// Every report's name, in the order the CLI prints them.
+pub const REPORTS: &[&str] = &[
+    "velocity",
+    "conversion",
+    "sell_out",
+    "heat",
+    "hot_seats",
+    "revenue",
+    "top_customers",
+];
+
+/// Runs reports against the analytics database.
+#[derive(Clone)]
+pub struct Reports {
+    client: clickhouse::Client,
+}
+
+impl Reports {
+    /// `client` must point at the analytics database.
+    pub fn new(client: clickhouse::Client) -> Self {
+        // Without this, an error in the middle of a result would be read as rows.
+        Self {
+            client: client.with_setting("wait_end_of_query", "1"),
+        }
+    }
+
+    async fn rows<T>(&self, report: &str, event_id: Uuid, limit: u32) -> ReportResult<Vec<T>>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        let sql = sql(report, event_id, limit).expect("a known report");
+        self.client.query(&sql).fetch_all::<T>().await
+    }
+
+    pub async fn velocity(&self, event_id: Uuid) -> ReportResult<Vec<VelocityRow>> {
+        self.rows("velocity", event_id, 0).await
+    }
+
+    pub async fn conversion(&self, event_id: Uuid) -> ReportResult<ConversionRow> {
+        Ok(self
+            .rows("conversion", event_id, 0)
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    pub async fn sell_out(&self, event_id: Uuid) -> ReportResult<SellOutRow> {
+        Ok(self
+            .rows("sell_out", event_id, 0)
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    pub async fn heat(&self, event_id: Uuid) -> ReportResult<Vec<HeatRow>> {
+        self.rows("heat", event_id, 0).await
+    }
+
+    pub async fn hot_seats(&self, event_id: Uuid, limit: u32) -> ReportResult<Vec<HotSeatRow>> {
+        self.rows("hot_seats", event_id, limit).await
+    }
+
+    pub async fn revenue_by_tier(&self, event_id: Uuid) -> ReportResult<Vec<TierRevenueRow>> {
+        self.rows("revenue", event_id, 0).await
+    }
+
+    pub async fn top_customers(
+        &self,
+        event_id: Uuid,
+        limit: u32,
+    ) -> ReportResult<Vec<CustomerRow>> {
+        self.rows("top_customers", event_id, limit).await
+    }
+}

@@ -1,0 +1,453 @@
+//! The ClickHouse stream on real servers: every report agrees with the event store after a
+//! concurrent booking run, and crashes of the ingester or of ClickHouse lose nothing and count
+//! nothing twice.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+use analytics::reports::Reports;
+use analytics::{ClickHouseConfig, EventRow, IngestConfig, Ingester, CLICKHOUSE_STREAM};
+use clickhouse::Row;
+use command_api::store::EventStore;
+use command_api::{BookingCommands, BookingService, RequestContext, RetryPolicy};
+use domain::{
+    CustomerId, EventId, EventPolicy, HoldId, LayoutSpec, NewEvent, PriceTier, RowSpec,
+    SeatBlockEvent, SeatRef, SectionSpec,
+};
+use migrations::testing::fresh_database;
+use projections::{Checkpoints, EventLog};
+use serde::Deserialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+fn config(url: &str) -> ClickHouseConfig {
+    ClickHouseConfig {
+        url: url.to_owned(),
+        database: format!("seatgrid_test_{}", Uuid::new_v4().simple()),
+        user: "default".into(),
+        password: String::new(),
+        reader_user: "seatgrid_reader".into(),
+        reader_password: "seatgrid_reader".into(),
+    }
+}
+
+fn local_url() -> String {
+    std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        correlation_id: "analytics-test".into(),
+        id_seed: None,
+    }
+}
+
+fn venue() -> NewEvent {
+    let rows = |labels: &[&str], seats| {
+        labels
+            .iter()
+            .map(|l| RowSpec {
+                label: (*l).into(),
+                seats,
+            })
+            .collect()
+    };
+    NewEvent {
+        name: "Analytics night".into(),
+        venue: None,
+        starts_at: None,
+        currency: Some("EUR".into()),
+        layout: LayoutSpec {
+            price_tiers: vec![
+                PriceTier {
+                    name: "Premium".into(),
+                    price_cents: 9_000,
+                },
+                PriceTier {
+                    name: "Standard".into(),
+                    price_cents: 4_500,
+                },
+            ],
+            sections: vec![
+                SectionSpec {
+                    name: "Stalls".into(),
+                    price_tier: "Premium".into(),
+                    rows: rows(&["A", "B"], 10),
+                },
+                SectionSpec {
+                    name: "Circle".into(),
+                    price_tier: "Standard".into(),
+                    rows: rows(&["1", "2"], 10),
+                },
+            ],
+        },
+        hold_seconds: Some(600),
+        max_seats_per_customer: Some(6),
+    }
+}
+
+/// A concurrent sale: customers race for overlapping seats, then book, release or walk away.
+async fn sale(service: Arc<BookingService>, event_id: EventId, customers: u32) {
+    let tasks: Vec<_> = (0..customers)
+        .map(|c| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let customer = CustomerId::parse(&format!("fan{}", c % 15)).unwrap();
+                let first = (c * 3) % 38;
+                let seats = vec![SeatRef::Id(first), SeatRef::Id(first + 1)];
+                if let Ok(hold) = service
+                    .hold_seats(event_id, customer.clone(), seats, &ctx())
+                    .await
+                {
+                    let id = HoldId(hold.hold_id);
+                    match c % 3 {
+                        0 => drop(service.book_hold(id, customer, &ctx()).await),
+                        1 => drop(service.release_hold(id, customer, &ctx()).await),
+                        _ => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn wait_ingested(pool: &PgPool) {
+    let checkpoints = Checkpoints::new(pool.clone());
+    for _ in 0..1_000 {
+        if checkpoints
+            .lag(CLICKHOUSE_STREAM)
+            .await
+            .unwrap()
+            .events_behind
+            == 0
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the ingester did not catch up");
+}
+
+fn start_ingester(pool: &PgPool, ch: &ClickHouseConfig) -> tokio::task::JoinHandle<()> {
+    let ingester = Ingester::new(
+        pool.clone(),
+        ch.writer(),
+        IngestConfig {
+            max_rows: 25,
+            max_delay: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(20),
+        },
+    );
+    tokio::spawn(ingester.run())
+}
+
+#[derive(Row, Deserialize)]
+struct Count {
+    n: u64,
+}
+
+async fn distinct_rows(ch: &ClickHouseConfig) -> u64 {
+    ch.writer()
+        .with_setting("wait_end_of_query", "1")
+        .query("SELECT count() AS n FROM domain_events FINAL")
+        .fetch_one::<Count>()
+        .await
+        .unwrap()
+        .n
+}
+
+async fn setup(url: &str) -> (PgPool, Arc<BookingService>, ClickHouseConfig) {
+    let (_, pool) = fresh_database(12).await;
+    let ch = config(url);
+    ch.migrate().await.expect("ClickHouse schema");
+    let service = Arc::new(BookingService::new(
+        EventStore::new(pool.clone(), RetryPolicy::default()),
+        EventPolicy::default(),
+    ));
+    (pool, service, ch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_report_agrees_with_the_event_store() {
+    let (pool, service, ch) = setup(&local_url()).await;
+    let ingester = start_ingester(&pool, &ch);
+    let event = service.create_event(venue(), &ctx()).await.unwrap();
+    let event_id = EventId(event.id);
+    sale(service.clone(), event_id, 60).await;
+    wait_ingested(&pool).await;
+    ingester.abort();
+
+    // The same figures, straight from the event store.
+    let events = EventLog::new(pool.clone()).read_all().await.unwrap();
+    let layout = domain::VenueLayout::new(venue().layout).unwrap();
+    let mut held_per_minute: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut booked_per_minute: BTreeMap<i64, u64> = BTreeMap::new();
+    let (mut holds, mut booked, mut expired) = (HashSet::new(), HashSet::new(), HashSet::new());
+    let mut row_holds: HashMap<(String, String), u64> = HashMap::new();
+    let mut seat_holds: HashMap<u32, u64> = HashMap::new();
+    let mut revenue: HashMap<String, u64> = HashMap::new();
+    let mut customer_booked: HashMap<String, u64> = HashMap::new();
+    for e in events.iter().filter(|e| e.aggregate_type == "SeatBlock") {
+        let block: SeatBlockEvent = serde_json::from_value(e.payload.clone()).unwrap();
+        let c = block.change();
+        let minute = c.at.timestamp() / 60 * 60;
+        match &block {
+            SeatBlockEvent::SeatHeld(_) => {
+                holds.insert(c.hold_id);
+                *held_per_minute.entry(minute).or_default() += c.seats.len() as u64;
+                for s in &c.seats {
+                    let l = layout.label(*s).unwrap();
+                    *row_holds.entry((l.section, l.row)).or_default() += 1;
+                    *seat_holds.entry(s.0).or_default() += 1;
+                }
+            }
+            SeatBlockEvent::SeatBooked(_) => {
+                booked.insert(c.hold_id);
+                *booked_per_minute.entry(minute).or_default() += c.seats.len() as u64;
+                *customer_booked
+                    .entry(c.customer_id.to_string())
+                    .or_default() += c.seats.len() as u64;
+                for s in &c.seats {
+                    let l = layout.label(*s).unwrap();
+                    *revenue.entry(l.price_tier).or_default() += l.price_cents;
+                }
+            }
+            SeatBlockEvent::HoldExpired(_) => {
+                expired.insert(c.hold_id);
+            }
+            SeatBlockEvent::SeatReleased(_) => {}
+        }
+    }
+    assert!(booked.len() > 3, "the sale booked something");
+
+    let reports = Reports::new(ch.writer());
+    let id = event.id;
+    let velocity = reports.velocity(id).await.unwrap();
+    for v in &velocity {
+        assert_eq!(
+            v.seats_held,
+            held_per_minute
+                .get(&i64::from(v.minute))
+                .copied()
+                .unwrap_or(0)
+        );
+        assert_eq!(
+            v.seats_booked,
+            booked_per_minute
+                .get(&i64::from(v.minute))
+                .copied()
+                .unwrap_or(0)
+        );
+    }
+    assert_eq!(
+        velocity.iter().map(|v| v.seats_held).sum::<u64>(),
+        held_per_minute.values().sum::<u64>()
+    );
+
+    let conversion = reports.conversion(id).await.unwrap();
+    assert_eq!(conversion.holds, holds.len() as u64);
+    assert_eq!(conversion.booked, booked.len() as u64);
+    assert_eq!(conversion.expired, expired.len() as u64);
+    assert_eq!(
+        conversion.seats_booked,
+        booked_per_minute.values().sum::<u64>()
+    );
+
+    let sell_out = reports.sell_out(id).await.unwrap();
+    assert_eq!(sell_out.capacity, 40);
+    assert!(!sell_out.sold_out());
+
+    for h in reports.heat(id).await.unwrap() {
+        assert_eq!(
+            h.seat_holds,
+            row_holds[&(h.section.clone(), h.row.clone())],
+            "{h:?}"
+        );
+    }
+    let hot = reports.hot_seats(id, 5).await.unwrap();
+    let max_holds = seat_holds.values().max().copied().unwrap();
+    assert_eq!(hot[0].holds, max_holds);
+    assert_eq!(hot[0].holds, seat_holds[&hot[0].seat_id]);
+
+    let by_tier: HashMap<String, u64> = reports
+        .revenue_by_tier(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.price_tier, t.revenue_cents))
+        .collect();
+    assert_eq!(by_tier, revenue);
+
+    let top = reports.top_customers(id, 3).await.unwrap();
+    let most = customer_booked.values().max().copied().unwrap();
+    assert_eq!(top[0].seats_booked, most);
+    assert_eq!(top[0].seats_booked, customer_booked[&top[0].customer_id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingester_killed_mid_batch_and_a_resent_batch_count_exactly_once() {
+    let (pool, service, ch) = setup(&local_url()).await;
+    let event = service.create_event(venue(), &ctx()).await.unwrap();
+    let writer = tokio::spawn(sale(service.clone(), EventId(event.id), 90));
+    // The ingester is killed again and again while the sale runs.
+    for round in 0..6u64 {
+        let task = start_ingester(&pool, &ch);
+        tokio::time::sleep(Duration::from_millis(60 + round * 37)).await;
+        task.abort();
+        let _ = task.await;
+    }
+    writer.await.unwrap();
+    let task = start_ingester(&pool, &ch);
+    wait_ingested(&pool).await;
+    task.abort();
+
+    let events = EventLog::new(pool.clone()).read_all().await.unwrap();
+    assert_eq!(distinct_rows(&ch).await, events.len() as u64);
+    let before = Reports::new(ch.writer())
+        .conversion(event.id)
+        .await
+        .unwrap();
+
+    // A crash after an insert but before its checkpoint re-sends the batch: send one twice.
+    let mut layouts = analytics::rows::Layouts::new(pool.clone());
+    let mut rows: Vec<EventRow> = Vec::new();
+    for e in &events[..events.len().min(30)] {
+        rows.push(layouts.row(e, 1).await.unwrap());
+    }
+    Ingester::insert(&ch.writer(), &rows).await.unwrap();
+    Ingester::insert(&ch.writer(), &rows).await.unwrap();
+    assert_eq!(distinct_rows(&ch).await, events.len() as u64);
+    assert_eq!(
+        Reports::new(ch.writer())
+            .conversion(event.id)
+            .await
+            .unwrap(),
+        before
+    );
+}
+
+/// A private ClickHouse server on its own ports, so it can be killed without disturbing others.
+struct PrivateClickHouse {
+    dir: std::path::PathBuf,
+    http_port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateClickHouse {
+    fn start(dir: std::path::PathBuf, http_port: u16) -> Self {
+        let mut server = Self {
+            dir,
+            http_port,
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    fn restart(&mut self) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let template = std::fs::read_to_string(root.join("scripts/clickhouse/config.xml")).unwrap();
+        for sub in ["data", "tmp", "log", "user_files", "format_schemas"] {
+            std::fs::create_dir_all(self.dir.join(sub)).unwrap();
+        }
+        let config = template
+            .replace("@DIR@", self.dir.to_str().unwrap())
+            .replace(
+                "<http_port>8123</http_port>",
+                &format!("<http_port>{}</http_port>", self.http_port),
+            )
+            .replace(
+                "<tcp_port>9000</tcp_port>",
+                &format!("<tcp_port>{}</tcp_port>", self.http_port + 1),
+            );
+        std::fs::write(self.dir.join("config.xml"), config).unwrap();
+        std::fs::copy(
+            root.join("scripts/clickhouse/users.xml"),
+            self.dir.join("users.xml"),
+        )
+        .unwrap();
+        let child = Command::new("clickhouse-server")
+            .arg(format!(
+                "--config-file={}",
+                self.dir.join("config.xml").display()
+            ))
+            .current_dir(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("clickhouse-server is installed (scripts/test installs it)");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    async fn wait_up(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(r) = client.get(format!("{}/ping", self.url())).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("private ClickHouse did not start");
+    }
+}
+
+impl Drop for PrivateClickHouse {
+    fn drop(&mut self) {
+        self.kill();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingestion_catches_up_after_clickhouse_restarts_without_slowing_commands() {
+    let dir = std::env::temp_dir().join(format!("seatgrid-ch-{}", Uuid::new_v4().simple()));
+    let port = 18_123 + (std::process::id() % 500) as u16 * 2;
+    let mut server = PrivateClickHouse::start(dir, port);
+    server.wait_up().await;
+    let (pool, service, ch) = setup(&server.url()).await;
+    let ingester = start_ingester(&pool, &ch);
+    let event = service.create_event(venue(), &ctx()).await.unwrap();
+    sale(service.clone(), EventId(event.id), 20).await;
+    wait_ingested(&pool).await;
+
+    server.kill();
+    // ClickHouse is away: commands go on as before (the ingester only waits).
+    let started = std::time::Instant::now();
+    sale(service.clone(), EventId(event.id), 40).await;
+    assert!(started.elapsed() < Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        Checkpoints::new(pool.clone())
+            .lag(CLICKHOUSE_STREAM)
+            .await
+            .unwrap()
+            .events_behind
+            > 0,
+        "nothing could be ingested while ClickHouse was down"
+    );
+
+    server.restart();
+    server.wait_up().await;
+    wait_ingested(&pool).await;
+    ingester.abort();
+    let events = EventLog::new(pool.clone()).read_all().await.unwrap();
+    assert_eq!(distinct_rows(&ch).await, events.len() as u64);
+}

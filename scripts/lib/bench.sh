@@ -1,0 +1,47 @@
+# Sourced by the benchmark scripts: start a release server on its own database, and record
+# results in docs/BENCHMARKS.md (each benchmark owns one section, replaced on every run).
+
+BENCH_PORT=${BENCH_PORT:-5055}
+BENCH_URL="http://127.0.0.1:$BENCH_PORT"
+
+# start_bench_server DBNAME [ENV=VALUE...]: a fresh database, a release server in the background.
+start_bench_server() {
+  local db=$1; shift
+  psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  env DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" SEATGRID_LISTEN="127.0.0.1:$BENCH_PORT" \
+    SEATGRID_REDIS_PREFIX="sgbench:$db:" RUST_LOG=warn "$@" \
+    "$ROOT/target/release/seatgrid" serve >"$LOCAL/bench-server.log" 2>&1 &
+  BENCH_PID=$!
+  trap 'kill $BENCH_PID 2>/dev/null || true' EXIT
+  wait_for 60 "the benchmark server" curl -sf "$BENCH_URL/health/ready"
+}
+
+stop_bench_server() {
+  kill "$BENCH_PID" 2>/dev/null || true
+  wait "$BENCH_PID" 2>/dev/null || true
+}
+
+machine_facts() {
+  echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr)"
+  echo "- PostgreSQL $(psql -h 127.0.0.1 -U postgres -Atc 'SHOW server_version'), $(redis-server --version | awk '{print $3}' | sed 's/v=/Redis /')"
+  echo "- commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo ' (with uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+}
+
+# record_benchmark SECTION TITLE COMMAND RESULT_FILE: replaces the section in docs/BENCHMARKS.md.
+record_benchmark() {
+  local section=$1 title=$2 command=$3 results=$4 doc="$ROOT/docs/BENCHMARKS.md"
+  mkdir -p "$ROOT/docs"
+  [ -f "$doc" ] || printf '# SeatGrid benchmarks\n\nEvery figure below was measured by the command shown with it, on the machine described. Re-run the command to refresh its section.\n' >"$doc"
+  local block
+  block=$(printf '<!-- %s:start -->\n## %s\n\n```sh\n%s\n```\n\n%s\n\n%s\n<!-- %s:end -->' \
+    "$section" "$title" "$command" "$(machine_facts)" "$(cat "$results")" "$section")
+  python3 - "$doc" "$section" "$block" <<'PY'
+import re, sys
+path, section, block = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(path).read()
+pattern = re.compile(r"<!-- %s:start -->.*?<!-- %s:end -->" % (re.escape(section), re.escape(section)), re.S)
+text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
+open(path, "w").write(text)
+PY
+  log "recorded in docs/BENCHMARKS.md (section $section)"
+}

@@ -1,0 +1,318 @@
+//! GraphQL queries and mutations end to end: read models, error codes, limits.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::{error_code, eventually, spawn_system};
+
+const SECTIONS_EVENT: &str = r#"mutation($key: String) {
+  createEvent(idempotencyKey: $key, input: {
+    name: "Sections night", currency: "EUR", maxSeatsPerCustomer: 4,
+    layout: {
+      priceTiers: [{name: "Premium", priceCents: 9000}, {name: "Standard", priceCents: 4500}],
+      sections: [
+        {name: "Stalls", priceTier: "Premium", rows: [{label: "A", seats: 3}, {label: "B", seats: 3}]},
+        {name: "Circle", priceTier: "Standard", rows: [{label: "1", seats: 4}]}
+      ]
+    }
+  }) { id name seatCount sections { name priceCents rows { label seats firstSeatId } } }
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_event_then_query_layout_availability_and_seat_map() {
+    let app = spawn_system().await;
+    let created = app.data(SECTIONS_EVENT, json!({})).await;
+    let event = &created["createEvent"];
+    let id = event["id"].as_str().unwrap();
+    assert_eq!(event["seatCount"], 10);
+    assert_eq!(event["sections"][1]["rows"][0]["firstSeatId"], 6);
+    assert_eq!(event["sections"][0]["priceCents"], 9000);
+
+    let held = app
+        .gql(
+            r#"mutation($e: UUID!) { holdSeats(eventId: $e, customerId: "ann",
+                 seats: [{section: "Stalls", row: "B", seat: "2"}, {seatId: 7}]) {
+                 id status customerId totalCents seats { seatId section row seat priceTier priceCents } } }"#,
+            json!({"e": id}),
+        )
+        .await;
+    let hold = &held["data"]["holdSeats"];
+    assert_eq!(hold["status"], "HELD", "{held}");
+    assert_eq!(hold["totalCents"], 9000 + 4500);
+    assert_eq!(hold["seats"][0]["seatId"], 4);
+    assert_eq!(hold["seats"][1]["section"], "Circle");
+
+    let seats = app.wait_for_read_side(id).await;
+    assert_eq!(seats, "AAAAHAAHAA");
+    let data = app
+        .data(
+            r#"query($e: UUID!) {
+                 event(id: $e) { name currency availability { available held booked }
+                   availabilityBySection { name available held }
+                   availabilityByPriceTier { name available held } }
+                 seatMap(eventId: $e) { seatCount encoding seats version available held booked
+                   sections { name held } priceTiers { name held } } }"#,
+            json!({"e": id}),
+        )
+        .await;
+    assert_eq!(
+        data["event"]["availability"],
+        json!({"available": 8, "held": 2, "booked": 0})
+    );
+    assert_eq!(
+        data["event"]["availabilityBySection"],
+        json!([{"name": "Stalls", "available": 5, "held": 1}, {"name": "Circle", "available": 3, "held": 1}])
+    );
+    assert_eq!(data["event"]["availabilityByPriceTier"][1]["held"], 1);
+    assert_eq!(data["seatMap"]["seatCount"], 10);
+    assert_eq!(data["seatMap"]["encoding"], "A=available,H=held,B=booked");
+    assert_eq!(data["seatMap"]["held"], 2);
+    assert!(data["seatMap"]["version"].as_i64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_paginated_relay_style() {
+    let app = spawn_system().await;
+    for _ in 0..3 {
+        app.create_grid_event(2, 2, 600).await;
+    }
+    let page = |after: Value| {
+        let app = &app;
+        async move {
+            app.data(
+                "query($after: String) { events(first: 2, after: $after) {
+                   edges { cursor node { id seatCount availability { available } } }
+                   pageInfo { hasNextPage hasPreviousPage endCursor } } }",
+                json!({"after": after}),
+            )
+            .await["events"]
+                .clone()
+        }
+    };
+    let first = eventually(Duration::from_secs(10), || async {
+        let p = page(Value::Null).await;
+        (p["pageInfo"]["hasNextPage"] == true).then_some(p)
+    })
+    .await;
+    assert_eq!(first["edges"].as_array().unwrap().len(), 2);
+    assert_eq!(first["edges"][0]["node"]["availability"]["available"], 4);
+    let second = page(first["pageInfo"]["endCursor"].clone()).await;
+    assert_eq!(second["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(second["pageInfo"]["hasNextPage"], false);
+    assert_eq!(second["pageInfo"]["hasPreviousPage"], true);
+
+    let bad = app
+        .gql("{ events(after: \"xyz\") { edges { cursor } } }", json!({}))
+        .await;
+    assert_eq!(error_code(&bad), "invalid_cursor");
+    let big = app
+        .gql("{ events(first: 1000) { edges { cursor } } }", json!({}))
+        .await;
+    assert_eq!(error_code(&big), "invalid_page_size");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_book_release_and_customer_views() {
+    let app = spawn_system().await;
+    let event = app.create_grid_event(2, 5, 600).await;
+    let kept = app.hold(&event, "cara", &[0, 1]).await["data"]["holdSeats"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dropped = app.hold(&event, "cara", &[2]).await["data"]["holdSeats"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let book =
+        "mutation($h: UUID!, $c: String) { bookHold(holdId: $h, customerId: $c) { id status } }";
+    let booked = app.data(book, json!({"h": kept, "c": "cara"})).await;
+    assert_eq!(booked["bookHold"]["status"], "BOOKED");
+    // Booking twice by the owner is idempotent.
+    let again = app.data(book, json!({"h": kept, "c": "cara"})).await;
+    assert_eq!(again["bookHold"]["status"], "BOOKED");
+    let released = app
+        .data(
+            "mutation($h: UUID!) { releaseHold(holdId: $h, customerId: \"cara\") { status } }",
+            json!({"h": dropped}),
+        )
+        .await;
+    assert_eq!(released["releaseHold"]["status"], "RELEASED");
+
+    assert_eq!(app.wait_for_read_side(&event).await, "BBAAAAAAAA");
+    let data = app
+        .data(
+            "query($h: UUID!, $e: UUID!) {
+               hold(id: $h) { id status customerId seats { seatId } event { id } }
+               customer(id: \"cara\") {
+                 id holds(eventId: $e) { id status } bookings { id status totalCents } } }",
+            json!({"h": kept, "e": event}),
+        )
+        .await;
+    assert_eq!(data["hold"]["status"], "BOOKED");
+    assert_eq!(data["hold"]["event"]["id"], event.as_str());
+    assert_eq!(data["hold"]["seats"], json!([{"seatId": 0}, {"seatId": 1}]));
+    let holds = data["customer"]["holds"].as_array().unwrap();
+    assert_eq!(holds.len(), 2);
+    assert!(holds.contains(&json!({"id": dropped, "status": "RELEASED"})));
+    assert_eq!(
+        data["customer"]["bookings"],
+        json!([{"id": kept, "status": "BOOKED", "totalCents": 10000}])
+    );
+
+    let nothing = app
+        .data(
+            "query($id: UUID!) { hold(id: $id) { id } event(id: $id) { id } seatMap(eventId: $id) { seats } }",
+            json!({"id": uuid::Uuid::new_v4()}),
+        )
+        .await;
+    assert_eq!(
+        nothing,
+        json!({"hold": null, "event": null, "seatMap": null})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_answer_with_the_same_codes_as_rest() {
+    let app = spawn_system().await;
+    let event = app.create_grid_event(1, 20, 1).await;
+    let first = app.hold(&event, "dan", &[0, 1]).await;
+    let hold_id = first["data"]["holdSeats"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let taken = app.hold(&event, "eve", &[1, 2]).await;
+    assert_eq!(error_code(&taken), "seats_unavailable");
+    assert_eq!(taken["errors"][0]["extensions"]["status"], 409);
+    assert_eq!(taken["errors"][0]["extensions"]["seats"][0]["seat_id"], 1);
+
+    let cases: [(&str, Value, &str); 7] = [
+        ("unknown seat", json!([{"seatId": 99}]), "unknown_seats"),
+        (
+            "duplicate",
+            json!([{"seatId": 3}, {"seatId": 3}]),
+            "duplicate_seats",
+        ),
+        ("empty", json!([]), "no_seats"),
+        (
+            "too many",
+            json!((0..11).map(|i| json!({"seatId": i})).collect::<Vec<_>>()),
+            "too_many_seats",
+        ),
+        (
+            "both forms",
+            json!([{"seatId": 3, "row": "1", "seat": "4"}]),
+            "invalid_seat",
+        ),
+        (
+            "labels",
+            json!([{"row": "9", "seat": "1"}]),
+            "unknown_seats",
+        ),
+        ("no row", json!([{"seat": "1"}]), "invalid_seat"),
+    ];
+    for (what, seats, code) in cases {
+        let body = app
+            .gql(
+                "mutation($e: UUID!, $s: [SeatInput!]!) { holdSeats(eventId: $e, customerId: \"eve\", seats: $s) { id } }",
+                json!({"e": event, "s": seats}),
+            )
+            .await;
+        assert_eq!(error_code(&body), code, "{what}: {body}");
+    }
+
+    let missing = app
+        .hold(&uuid::Uuid::new_v4().to_string(), "eve", &[0])
+        .await;
+    assert_eq!(error_code(&missing), "event_not_found");
+    let bad_customer = app.hold(&event, "not a valid id!", &[3]).await;
+    assert_eq!(error_code(&bad_customer), "invalid_customer_id");
+    let nobody = app
+        .gql(
+            "mutation($e: UUID!) { holdSeats(eventId: $e, seats: [{seatId: 3}]) { id } }",
+            json!({"e": event}),
+        )
+        .await;
+    assert_eq!(error_code(&nobody), "missing_customer_id");
+
+    let book =
+        "mutation($h: UUID!, $c: String!) { bookHold(holdId: $h, customerId: $c) { status } }";
+    let stolen = app.gql(book, json!({"h": hold_id, "c": "eve"})).await;
+    assert_eq!(error_code(&stolen), "not_hold_owner");
+    let unknown = app
+        .gql(book, json!({"h": uuid::Uuid::new_v4(), "c": "dan"}))
+        .await;
+    assert_eq!(error_code(&unknown), "hold_not_found");
+    // The event's holds last one second.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let late = app.gql(book, json!({"h": hold_id, "c": "dan"})).await;
+    assert_eq!(error_code(&late), "hold_expired");
+
+    let bad_layout = app
+        .gql(
+            "mutation { createEvent(input: {name: \"x\", layout: {rows: 2}}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&bad_layout), "invalid_request");
+    let zero = app
+        .gql(
+            "mutation { createEvent(input: {name: \"\", layout: {rows: 0, cols: 2}}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&zero), "invalid_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_make_mutations_safe_to_retry() {
+    let app = spawn_system().await;
+    let one = app.data(SECTIONS_EVENT, json!({"key": "evt-1"})).await;
+    let two = app.data(SECTIONS_EVENT, json!({"key": "evt-1"})).await;
+    assert_eq!(one["createEvent"]["id"], two["createEvent"]["id"]);
+    let event = one["createEvent"]["id"].as_str().unwrap();
+    let hold = "mutation($e: UUID!) { holdSeats(eventId: $e, customerId: \"fay\",
+                  seats: [{seatId: 0}], idempotencyKey: \"h-1\") { id status } }";
+    let a = app.data(hold, json!({"e": event})).await;
+    let b = app.data(hold, json!({"e": event})).await;
+    assert_eq!(a["holdSeats"]["id"], b["holdSeats"]["id"]);
+    assert_eq!(b["holdSeats"]["status"], "HELD");
+    let other = app.data(SECTIONS_EVENT, json!({"key": "evt-2"})).await;
+    assert_ne!(other["createEvent"]["id"], one["createEvent"]["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_malformed_queries_are_refused_with_codes() {
+    let app = spawn_system().await;
+    let deep = app
+        .gql(
+            "{ __schema { types { fields { type { fields { type { fields { type { fields { type { name } } } } } } } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&deep), "query_too_deep");
+    let fields: String = (0..1_100)
+        .map(|i| format!("a{i}: customer(id: \"x\") {{ id }} "))
+        .collect();
+    let wide = app.gql(&format!("{{ {fields} }}"), json!({})).await;
+    assert_eq!(error_code(&wide), "query_too_complex");
+    let broken = app.gql("{ events( }", json!({})).await;
+    assert_eq!(error_code(&broken), "invalid_query");
+    let unknown = app.gql("{ nope }", json!({})).await;
+    assert_eq!(error_code(&unknown), "invalid_query");
+    let bad_id = app.gql("{ hold(id: \"42\") { id } }", json!({})).await;
+    assert_eq!(error_code(&bad_id), "invalid_query");
+    let bad_customer = app.gql("{ customer(id: \"\") { id } }", json!({})).await;
+    assert_eq!(error_code(&bad_customer), "invalid_customer_id");
+
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("graphiql"));
+}

@@ -1,0 +1,8 @@
+//! The whole system in one process (REST, projector, Redis cache, GraphQL) over real PostgreSQL
+//! and Redis, each test on its own database and Redis key prefix.
+
+mod analytics;
+mod cache;
+mod graphql;
+mod helpers;
+mod subscriptions;
