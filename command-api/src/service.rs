@@ -415,6 +415,37 @@ impl BookingService {
     }
 
     /// Gives back the blocks already taken for a hold that failed, then its allowance.
+    /// `SeatsUnavailable` if any of `seats` is held or booked at `now` by another hold (read only,
+    /// no lock). A re-run of the same hold (same idempotency key) is left to the appends.
+    async fn refuse_taken_seats(
+        &self,
+        event: &KnownEvent,
+        hold_id: HoldId,
+        seats: &[SeatId],
+        now: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        let by_block = event.by_block(seats);
+        let ids: Vec<String> = by_block.keys().map(|b| event.block_id(*b)).collect();
+        let blocks = self.store.load::<SeatBlock>(&ids).await?;
+        let taken: Vec<SeatId> = by_block
+            .iter()
+            .flat_map(|(b, block_seats)| {
+                let block = blocks
+                    .get(&event.block_id(*b))
+                    .filter(|blk| blk.hold(hold_id).is_none());
+                block_seats.iter().filter(move |s| {
+                    block.is_some_and(|blk| blk.seat_status(**s, now) != SeatStatus::Available)
+                })
+            })
+            .copied()
+            .collect();
+        if taken.is_empty() {
+            Ok(())
+        } else {
+            Err(self.unavailable(event, &taken))
+        }
+    }
+
     async fn undo_hold(
         &self,
         event: &KnownEvent,
@@ -526,6 +557,10 @@ impl BookingCommands for BookingService {
         let allowance_id = CustomerAllowance::aggregate_id(event_id, &customer_id);
         let meta = ctx.metadata("HoldSeats", Some(&customer_id));
 
+        // Cheap early answer for the common loser of a flash sale: seats already taken are refused
+        // after one read, before anything is written. The appends below still decide.
+        self.refuse_taken_seats(&event, hold_id, &seats, now)
+            .await?;
         self.store
             .execute::<CustomerAllowance>(&allowance_id, &meta, || {
                 CustomerAllowanceCommand::Reserve {

@@ -6,10 +6,17 @@
 //!   lost an optimistic-lock race at most [`RetryPolicy::max_attempts`] times, sleeping a random
 //!   ("full jitter") exponential delay in between. A command that still conflicts then fails with
 //!   [`StoreError::Contention`], which the API answers with 503 and `Retry-After`.
+//! - Within one process, commands on the same aggregate take turns (a striped in-process lock held
+//!   while the aggregate is loaded, decided and appended), so a burst of buyers on one seat block
+//!   queues instead of conflicting. Optimistic versioning still decides between processes; the
+//!   retry covers those conflicts. A command that waited [`LOCK_WAIT`] for its turn is answered as
+//!   contention.
 //! - The command is rebuilt for every attempt, so it is judged at a fresh `now`.
 //! - Business refusals are never retried: they come back as [`StoreError::Rejected`].
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::persist::PersistedEventStore;
@@ -20,6 +27,10 @@ use rand::Rng;
 use sqlx::{PgPool, Row};
 
 type Framework<A> = CqrsFramework<A, PersistedEventStore<PostgresEventRepository, A>>;
+
+/// Longest wait for an aggregate's turn in this process before answering "contention".
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+const LOCK_STRIPES: usize = 1024;
 
 /// How hard to try when concurrent commands on one aggregate conflict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +97,8 @@ pub struct EventStore {
     events: Framework<TicketedEvent>,
     blocks: Framework<SeatBlock>,
     allowances: Framework<CustomerAllowance>,
+    /// Striped per-aggregate turns (see the module policy).
+    turns: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 /// Something an [`EventStore`] can run commands for.
@@ -119,6 +132,10 @@ impl EventStore {
             allowances: framework(&pool),
             pool,
             retry,
+            turns: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect::<Vec<_>>()
+                .into(),
         }
     }
 
@@ -134,6 +151,13 @@ impl EventStore {
         mut command: impl FnMut() -> A::Command,
     ) -> Result<(), StoreError<A::Error>> {
         let framework = A::framework(self);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (A::TYPE, id).hash(&mut hasher);
+        let stripe = &self.turns[hasher.finish() as usize % LOCK_STRIPES];
+        let Ok(_turn) = tokio::time::timeout(LOCK_WAIT, stripe.lock()).await else {
+            tracing::warn!(aggregate = A::TYPE, id, "waited too long for a turn");
+            return Err(StoreError::Contention(0));
+        };
         for attempt in 0..self.retry.max_attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.retry.delay(attempt)).await;

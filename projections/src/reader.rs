@@ -164,6 +164,33 @@ impl ReadModels {
         Ok(hold_rows(&rows)?)
     }
 
+    /// Up to `first` holds of an event after hold id `after`, in hold id order, and whether more
+    /// follow. `live_only` keeps the holds that keep their seats now (booked, or held and unexpired).
+    pub async fn event_holds(
+        &self,
+        event_id: Uuid,
+        after: Option<Uuid>,
+        first: i64,
+        live_only: bool,
+    ) -> Result<(Vec<HoldRecord>, bool), ReadError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {HOLD_COLUMNS} FROM rm_holds
+              WHERE event_id = $1 AND hold_id > $2
+                AND (NOT $3 OR status = 'booked' OR (status = 'held' AND expires_at > now()))
+              ORDER BY hold_id LIMIT $4"
+        ))
+        .bind(event_id)
+        .bind(after.unwrap_or(Uuid::nil()))
+        .bind(live_only)
+        .bind(first + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut page = hold_rows(&rows)?;
+        let more = page.len() as i64 > first;
+        page.truncate(first as usize);
+        Ok((page, more))
+    }
+
     /// Ticketed events by id.
     pub async fn events(
         &self,

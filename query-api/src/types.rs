@@ -123,6 +123,43 @@ impl Event {
             None => Vec::new(),
         })
     }
+    /// The event's holds and bookings, in hold id order (cursor pagination, 100 per page at most).
+    /// With `live: true`, only those keeping their seats now: booked, or held and not expired.
+    async fn holds(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+        live: Option<bool>,
+    ) -> Result<async_graphql::connection::Connection<String, Hold>> {
+        let live = live.unwrap_or(false);
+        use async_graphql::connection::{Connection, Edge};
+        if !(0..=100).contains(&first) {
+            return Err(crate::errors::coded(
+                "invalid_page_size",
+                "first must be between 0 and 100",
+            ));
+        }
+        let after = match after {
+            None => None,
+            Some(c) => Some(c.parse::<Uuid>().map_err(|_| {
+                crate::errors::coded("invalid_cursor", "after is not a cursor from this API")
+            })?),
+        };
+        let (page, more) = ctx
+            .data_unchecked::<projections::ReadModels>()
+            .event_holds(self.definition.event_id.0, after, i64::from(first), live)
+            .await
+            .map_err(|e| read_failed(Arc::new(e)))?;
+        let now = Utc::now();
+        let mut connection = Connection::new(after.is_some(), more);
+        connection.edges.extend(
+            page.iter()
+                .map(|r| Edge::new(r.hold_id.to_string(), Hold::from_record(r, now))),
+        );
+        Ok(connection)
+    }
+
     /// The seat map (same as the root `seatMap` field).
     async fn seat_map(&self, ctx: &Context<'_>) -> Result<Option<SeatMapObject>> {
         Ok(self.seat_map_data(ctx).await?.map(|map| SeatMapObject {

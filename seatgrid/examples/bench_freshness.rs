@@ -75,6 +75,22 @@ async fn main() {
         .await
         .unwrap();
     let event_id = created["id"].as_str().expect("event created").to_owned();
+    // Subscriptions need the event on the read side first.
+    for _ in 0..500 {
+        let body: Value = client
+            .post(format!("{}/graphql", args.url))
+            .json(&json!({"query": "query($e: UUID!) { event(id: $e) { id } }", "variables": {"e": event_id}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
+        if body["data"]["event"]["id"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // The subscription: when did each seat's HELD arrive?
     let pushed: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
@@ -172,11 +188,11 @@ async fn main() {
     let mut hold_ms = Vec::new();
     let mut map_ms = Vec::new();
     let mut acks = HashMap::new();
-    let mut failures = 0;
+    let mut failures: std::collections::BTreeMap<u16, u32> = Default::default();
     for t in tasks {
         let (seat, status, sent, acked, seen) = t.await.unwrap();
         if status != 201 {
-            failures += 1;
+            *failures.entry(status).or_default() += 1;
             continue;
         }
         hold_ms.push((acked - sent).as_secs_f64() * 1e3);
@@ -198,8 +214,8 @@ async fn main() {
         .collect();
     let missing = acks.len() - sub_ms.len();
     println!(
-        "holds sent: {holds} in {elapsed:.1} s ({:.0}/s), 201s: {}, other answers: {failures}, \
-         HELD never pushed: {missing}",
+        "holds sent: {holds} in {elapsed:.1} s ({:.0}/s), 201s: {}, other answers (status: count): \
+         {failures:?}, HELD never pushed: {missing}",
         holds as f64 / elapsed,
         acks.len()
     );

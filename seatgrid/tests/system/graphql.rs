@@ -161,6 +161,27 @@ async fn hold_book_release_and_customer_views() {
         json!([{"id": kept, "status": "BOOKED", "totalCents": 10000}])
     );
 
+    // An event's holds, paged; `live` keeps only those that keep their seats.
+    let holds = "query($e: UUID!, $after: String, $live: Boolean) { event(id: $e) {
+        holds(first: 1, after: $after, live: $live) { edges { node { id status } }
+                                                      pageInfo { hasNextPage endCursor } } } }";
+    let first = app.data(holds, json!({"e": event})).await["event"]["holds"].clone();
+    assert_eq!(first["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(first["pageInfo"]["hasNextPage"], true);
+    let second = app
+        .data(
+            holds,
+            json!({"e": event, "after": first["pageInfo"]["endCursor"]}),
+        )
+        .await["event"]["holds"]
+        .clone();
+    assert_eq!(second["pageInfo"]["hasNextPage"], false);
+    let live = app.data(holds, json!({"e": event, "live": true})).await["event"]["holds"].clone();
+    assert_eq!(
+        live["edges"],
+        json!([{"node": {"id": kept, "status": "BOOKED"}}])
+    );
+
     let nothing = app
         .data(
             "query($id: UUID!) { hold(id: $id) { id } event(id: $id) { id } seatMap(eventId: $id) { seats } }",

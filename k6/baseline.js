@@ -1,0 +1,40 @@
+// The seed's baseline shape: a few users browsing the seat map and holding now and then.
+import { sleep } from 'k6';
+import { audit, createEvent, hold, readSeatMap, summary } from './lib.js';
+
+export const options = {
+  vus: Number(__ENV.VUS || 5),
+  duration: __ENV.DURATION || '30s',
+  thresholds: {
+    server_errors: ['count==0'],
+    oversold_seats: ['count==0'],
+    unaccounted_seats: ['count==0'],
+    seat_map_duration: ['p(95)<50'],
+    hold_duration: ['p(95)<500'],
+  },
+  summaryTrendStats: ['avg', 'p(50)', 'p(95)', 'p(99)', 'max'],
+};
+
+export function setup() {
+  return { event: createEvent('k6 baseline', 20, 25) };
+}
+
+export default function (data) {
+  const map = readSeatMap(data.event.id);
+  sleep(0.5 + Math.random());
+  if (map && Math.random() < 0.3) {
+    const free = [];
+    for (let i = 0; i < map.seats.length; i++) if (map.seats[i] === 'A') free.push(i);
+    if (free.length > 0) {
+      hold(data.event.id, `vu${__VU}`, [free[Math.floor(Math.random() * free.length)]]);
+    }
+  }
+}
+
+export function teardown(data) {
+  audit(data.event.id);
+}
+
+export function handleSummary(data) {
+  return summary(data, 'baseline');
+}

@@ -1,0 +1,51 @@
+// Moderate steady load for a configurable duration (SOAK_DURATION, default 5m): watch memory and
+// projection lag on /metrics while it runs. Holds are released again so the event never sells out.
+import http from 'k6/http';
+import { sleep } from 'k6';
+import { audit, BASE, createEvent, hold, readSeatMap, summary } from './lib.js';
+
+export const options = {
+  scenarios: {
+    soak: {
+      executor: 'constant-arrival-rate',
+      rate: Number(__ENV.RATE || 50),
+      timeUnit: '1s',
+      duration: __ENV.SOAK_DURATION || '5m',
+      preAllocatedVUs: 50,
+      maxVUs: 200,
+    },
+  },
+  thresholds: {
+    server_errors: ['count==0'],
+    oversold_seats: ['count==0'],
+    unaccounted_seats: ['count==0'],
+    seat_map_duration: ['p(95)<50'],
+    hold_duration: ['p(95)<500'],
+  },
+  summaryTrendStats: ['avg', 'p(50)', 'p(95)', 'p(99)', 'max'],
+};
+
+export function setup() {
+  return { event: createEvent('k6 soak', 40, 50) };
+}
+
+export default function (data) {
+  readSeatMap(data.event.id);
+  const customer = `vu${__VU}-${__ITER}`;
+  const res = hold(data.event.id, customer, [Math.floor(Math.random() * 2000)]);
+  if (res.status === 201) {
+    sleep(0.2);
+    http.del(`${BASE}/api/holds/${res.json().hold_id}`, null, {
+      headers: { 'X-Customer-Id': customer },
+      tags: { name: 'release' },
+    });
+  }
+}
+
+export function teardown(data) {
+  audit(data.event.id);
+}
+
+export function handleSummary(data) {
+  return summary(data, 'soak');
+}
