@@ -12,8 +12,6 @@
 //!   ingester reads nothing more meanwhile, so memory stays bounded. The command side never waits
 //!   for this: it only appends to Postgres. When ClickHouse returns, ingestion catches up by itself.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -44,17 +42,6 @@ impl Default for IngestConfig {
     }
 }
 
-/// Figures for metrics.
-#[derive(Debug, Default)]
-pub struct IngestStats {
-    pub rows_ingested: AtomicU64,
-    pub batches: AtomicU64,
-    pub last_batch_rows: AtomicU64,
-    pub failed_inserts: AtomicU64,
-    /// Milliseconds between the newest ingested event's commit and its insert.
-    pub last_lag_ms: AtomicI64,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("event store: {0}")]
@@ -74,7 +61,6 @@ pub struct Ingester {
     client: clickhouse::Client,
     layouts: Layouts,
     config: IngestConfig,
-    stats: Arc<IngestStats>,
 }
 
 impl Ingester {
@@ -87,12 +73,7 @@ impl Ingester {
             pool,
             client,
             config,
-            stats: Arc::default(),
         }
-    }
-
-    pub fn stats(&self) -> Arc<IngestStats> {
-        self.stats.clone()
     }
 
     /// Sends rows to ClickHouse in one insert.
@@ -160,7 +141,7 @@ impl Ingester {
     ) -> Result<(), IngestError> {
         let mut backoff = Duration::from_millis(100);
         while let Err(e) = Self::insert(&self.client, batch).await {
-            self.stats.failed_inserts.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("seatgrid_clickhouse_insert_failures_total").increment(1);
             tracing::warn!(error = %e, rows = batch.len(), "ClickHouse insert failed; retrying");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -176,16 +157,11 @@ impl Ingester {
             .map(|r| r.recorded_at_ms)
             .max()
             .unwrap_or_default();
-        self.stats
-            .rows_ingested
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .last_batch_rows
-            .store(batch.len() as u64, Ordering::Relaxed);
-        self.stats
-            .last_lag_ms
-            .store(Utc::now().timestamp_millis() - newest, Ordering::Relaxed);
+        metrics::counter!("seatgrid_clickhouse_rows_ingested_total").increment(batch.len() as u64);
+        metrics::histogram!("seatgrid_clickhouse_batch_rows").record(batch.len() as f64);
+        // From the newest event's commit to the moment ClickHouse holds it.
+        metrics::gauge!("seatgrid_clickhouse_ingest_lag_ms")
+            .set((Utc::now().timestamp_millis() - newest) as f64);
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ pub mod reports;
 pub mod rows;
 
 pub use adhoc::{AdhocError, AdhocSql};
-pub use ingest::{IngestConfig, IngestStats, Ingester, CLICKHOUSE_STREAM};
+pub use ingest::{IngestConfig, Ingester, CLICKHOUSE_STREAM};
 pub use reports::Reports;
 pub use rows::EventRow;
 

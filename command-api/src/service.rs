@@ -47,6 +47,14 @@ impl RequestContext {
         if let Some(c) = customer {
             m.insert("customer_id".into(), c.to_string());
         }
+        // The W3C trace context, so projections can continue this trace (`traceparent`).
+        let context =
+            tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
+        opentelemetry::propagation::TextMapPropagator::inject_context(
+            &opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+            &context,
+            &mut m,
+        );
         m
     }
 
@@ -101,6 +109,31 @@ pub enum CommandError {
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
+}
+
+impl CommandError {
+    /// The stable code clients see (REST `code`, GraphQL `extensions.code`) and metrics count.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_request",
+            Self::UnknownSeats(_) => "unknown_seats",
+            Self::DuplicateSeats(_) => "duplicate_seats",
+            Self::NoSeats => "no_seats",
+            Self::TooManySeats { .. } => "too_many_seats",
+            Self::CustomerLimitExceeded { .. } => "customer_limit_exceeded",
+            Self::EventNotFound(_) => "event_not_found",
+            Self::HoldNotFound(_) => "hold_not_found",
+            Self::SeatsUnavailable(_) => "seats_unavailable",
+            Self::NotHoldOwner(_) => "not_hold_owner",
+            Self::HoldExpired(_) => "hold_expired",
+            Self::HoldReleased(_) => "hold_released",
+            Self::HoldBooked(_) => "hold_booked",
+            Self::HoldFailed(_) => "hold_failed",
+            Self::Contention => "contention",
+            Self::Unavailable(_) => "store_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
 }
 
 impl<E: std::error::Error> From<StoreError<E>> for CommandError {
@@ -512,10 +545,65 @@ impl BookingService {
     }
 }
 
+/// The commands, each counted by outcome (`seatgrid_commands_total{command, outcome}`).
 #[async_trait]
 impl BookingCommands for BookingService {
-    #[tracing::instrument(skip_all, fields(correlation_id = %ctx.correlation_id))]
     async fn create_event(
+        &self,
+        draft: NewEvent,
+        ctx: &RequestContext,
+    ) -> Result<EventView, CommandError> {
+        counted("create_event", self.run_create_event(draft, ctx).await)
+    }
+
+    async fn hold_seats(
+        &self,
+        event_id: EventId,
+        customer_id: CustomerId,
+        seats: Vec<SeatRef>,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError> {
+        counted(
+            "hold",
+            self.run_hold_seats(event_id, customer_id, seats, ctx).await,
+        )
+    }
+
+    async fn book_hold(
+        &self,
+        hold_id: HoldId,
+        customer_id: CustomerId,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError> {
+        counted("book", self.run_book_hold(hold_id, customer_id, ctx).await)
+    }
+
+    async fn release_hold(
+        &self,
+        hold_id: HoldId,
+        customer_id: CustomerId,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError> {
+        counted(
+            "release",
+            self.run_release_hold(hold_id, customer_id, ctx).await,
+        )
+    }
+}
+
+fn counted<T>(command: &'static str, result: Result<T, CommandError>) -> Result<T, CommandError> {
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    };
+    metrics::counter!("seatgrid_commands_total", "command" => command, "outcome" => outcome)
+        .increment(1);
+    result
+}
+
+impl BookingService {
+    #[tracing::instrument(name = "create_event", skip_all, fields(correlation_id = %ctx.correlation_id))]
+    async fn run_create_event(
         &self,
         draft: NewEvent,
         ctx: &RequestContext,
@@ -541,8 +629,8 @@ impl BookingCommands for BookingService {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(%event_id, %customer_id, correlation_id = %ctx.correlation_id))]
-    async fn hold_seats(
+    #[tracing::instrument(name = "hold_seats", skip_all, fields(%event_id, %customer_id, correlation_id = %ctx.correlation_id))]
+    async fn run_hold_seats(
         &self,
         event_id: EventId,
         customer_id: CustomerId,
@@ -627,8 +715,8 @@ impl BookingCommands for BookingService {
         ))
     }
 
-    #[tracing::instrument(skip_all, fields(%hold_id, %customer_id, correlation_id = %ctx.correlation_id))]
-    async fn book_hold(
+    #[tracing::instrument(name = "book_hold", skip_all, fields(%hold_id, %customer_id, correlation_id = %ctx.correlation_id))]
+    async fn run_book_hold(
         &self,
         hold_id: HoldId,
         customer_id: CustomerId,
@@ -735,8 +823,8 @@ impl BookingCommands for BookingService {
         ))
     }
 
-    #[tracing::instrument(skip_all, fields(%hold_id, %customer_id, correlation_id = %ctx.correlation_id))]
-    async fn release_hold(
+    #[tracing::instrument(name = "release_hold", skip_all, fields(%hold_id, %customer_id, correlation_id = %ctx.correlation_id))]
+    async fn run_release_hold(
         &self,
         hold_id: HoldId,
         customer_id: CustomerId,

@@ -104,12 +104,17 @@ impl Application {
         let sweeper = self
             .sweep_interval
             .map(|every| tokio::spawn(sweeper::run(self.state.service.clone(), every)));
-        let result = axum::serve(
-            self.listener,
-            self.extra_routes.merge(http::router(self.state)),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let app = self
+            .extra_routes
+            .merge(http::router(self.state))
+            .layer(axum::middleware::from_fn(http::observability::track))
+            .layer(
+                tower_http::trace::TraceLayer::new_for_http()
+                    .make_span_with(http::observability::request_span),
+            );
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
         if let Some(task) = sweeper {
             task.abort();
         }

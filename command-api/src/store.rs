@@ -154,12 +154,19 @@ impl EventStore {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (A::TYPE, id).hash(&mut hasher);
         let stripe = &self.turns[hasher.finish() as usize % LOCK_STRIPES];
+        let waited = std::time::Instant::now();
         let Ok(_turn) = tokio::time::timeout(LOCK_WAIT, stripe.lock()).await else {
             tracing::warn!(aggregate = A::TYPE, id, "waited too long for a turn");
+            metrics::counter!("seatgrid_command_contention_total", "aggregate" => A::TYPE)
+                .increment(1);
             return Err(StoreError::Contention(0));
         };
+        metrics::histogram!("seatgrid_aggregate_turn_wait_seconds", "aggregate" => A::TYPE)
+            .record(waited.elapsed().as_secs_f64());
         for attempt in 0..self.retry.max_attempts {
             if attempt > 0 {
+                metrics::counter!("seatgrid_command_retries_total", "aggregate" => A::TYPE)
+                    .increment(1);
                 tokio::time::sleep(self.retry.delay(attempt)).await;
             }
             match framework
@@ -168,6 +175,8 @@ impl EventStore {
             {
                 Ok(()) => return Ok(()),
                 Err(AggregateError::AggregateConflict) => {
+                    metrics::counter!("seatgrid_optimistic_conflicts_total", "aggregate" => A::TYPE)
+                        .increment(1);
                     tracing::debug!(aggregate = A::TYPE, id, attempt, "optimistic-lock conflict");
                     continue;
                 }
@@ -184,6 +193,7 @@ impl EventStore {
             }
         }
         tracing::warn!(aggregate = A::TYPE, id, "gave up after repeated conflicts");
+        metrics::counter!("seatgrid_command_contention_total", "aggregate" => A::TYPE).increment(1);
         Err(StoreError::Contention(self.retry.max_attempts))
     }
 

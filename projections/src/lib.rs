@@ -6,12 +6,14 @@
 //!   projection that maintains them.
 //! - [`cache`]: their Redis cache and the pub/sub channels that carry each change.
 //! - [`reader`]: reading them, cache first.
+//! - [`tracing_context`]: trace context from command to projection, through event metadata.
 
 pub mod cache;
 pub mod event_log;
 pub mod read_models;
 pub mod reader;
 pub mod runner;
+pub mod tracing_context;
 
 pub use cache::Cache;
 pub use event_log::{EventLog, EventLogError, GlobalPosition, RecordedEvent};
@@ -19,7 +21,7 @@ pub use read_models::{
     EventRecord, HoldRecord, HoldState, ReadModelChanges, ReadModelProjection, SeatMap, SeatUpdate,
     READ_MODELS,
 };
-pub use reader::{CacheStats, ReadError, ReadModels};
+pub use reader::{ReadError, ReadModels};
 pub use runner::{
     reset, Checkpoints, Projection, ProjectionError, ProjectionLag, ProjectorRunner, RunnerConfig,
 };

@@ -116,6 +116,9 @@ pub struct SeatUpdate {
     pub version: i64,
     /// `(seat_id, status)` in the order they happened; a seat may appear more than once.
     pub changes: Vec<(u32, char)>,
+    /// (available, held, booked) after the batch.
+    #[serde(skip)]
+    pub counts: (u32, u32, u32),
 }
 
 /// A ticketed event as listed.
@@ -205,6 +208,14 @@ impl Projection for ReadModelProjection {
     }
 
     async fn after_commit(&self, changes: ReadModelChanges) {
+        for update in &changes.seats {
+            let event = update.event_id.to_string();
+            let (available, held, booked) = update.counts;
+            for (status, n) in [("available", available), ("held", held), ("booked", booked)] {
+                metrics::gauge!("seatgrid_event_seats", "event_id" => event.clone(), "status" => status)
+                    .set(f64::from(n));
+            }
+        }
         let Some(cache) = &self.cache else { return };
         let mut pending = std::mem::take(&mut *self.unsent.lock().expect("unsent lock"));
         pending.push(changes);
@@ -356,6 +367,12 @@ async fn apply_seats(
                 *s = *status as u8;
             }
         }
+        let counts = SeatMap {
+            event_id,
+            seats: seats.clone(),
+            version: from_version,
+        }
+        .counts(0..seats.len());
         let seats = String::from_utf8(seats).expect("seat maps hold ASCII only");
         let version: i64 = sqlx::query_scalar(
             "UPDATE rm_seat_maps SET seats = $2, version = nextval('read_model_version')
@@ -370,6 +387,7 @@ async fn apply_seats(
             from_version,
             version,
             changes: list,
+            counts,
         });
     }
     for (event_id, _) in changes {

@@ -5,8 +5,6 @@
 //! answer comes from Postgres.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use domain::EventDefinition;
 use sqlx::{PgPool, Row};
@@ -23,42 +21,29 @@ pub enum ReadError {
     Corrupt(String),
 }
 
-/// Cache hits and misses since start, for metrics.
-#[derive(Debug, Default)]
-pub struct CacheStats {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-}
-
 #[derive(Clone)]
 pub struct ReadModels {
     pool: PgPool,
     cache: Option<Cache>,
-    stats: Arc<CacheStats>,
 }
 
 impl ReadModels {
     pub fn new(pool: PgPool, cache: Option<Cache>) -> Self {
-        Self {
-            pool,
-            cache,
-            stats: Arc::default(),
-        }
+        Self { pool, cache }
     }
 
     pub fn cache(&self) -> Option<&Cache> {
         self.cache.as_ref()
     }
 
-    pub fn stats(&self) -> &CacheStats {
-        &self.stats
-    }
-
-    fn count(&self, hits: usize, misses: usize) {
-        self.stats.hits.fetch_add(hits as u64, Ordering::Relaxed);
-        self.stats
-            .misses
-            .fetch_add(misses as u64, Ordering::Relaxed);
+    /// Cache hits and misses (`seatgrid_cache_requests_total{model, result}`).
+    fn count(&self, model: &'static str, hits: usize, misses: usize) {
+        if self.cache.is_some() {
+            metrics::counter!("seatgrid_cache_requests_total", "model" => model, "result" => "hit")
+                .increment(hits as u64);
+            metrics::counter!("seatgrid_cache_requests_total", "model" => model, "result" => "miss")
+                .increment(misses as u64);
+        }
     }
 
     /// Seat maps of the given events (absent ones are left out).
@@ -77,7 +62,7 @@ impl ReadModels {
             .filter(|id| !found.contains_key(*id))
             .copied()
             .collect();
-        self.count(found.len(), missing.len());
+        self.count("seat_map", found.len(), missing.len());
         if missing.is_empty() {
             return Ok(found);
         }
@@ -122,7 +107,7 @@ impl ReadModels {
             .filter(|id| !found.contains_key(*id))
             .copied()
             .collect();
-        self.count(found.len(), missing.len());
+        self.count("hold", found.len(), missing.len());
         if missing.is_empty() {
             return Ok(found);
         }

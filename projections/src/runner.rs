@@ -288,6 +288,15 @@ impl<P: Projection> ProjectorRunner<P> {
         }
         tx.commit().await?;
         self.projection.after_commit(effects).await;
+        for e in &events {
+            metrics::counter!(
+                "seatgrid_events_projected_total",
+                "projection" => name,
+                "event_type" => e.event_type.clone()
+            )
+            .increment(1);
+        }
+        crate::tracing_context::applied(name, &events);
         Ok(Step::Applied(last))
     }
 }

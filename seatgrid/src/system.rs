@@ -13,8 +13,12 @@ use std::sync::Arc;
 
 use analytics::{ClickHouseConfig, IngestConfig, Ingester};
 use anyhow::Context as _;
+use axum::routing::get;
 use command_api::{Application, BookingService, CommandApiConfig};
-use projections::{Cache, ProjectorRunner, ReadModelProjection, ReadModels, RunnerConfig};
+use metrics_exporter_prometheus::PrometheusHandle;
+use projections::{
+    Cache, Checkpoints, ProjectorRunner, ReadModelProjection, ReadModels, RunnerConfig,
+};
 use query_api::{AnalyticsSources, LiveUpdates};
 use sqlx::PgPool;
 
@@ -35,12 +39,19 @@ pub struct System {
     projector: ProjectorRunner<ReadModelProjection>,
     reads: ReadModels,
     analytics: Option<(ClickHouseConfig, Ingester)>,
+    gauges: PgPool,
 }
 
 impl System {
     /// Applies migrations, connects Redis, binds the listener. Nothing runs until
     /// [`System::run_until_stopped`].
-    pub async fn build(config: SystemConfig, pool: PgPool) -> anyhow::Result<Self> {
+    /// With `metrics`, the process also serves `/metrics` and keeps its gauges (projection lag,
+    /// pool usage) current.
+    pub async fn build(
+        config: SystemConfig,
+        pool: PgPool,
+        metrics: Option<PrometheusHandle>,
+    ) -> anyhow::Result<Self> {
         let cache = Cache::connect(&config.redis_url, &config.redis_prefix)
             .await
             .context("cannot reach Redis at REDIS_URL")?;
@@ -57,11 +68,16 @@ impl System {
         let projection = Arc::new(ReadModelProjection::new(Some(cache)));
         let projector = ProjectorRunner::new(pool.clone(), projection, config.runner);
         let analytics = config.clickhouse.map(|ch| {
-            let ingester = Ingester::new(pool, ch.writer(), config.ingest);
+            let ingester = Ingester::new(pool.clone(), ch.writer(), config.ingest);
             (ch, ingester)
         });
+        let mut routes = query_api::router(schema);
+        if let Some(handle) = metrics {
+            routes = routes.route("/metrics", get(move || std::future::ready(handle.render())));
+        }
         Ok(Self {
-            app: app.with_routes(query_api::router(schema)),
+            gauges: pool.clone(),
+            app: app.with_routes(routes),
             projector,
             reads,
             analytics,
@@ -86,6 +102,7 @@ impl System {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let projector = tokio::spawn(self.projector.run(std::future::pending::<()>()));
+        let gauges = tokio::spawn(update_gauges(self.gauges));
         let ingester = self.analytics.map(|(config, ingester)| {
             tokio::spawn(async move {
                 // ClickHouse may be down at start: nothing else waits for it.
@@ -98,9 +115,30 @@ impl System {
         });
         let result = self.app.run_until_stopped(shutdown).await;
         projector.abort();
+        gauges.abort();
         if let Some(task) = ingester {
             task.abort();
         }
         result
+    }
+}
+
+/// Every two seconds: how far each projection is behind, and how busy the pool is.
+async fn update_gauges(pool: PgPool) {
+    let checkpoints = Checkpoints::new(pool.clone());
+    loop {
+        for name in [projections::READ_MODELS, analytics::CLICKHOUSE_STREAM] {
+            if let Ok(lag) = checkpoints.lag(name).await {
+                metrics::gauge!("seatgrid_projection_lag_events", "projection" => name)
+                    .set(lag.events_behind as f64);
+                metrics::gauge!("seatgrid_projection_lag_ms", "projection" => name)
+                    .set(lag.ms_behind as f64);
+            }
+        }
+        let idle = pool.num_idle() as f64;
+        metrics::gauge!("seatgrid_db_pool_connections", "state" => "idle").set(idle);
+        metrics::gauge!("seatgrid_db_pool_connections", "state" => "in_use")
+            .set(f64::from(pool.size()) - idle);
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }

@@ -107,20 +107,20 @@ impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         use StatusCode as S;
         let detail = e.to_string();
+        let code = e.code();
         match e {
             CommandError::Invalid(problems) => {
-                Self::new(S::UNPROCESSABLE_ENTITY, "invalid_request", detail)
-                    .with("errors", problems)
+                Self::new(S::UNPROCESSABLE_ENTITY, code, detail).with("errors", problems)
             }
             CommandError::UnknownSeats(seats) => {
-                Self::new(S::UNPROCESSABLE_ENTITY, "unknown_seats", detail).with("seats", seats)
+                Self::new(S::UNPROCESSABLE_ENTITY, code, detail).with("seats", seats)
             }
             CommandError::DuplicateSeats(seats) => {
-                Self::new(S::UNPROCESSABLE_ENTITY, "duplicate_seats", detail).with("seats", seats)
+                Self::new(S::UNPROCESSABLE_ENTITY, code, detail).with("seats", seats)
             }
-            CommandError::NoSeats => Self::new(S::UNPROCESSABLE_ENTITY, "no_seats", detail),
+            CommandError::NoSeats => Self::new(S::UNPROCESSABLE_ENTITY, code, detail),
             CommandError::TooManySeats { max, requested } => {
-                Self::new(S::UNPROCESSABLE_ENTITY, "too_many_seats", detail)
+                Self::new(S::UNPROCESSABLE_ENTITY, code, detail)
                     .with("max_seats_per_customer", max)
                     .with("requested", requested)
             }
@@ -128,30 +128,30 @@ impl From<CommandError> for ApiError {
                 limit,
                 in_use,
                 requested,
-            } => Self::new(S::UNPROCESSABLE_ENTITY, "customer_limit_exceeded", detail)
+            } => Self::new(S::UNPROCESSABLE_ENTITY, code, detail)
                 .with("max_seats_per_customer", limit)
                 .with("seats_in_use", in_use)
                 .with("requested", requested),
-            CommandError::EventNotFound(_) => Self::new(S::NOT_FOUND, "event_not_found", detail),
-            CommandError::HoldNotFound(_) => Self::new(S::NOT_FOUND, "hold_not_found", detail),
+            CommandError::EventNotFound(_) => Self::new(S::NOT_FOUND, code, detail),
+            CommandError::HoldNotFound(_) => Self::new(S::NOT_FOUND, code, detail),
             CommandError::SeatsUnavailable(seats) => {
-                Self::new(S::CONFLICT, "seats_unavailable", detail).with("seats", seats)
+                Self::new(S::CONFLICT, code, detail).with("seats", seats)
             }
-            CommandError::NotHoldOwner(_) => Self::new(S::FORBIDDEN, "not_hold_owner", detail),
-            CommandError::HoldExpired(_) => Self::new(S::CONFLICT, "hold_expired", detail),
-            CommandError::HoldReleased(_) => Self::new(S::CONFLICT, "hold_released", detail),
-            CommandError::HoldBooked(_) => Self::new(S::CONFLICT, "hold_booked", detail),
-            CommandError::HoldFailed(_) => Self::new(S::CONFLICT, "hold_failed", detail),
+            CommandError::NotHoldOwner(_) => Self::new(S::FORBIDDEN, code, detail),
+            CommandError::HoldExpired(_) => Self::new(S::CONFLICT, code, detail),
+            CommandError::HoldReleased(_) => Self::new(S::CONFLICT, code, detail),
+            CommandError::HoldBooked(_) => Self::new(S::CONFLICT, code, detail),
+            CommandError::HoldFailed(_) => Self::new(S::CONFLICT, code, detail),
             CommandError::Contention => {
-                Self::new(S::SERVICE_UNAVAILABLE, "contention", detail).retry_after(1)
+                Self::new(S::SERVICE_UNAVAILABLE, code, detail).retry_after(1)
             }
             CommandError::Unavailable(cause) => {
                 tracing::error!(%cause, "event store unavailable");
-                Self::new(S::SERVICE_UNAVAILABLE, "store_unavailable", detail).retry_after(5)
+                Self::new(S::SERVICE_UNAVAILABLE, code, detail).retry_after(5)
             }
             CommandError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                Self::new(S::INTERNAL_SERVER_ERROR, "internal_error", detail)
+                Self::new(S::INTERNAL_SERVER_ERROR, code, detail)
             }
         }
     }

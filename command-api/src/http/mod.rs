@@ -1,6 +1,6 @@
 //! The REST API: one module per resource, each exposing `router()`, composed here with a cloneable
-//! state and the cross-cutting layers (request ids, tracing, body limit, idempotency, problem+json
-//! for every error).
+//! state and the cross-cutting layers (request ids, body limit, idempotency, problem+json for every
+//! error). Request spans and metrics wrap the whole server ([`observability`], applied at start).
 
 pub mod error;
 pub mod events;
@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod holds;
 pub mod idempotency;
+pub mod observability;
 pub mod openapi;
 
 use std::sync::Arc;
@@ -21,7 +22,6 @@ use axum::routing::get;
 use axum::Router;
 use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::service::BookingService;
 use error::{ApiError, PROBLEM_JSON};
@@ -49,7 +49,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND, "no such resource") })
         .layer(middleware::map_response(problem_for_every_error))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

@@ -68,7 +68,7 @@ async fn spawn(clickhouse: Option<analytics::ClickHouseConfig>) -> TestSystem {
             ..analytics::IngestConfig::default()
         },
     };
-    let system = System::build(config, pool.clone())
+    let system = System::build(config, pool.clone(), None)
         .await
         .expect("system builds");
     let addr = system.local_addr();
