@@ -72,7 +72,7 @@ function graphql(query, variables) {
 // side once it has caught up with the authoritative REST seat map. No seat may be in two live holds,
 // and the seats in live holds must be exactly the seats the map shows as taken.
 export function audit(eventId) {
-  const truth = http.get(`${BASE}/api/events/${eventId}/seats`).json();
+  const truth = http.get(`${BASE}/api/events/${eventId}/seats?consistency=strong`).json();
   for (let i = 0; i < 100; i++) {
     const read = graphql('query($e: UUID!) { seatMap(eventId: $e) { seats } }', { e: eventId });
     if (read.data && read.data.seatMap && read.data.seatMap.seats === truth.seats) break;

@@ -273,6 +273,30 @@ impl BookingService {
     }
 
     /// Every seat's status at this instant, straight from the seat blocks.
+    /// A seat map the read side projected, in the same view (counts computed here).
+    pub async fn projected_seat_map(
+        &self,
+        event_id: EventId,
+        seats: String,
+    ) -> Result<SeatMapView, CommandError> {
+        let known = self.known_event(event_id).await?;
+        let held = seats.bytes().filter(|b| *b == b'H').count() as u32;
+        let booked = seats.bytes().filter(|b| *b == b'B').count() as u32;
+        let seat_count = known.layout.seat_count();
+        Ok(SeatMapView {
+            event_id: event_id.0,
+            seat_count,
+            available: seat_count.saturating_sub(held + booked),
+            held,
+            booked,
+            encoding: "A=available,H=held,B=booked".into(),
+            seats,
+            as_of: Utc::now(),
+            consistency: "eventual".into(),
+        })
+    }
+
+    /// The seat map computed from the event store: never behind.
     pub async fn seat_map(&self, event_id: EventId) -> Result<SeatMapView, CommandError> {
         let known = self.known_event(event_id).await?;
         let ids: Vec<String> = (0..known.layout.block_count())
@@ -309,6 +333,7 @@ impl BookingService {
             encoding: "A=available,H=held,B=booked".into(),
             seats,
             as_of: now,
+            consistency: "strong".into(),
         })
     }
 

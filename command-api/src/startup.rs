@@ -70,6 +70,7 @@ impl Application {
                 service,
                 pool,
                 max_body_bytes: config.max_body_bytes,
+                projected: None,
             },
             sweep_interval: config.sweep_interval,
             extra_routes: Router::new(),
@@ -89,6 +90,12 @@ impl Application {
     /// Serves `routes` (for example the GraphQL API) beside the REST API, on the same listener.
     pub fn with_routes(mut self, routes: Router) -> Self {
         self.extra_routes = self.extra_routes.merge(routes);
+        self
+    }
+
+    /// Serves seat maps from the read side by default (see [`http::ProjectedSeatMaps`]).
+    pub fn with_projected_seat_maps(mut self, source: Arc<dyn http::ProjectedSeatMaps>) -> Self {
+        self.state.projected = Some(source);
         self
     }
 

@@ -151,4 +151,7 @@ pub struct SeatMapView {
     #[schema(example = "AAHHBAAAAA")]
     pub seats: String,
     pub as_of: DateTime<Utc>,
+    /// `strong`: computed from the event store; `eventual`: the projected read model.
+    #[schema(example = "eventual")]
+    pub consistency: String,
 }

@@ -71,6 +71,7 @@ impl System {
             let ingester = Ingester::new(pool.clone(), ch.writer(), config.ingest);
             (ch, ingester)
         });
+        let app = app.with_projected_seat_maps(Arc::new(ProjectedFromReadModels(reads.clone())));
         let mut routes = query_api::router(schema);
         if let Some(handle) = metrics {
             routes = routes.route("/metrics", get(move || std::future::ready(handle.render())));
@@ -140,5 +141,21 @@ async fn update_gauges(pool: PgPool) {
         metrics::gauge!("seatgrid_db_pool_connections", "state" => "in_use")
             .set(f64::from(pool.size()) - idle);
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+/// REST seat maps from the cached read model (see `command_api::http::ProjectedSeatMaps`).
+struct ProjectedFromReadModels(ReadModels);
+
+#[async_trait::async_trait]
+impl command_api::http::ProjectedSeatMaps for ProjectedFromReadModels {
+    async fn seat_map(&self, event_id: uuid::Uuid) -> Option<String> {
+        match self.0.seat_map(event_id).await {
+            Ok(map) => map.and_then(|m| String::from_utf8(m.seats).ok()),
+            Err(e) => {
+                tracing::warn!(error = %e, "read side unavailable; seat map from the event store");
+                None
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `/api/events`: create a ticketed event, read it, read its seat map, hold seats in it.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -191,17 +191,46 @@ pub async fn get_event(
     Ok(Json(state.service.event(event_id).await?))
 }
 
+/// `?consistency=strong` computes the seat map from the event store (never behind, slower);
+/// the default serves the projected, cached read model (milliseconds behind) when there is one.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SeatMapQuery {
+    /// `strong` or `eventual` (default).
+    pub consistency: Option<String>,
+}
+
 #[utoipa::path(get, path = "/api/events/{event_id}/seats", tag = "events",
-    params(("event_id" = uuid::Uuid, Path)),
+    params(("event_id" = uuid::Uuid, Path), SeatMapQuery),
     responses(
-        (status = 200, description = "Every seat's status now, one character per seat id", body = SeatMapView),
+        (status = 200, description = "Every seat's status, one character per seat id", body = SeatMapView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown consistency", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_seat_map(
     State(state): State<AppState>,
     PathId(event_id): PathId<EventId>,
+    Query(query): Query<SeatMapQuery>,
 ) -> Result<Response, ApiError> {
-    let map = state.service.seat_map(event_id).await?;
+    let strong = match query.consistency.as_deref() {
+        None | Some("eventual") => false,
+        Some("strong") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!("consistency must be strong or eventual, not {other:?}"),
+            ))
+        }
+    };
+    let projected = match (&state.projected, strong) {
+        (Some(source), false) => source.seat_map(event_id.0).await,
+        _ => None,
+    };
+    let map = match projected {
+        Some(seats) => state.service.projected_seat_map(event_id, seats).await?,
+        None => state.service.seat_map(event_id).await?,
+    };
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(map)).into_response())
 }
 

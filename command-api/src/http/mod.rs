@@ -31,6 +31,17 @@ pub struct AppState {
     pub service: Arc<BookingService>,
     pub pool: PgPool,
     pub max_body_bytes: usize,
+    /// Fast seat maps from the read side, when this process has one.
+    pub projected: Option<Arc<dyn ProjectedSeatMaps>>,
+}
+
+/// Where `GET /api/events/{id}/seats` gets its seat map by default: the projected read model
+/// (cached, milliseconds behind the event store). Without one, or with `?consistency=strong`, the
+/// seat map is computed from the event store itself.
+#[async_trait::async_trait]
+pub trait ProjectedSeatMaps: Send + Sync {
+    /// The compact seat map (`A`/`H`/`B` per seat id), or `None` if the read side cannot answer.
+    async fn seat_map(&self, event_id: uuid::Uuid) -> Option<String>;
 }
 
 pub fn router(state: AppState) -> Router {

@@ -235,6 +235,12 @@ async fn the_seat_map_shows_each_status_and_stays_compact_for_20000_seats() {
     let map: Value = serde_json::from_slice(&raw).unwrap();
     let seats = map["seats"].as_str().unwrap();
     assert_eq!(seats.len(), 20_000);
+    // Without a read side in this process, the map comes from the event store itself.
+    assert_eq!(map["consistency"], "strong");
+    let bad = app
+        .get(&format!("/api/events/{event}/seats?consistency=sometimes"))
+        .await;
+    assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
     assert_eq!(&seats[..3], "HHA");
     assert_eq!(&seats[19_999..], "B");
     assert_eq!(

@@ -95,3 +95,32 @@ async fn a_cache_that_missed_an_update_is_not_trusted() {
     let _: () = redis.set(format!("{key}:v"), stale_version).await.unwrap();
     assert_eq!(app.seat_map(&event).await.as_deref(), Some("AAAAAAAAAH"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_seat_maps_come_from_the_read_side_unless_strong_is_asked() {
+    let app = spawn_system().await;
+    let event = app.create_grid_event(1, 10, 600).await;
+    app.hold(&event, "max", &[4]).await;
+    let truth = app.wait_for_read_side(&event).await;
+    let get = |query: &'static str| {
+        let url = format!("{}/api/events/{event}/seats{query}", app.address);
+        let client = app.client.clone();
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let eventual = get("").await;
+    assert_eq!(eventual["consistency"], "eventual");
+    assert_eq!(eventual["seats"], truth.as_str());
+    assert_eq!(eventual["held"], 1);
+    let strong = get("?consistency=strong").await;
+    assert_eq!(strong["consistency"], "strong");
+    assert_eq!(strong["seats"], truth.as_str());
+}

@@ -105,7 +105,10 @@ impl TestSystem {
     pub async fn rest_seat_map(&self, event_id: &str) -> String {
         let body: Value = self
             .client
-            .get(format!("{}/api/events/{event_id}/seats", self.address))
+            .get(format!(
+                "{}/api/events/{event_id}/seats?consistency=strong",
+                self.address
+            ))
             .send()
             .await
             .unwrap()
