@@ -273,27 +273,14 @@ impl BookingService {
     }
 
     /// Every seat's status at this instant, straight from the seat blocks.
-    /// A seat map the read side projected, in the same view (counts computed here).
+    /// A seat map the read side projected, in the same view.
     pub async fn projected_seat_map(
         &self,
         event_id: EventId,
         seats: String,
     ) -> Result<SeatMapView, CommandError> {
-        let known = self.known_event(event_id).await?;
-        let held = seats.bytes().filter(|b| *b == b'H').count() as u32;
-        let booked = seats.bytes().filter(|b| *b == b'B').count() as u32;
-        let seat_count = known.layout.seat_count();
-        Ok(SeatMapView {
-            event_id: event_id.0,
-            seat_count,
-            available: seat_count.saturating_sub(held + booked),
-            held,
-            booked,
-            encoding: "A=available,H=held,B=booked".into(),
-            seats,
-            as_of: Utc::now(),
-            consistency: "eventual".into(),
-        })
+        self.known_event(event_id).await?;
+        Ok(SeatMapView::new(event_id.0, seats, "eventual"))
     }
 
     /// The seat map computed from the event store: never behind.
@@ -306,35 +293,17 @@ impl BookingService {
         let now = Utc::now();
         let empty = SeatBlock::default();
         let mut seats = String::with_capacity(known.layout.seat_count() as usize);
-        let (mut held, mut booked) = (0, 0);
         for (index, id) in ids.iter().enumerate() {
             let block = blocks.get(id).unwrap_or(&empty);
             for seat in known.layout.block_seats(index as u32) {
                 seats.push(match block.seat_status(SeatId(seat), now) {
                     SeatStatus::Available => 'A',
-                    SeatStatus::Held => {
-                        held += 1;
-                        'H'
-                    }
-                    SeatStatus::Booked => {
-                        booked += 1;
-                        'B'
-                    }
+                    SeatStatus::Held => 'H',
+                    SeatStatus::Booked => 'B',
                 });
             }
         }
-        let seat_count = known.layout.seat_count();
-        Ok(SeatMapView {
-            event_id: event_id.0,
-            seat_count,
-            available: seat_count - held - booked,
-            held,
-            booked,
-            encoding: "A=available,H=held,B=booked".into(),
-            seats,
-            as_of: now,
-            consistency: "strong".into(),
-        })
+        Ok(SeatMapView::new(event_id.0, seats, "strong"))
     }
 
     pub async fn hold(&self, hold_id: HoldId) -> Result<HoldView, CommandError> {

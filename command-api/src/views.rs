@@ -138,6 +138,26 @@ pub struct HoldView {
     pub currency: String,
 }
 
+impl SeatMapView {
+    /// The view of a compact seat map, with its counts.
+    pub fn new(event_id: Uuid, seats: String, consistency: &str) -> Self {
+        let count = |c: u8| seats.bytes().filter(|b| *b == c).count() as u32;
+        let (held, booked) = (count(b'H'), count(b'B'));
+        let seat_count = seats.len() as u32;
+        Self {
+            event_id,
+            seat_count,
+            available: seat_count - held - booked,
+            held,
+            booked,
+            encoding: "A=available,H=held,B=booked".into(),
+            seats,
+            as_of: Utc::now(),
+            consistency: consistency.into(),
+        }
+    }
+}
+
 /// The seat map in a compact form: `seats` has one character per seat id, in id order.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SeatMapView {
