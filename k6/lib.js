@@ -123,6 +123,10 @@ export function summary(data, name) {
     `all requests ms: p95 ${v('http_req_duration', 'p(95)').toFixed(1)}, p99 ${v('http_req_duration', 'p(99)').toFixed(1)}`,
     `oversold seats: ${v('oversold_seats', 'count')}, unaccounted seats: ${v('unaccounted_seats', 'count')}`,
   ];
+  if (m.projection_lag_ms) {
+    lines.push(`projection lag ms (sampled): p95 ${v('projection_lag_ms', 'p(95)').toFixed(0)}, max ${v('projection_lag_ms', 'max').toFixed(0)}; ` +
+      `server memory MB: max ${v('server_resident_mb', 'max').toFixed(1)}`);
+  }
   const out = { stdout: lines.join('\n') + '\n' };
   if (__ENV.SUMMARY_JSON) out[__ENV.SUMMARY_JSON] = JSON.stringify(data, null, 1);
   return out;

@@ -2,7 +2,23 @@
 // projection lag on /metrics while it runs. Holds are released again so the event never sells out.
 import http from 'k6/http';
 import { sleep } from 'k6';
+import { Trend } from 'k6/metrics';
 import { audit, BASE, createEvent, hold, readSeatMap, summary } from './lib.js';
+
+// Sampled from the server's /metrics while the soak runs.
+const projectionLag = new Trend('projection_lag_ms');
+const serverMemory = new Trend('server_resident_mb');
+
+function sampleServer() {
+  const text = http.get(`${BASE}/metrics`, { tags: { name: 'metrics' } }).body || '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('seatgrid_projection_lag_ms{projection="read_models"}')) {
+      projectionLag.add(Number(line.split(' ').pop()));
+    } else if (line.startsWith('seatgrid_process_resident_memory_bytes')) {
+      serverMemory.add(Number(line.split(' ').pop()) / 1048576);
+    }
+  }
+}
 
 export const options = {
   scenarios: {
@@ -21,6 +37,7 @@ export const options = {
     unaccounted_seats: ['count==0'],
     seat_map_duration: ['p(95)<50'],
     hold_duration: ['p(95)<500'],
+    projection_lag_ms: ['p(95)<1000'],
   },
   summaryTrendStats: ['avg', 'p(50)', 'p(95)', 'p(99)', 'max'],
 };
@@ -30,6 +47,7 @@ export function setup() {
 }
 
 export default function (data) {
+  if (__ITER % 100 === 0) sampleServer();
   readSeatMap(data.event.id);
   const customer = `vu${__VU}-${__ITER}`;
   const res = hold(data.event.id, customer, [Math.floor(Math.random() * 2000)]);

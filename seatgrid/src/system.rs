@@ -124,7 +124,8 @@ impl System {
     }
 }
 
-/// Every two seconds: how far each projection is behind, and how busy the pool is.
+/// Every two seconds: how far each projection is behind, how busy the pool is, and how much memory
+/// the process holds.
 async fn update_gauges(pool: PgPool) {
     let checkpoints = Checkpoints::new(pool.clone());
     loop {
@@ -134,6 +135,16 @@ async fn update_gauges(pool: PgPool) {
                     .set(lag.events_behind as f64);
                 metrics::gauge!("seatgrid_projection_lag_ms", "projection" => name)
                     .set(lag.ms_behind as f64);
+            }
+        }
+        // Resident memory of this process (Linux), for soak runs.
+        if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+            if let Some(pages) = statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<f64>().ok())
+            {
+                metrics::gauge!("seatgrid_process_resident_memory_bytes").set(pages * 4096.0);
             }
         }
         let idle = pool.num_idle() as f64;
