@@ -1,5 +1,6 @@
 //! SeatGrid's GraphQL API (async-graphql on axum) at `/graphql`: a GraphiQL page on `GET`, queries
-//! and mutations on `POST`, subscriptions over WebSocket (graphql-transport-ws) at `/graphql/ws`.
+//! and mutations on `POST`, subscriptions over WebSocket (graphql-transport-ws, or the older
+//! graphql-ws) on `/graphql` itself or `/graphql/ws`.
 //!
 //! - [`schema`]: the query, mutation and subscription roots and their limits.
 //! - [`types`]: the object types; [`loaders`]: batching of children; [`errors`]: codes.
@@ -14,10 +15,14 @@ pub mod schema;
 pub mod types;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{
+    GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLSubscription, GraphQLWebSocket,
+};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -31,18 +36,30 @@ pub const GRAPHQL_WS_PATH: &str = "/graphql/ws";
 /// The GraphQL routes, ready to merge into the application's router.
 pub fn router(schema: SeatGridSchema) -> Router {
     Router::new()
-        .route(GRAPHQL_PATH, get(graphiql).post(graphql))
+        .route(GRAPHQL_PATH, get(graphiql_or_subscription).post(graphql))
         .route_service(GRAPHQL_WS_PATH, GraphQLSubscription::new(schema.clone()))
         .with_state(schema)
 }
 
-async fn graphiql() -> impl IntoResponse {
-    Html(
-        GraphiQLSource::build()
-            .endpoint(GRAPHQL_PATH)
-            .subscription_endpoint(GRAPHQL_WS_PATH)
-            .finish(),
-    )
+/// A WebSocket upgrade starts a subscription session; any other `GET` gets the GraphiQL page.
+async fn graphiql_or_subscription(
+    State(schema): State<SeatGridSchema>,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match (protocol, upgrade) {
+        (Ok(protocol), Ok(upgrade)) => upgrade
+            .protocols(ALL_WEBSOCKET_PROTOCOLS)
+            .on_upgrade(move |stream| GraphQLWebSocket::new(stream, schema, protocol).serve())
+            .into_response(),
+        _ => Html(
+            GraphiQLSource::build()
+                .endpoint(GRAPHQL_PATH)
+                .subscription_endpoint(GRAPHQL_WS_PATH)
+                .finish(),
+        )
+        .into_response(),
+    }
 }
 
 async fn graphql(

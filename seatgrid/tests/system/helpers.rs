@@ -161,18 +161,21 @@ impl TestSystem {
     }
 
     pub async fn subscribe(&self, query: &str, variables: Value) -> Subscription {
+        self.subscribe_at(&self.ws_url, query, variables).await
+    }
+
+    /// A graphql-transport-ws subscription at `url`.
+    pub async fn subscribe_at(&self, url: &str, query: &str, variables: Value) -> Subscription {
         let (mut ws, _) = tokio_tungstenite::connect_async(
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                self.ws_url.as_str(),
-            )
-            .map(|mut r| {
-                r.headers_mut().insert(
-                    "Sec-WebSocket-Protocol",
-                    "graphql-transport-ws".parse().unwrap(),
-                );
-                r
-            })
-            .unwrap(),
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+                .map(|mut r| {
+                    r.headers_mut().insert(
+                        "Sec-WebSocket-Protocol",
+                        "graphql-transport-ws".parse().unwrap(),
+                    );
+                    r
+                })
+                .unwrap(),
         )
         .await
         .expect("websocket connects");

@@ -53,8 +53,11 @@ async fn hold_subscription_follows_a_hold_until_it_is_booked() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Subscriptions are also served on /graphql itself (a WebSocket upgrade there).
+    let same_path = app.ws_url.trim_end_matches("/ws").to_owned();
     let mut sub = app
-        .subscribe(
+        .subscribe_at(
+            &same_path,
             "subscription($h: UUID!) { hold(id: $h) { id status } }",
             json!({"h": hold}),
         )
