@@ -442,6 +442,23 @@ impl BookingService {
     }
 
     /// Gives back the blocks already taken for a hold that failed, then its allowance.
+    /// Gives a hold's seats back to the customer's allowance.
+    async fn return_allowance(
+        &self,
+        allowance_id: &str,
+        hold_id: HoldId,
+        reason: ReturnReason,
+        meta: &HashMap<String, String>,
+    ) -> Result<(), StoreError<AllowanceError>> {
+        self.store
+            .execute::<CustomerAllowance>(allowance_id, meta, || CustomerAllowanceCommand::Return {
+                hold_id,
+                reason,
+                now: Utc::now(),
+            })
+            .await
+    }
+
     /// `SeatsUnavailable` if any of `seats` is held or booked at `now` by another hold (read only,
     /// no lock). A re-run of the same hold (same idempotency key) is left to the appends.
     async fn refuse_taken_seats(
@@ -499,14 +516,7 @@ impl BookingService {
             }
         }
         let result = self
-            .store
-            .execute::<CustomerAllowance>(allowance_id, &meta, || {
-                CustomerAllowanceCommand::Return {
-                    hold_id,
-                    reason: ReturnReason::HoldFailed,
-                    now: Utc::now(),
-                }
-            })
+            .return_allowance(allowance_id, hold_id, ReturnReason::HoldFailed, &meta)
             .await;
         if let Err(e) = result {
             tracing::error!(%hold_id, error = %e, "could not return the allowance of a failed hold; it frees itself at expiry");
@@ -791,14 +801,12 @@ impl BookingService {
                 tracing::error!(%hold_id, error = %error, "booking stopped part way");
             } else {
                 let result = self
-                    .store
-                    .execute::<CustomerAllowance>(&located.allowance_id, &meta, || {
-                        CustomerAllowanceCommand::Return {
-                            hold_id,
-                            reason: ReturnReason::BookingFailed,
-                            now: Utc::now(),
-                        }
-                    })
+                    .return_allowance(
+                        &located.allowance_id,
+                        hold_id,
+                        ReturnReason::BookingFailed,
+                        &meta,
+                    )
                     .await;
                 if let Err(e) = result {
                     tracing::warn!(%hold_id, error = %e, "allowance of a failed booking stays counted");
@@ -849,19 +857,17 @@ impl BookingService {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.store
-            .execute::<CustomerAllowance>(&located.allowance_id, &meta, || {
-                CustomerAllowanceCommand::Return {
-                    hold_id,
-                    reason: ReturnReason::Released,
-                    now: Utc::now(),
-                }
-            })
-            .await
-            .map_err(|e| match e {
-                StoreError::Rejected(e) => CommandError::Internal(e.to_string()),
-                other => other.into(),
-            })?;
+        self.return_allowance(
+            &located.allowance_id,
+            hold_id,
+            ReturnReason::Released,
+            &meta,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Rejected(e) => CommandError::Internal(e.to_string()),
+            other => other.into(),
+        })?;
         self.hold_view(&located, Utc::now()).await
     }
 }

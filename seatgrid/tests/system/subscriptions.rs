@@ -103,11 +103,7 @@ async fn subscribing_to_an_unknown_event_or_hold_is_an_error_with_a_code() {
         )
         .await;
     let msg = sub.next_message().await;
-    let errors = if msg["type"] == "error" {
-        msg["payload"].clone()
-    } else {
-        msg["payload"]["errors"].clone()
-    };
+    let errors = subscription_errors(&msg);
     assert_eq!(errors[0]["extensions"]["code"], "event_not_found", "{msg}");
 
     let mut sub = app
@@ -117,10 +113,15 @@ async fn subscribing_to_an_unknown_event_or_hold_is_an_error_with_a_code() {
         )
         .await;
     let msg = sub.next_message().await;
-    let errors = if msg["type"] == "error" {
+    let errors = subscription_errors(&msg);
+    assert_eq!(errors[0]["extensions"]["code"], "hold_not_found", "{msg}");
+}
+
+/// The errors of a subscription's `error` message (or of a `next` carrying errors).
+fn subscription_errors(msg: &serde_json::Value) -> serde_json::Value {
+    if msg["type"] == "error" {
         msg["payload"].clone()
     } else {
         msg["payload"]["errors"].clone()
-    };
-    assert_eq!(errors[0]["extensions"]["code"], "hold_not_found", "{msg}");
+    }
 }
