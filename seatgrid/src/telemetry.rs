@@ -2,8 +2,9 @@
 //!
 //! - Logs: `RUST_LOG` filters; `LOG_FORMAT=json` writes JSON lines whose span fields carry the
 //!   request's `trace_id`.
-//! - Traces: exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the standard
-//!   variables apply, `OTEL_SERVICE_NAME` included; default name `seatgrid`); off otherwise.
+//! - Traces: every span has a trace id; spans are exported over OTLP/gRPC when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the standard variables apply, `OTEL_SERVICE_NAME`
+//!   included; default name `seatgrid`), and dropped otherwise.
 //! - Metrics: a Prometheus recorder; its handle renders `/metrics`.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -18,7 +19,7 @@ use crate::config::LogFormat;
 
 /// Keeps the exporters alive; [`Telemetry::shutdown`] flushes what is buffered.
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
+    provider: SdkTracerProvider,
     metrics: PrometheusHandle,
 }
 
@@ -29,15 +30,11 @@ impl Telemetry {
 
     /// Sends every finished span now (tests, shutdown).
     pub fn flush(&self) {
-        if let Some(p) = &self.provider {
-            let _ = p.force_flush();
-        }
+        let _ = self.provider.force_flush();
     }
 
     pub fn shutdown(self) {
-        if let Some(p) = self.provider {
-            let _ = p.shutdown();
-        }
+        let _ = self.provider.shutdown();
     }
 }
 
@@ -54,24 +51,21 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
         .set_buckets_for_metric(Matcher::Suffix("_rows".into()), BATCH_BUCKETS)?
         .install_recorder()?;
 
-    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        Ok(endpoint) if !endpoint.trim().is_empty() => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .build()?;
-            let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "seatgrid".into());
-            Some(
-                SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
-                    .with_resource(Resource::builder().with_service_name(service).build())
-                    .build(),
-            )
-        }
-        _ => None,
-    };
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("seatgrid")));
+    // Spans always get trace ids (for logs and for the context stored with events); they are
+    // exported only when an OTLP endpoint is configured.
+    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "seatgrid".into());
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(Resource::builder().with_service_name(service).build());
+    let exporting = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .is_ok_and(|endpoint| !endpoint.trim().is_empty());
+    if exporting {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = builder.build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("seatgrid"));
 
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
