@@ -24,7 +24,7 @@ stop_bench_server() {
 machine_facts() {
   echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr)"
   echo "- PostgreSQL $(psql -h 127.0.0.1 -U postgres -Atc 'SHOW server_version'), $(redis-server --version | awk '{print $3}' | sed 's/v=/Redis /')"
-  echo "- commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet || echo ' (with uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet -- . ':!docs' || echo ' (with uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC')"
 }
 
 # record_benchmark SECTION TITLE COMMAND RESULT_FILE: replaces the section in docs/BENCHMARKS.md.

@@ -33,7 +33,7 @@ for name in ["flash_sale", "baseline", "checkout", "soak"]:
     )
     rows.append(
         f"| {name} | {seconds:.0f} | {v(s, 'http_reqs', 'count'):.0f} | {rps:.0f} | "
-        f"{(rps / health_rps if health_rps and name == 'flash_sale' else float('nan')):.2f} | "
+        f"{(f'{rps / health_rps:.2f}' if health_rps and name == 'flash_sale' else '-')} | "
         f"{v(s, 'holds_ok', 'count'):.0f} | {v(s, 'hold_conflicts', 'count'):.0f} | "
         f"{v(s, 'server_errors', 'count'):.0f} | {v(s, 'hold_duration', 'p(95)'):.1f} | "
         f"{v(s, 'hold_duration', 'p(99)'):.1f} | {v(s, 'seat_map_duration', 'p(95)'):.1f} | "
