@@ -1,22 +1,9 @@
 // The seed's crash-test shape: 100 seats (10 x 10); ramp to 2,000 virtual users in 10 s, hold 20 s,
 // ramp down 10 s; every iteration reads the seat map and tries to hold one random seat.
-import { audit, createEvent, hold, readSeatMap, summary } from './lib.js';
-
-const PEAK = Number(__ENV.PEAK_VUS || 2000);
+import { audit, createEvent, flashSaleShape, hold, readSeatMap, summary } from './lib.js';
 
 export const options = {
-  scenarios: {
-    flash_sale: {
-      executor: 'ramping-vus',
-      startVUs: 0,
-      stages: [
-        { duration: '10s', target: PEAK },
-        { duration: '20s', target: PEAK },
-        { duration: '10s', target: 0 },
-      ],
-      gracefulRampDown: '5s',
-    },
-  },
+  scenarios: { flash_sale: flashSaleShape() },
   thresholds: {
     server_errors: ['count==0'],
     oversold_seats: ['count==0'],

@@ -1,23 +1,10 @@
 // The HTTP ceiling: the flash_sale load shape against /health/live (no database, no work), so the
 // flash sale's throughput can be read as a share of what this machine's HTTP stack can do at all.
 import http from 'k6/http';
-import { BASE } from './lib.js';
-
-const PEAK = Number(__ENV.PEAK_VUS || 2000);
+import { BASE, flashSaleShape } from './lib.js';
 
 export const options = {
-  scenarios: {
-    health: {
-      executor: 'ramping-vus',
-      startVUs: 0,
-      stages: [
-        { duration: '10s', target: PEAK },
-        { duration: '20s', target: PEAK },
-        { duration: '10s', target: 0 },
-      ],
-      gracefulRampDown: '5s',
-    },
-  },
+  scenarios: { health: flashSaleShape() },
   summaryTrendStats: ['avg', 'p(50)', 'p(95)', 'p(99)', 'max'],
 };
 

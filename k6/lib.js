@@ -5,6 +5,22 @@ import { check, sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 
 export const BASE = __ENV.BASE_URL || 'http://127.0.0.1:5000';
+
+// The seed's crash-test shape, shared by flash_sale.js and its /health/live baseline so the two
+// always run the same load: ramp to PEAK_VUS (2,000) in 10 s, hold 20 s, ramp down 10 s.
+export function flashSaleShape() {
+  const peak = Number(__ENV.PEAK_VUS || 2000);
+  return {
+    executor: 'ramping-vus',
+    startVUs: 0,
+    stages: [
+      { duration: '10s', target: peak },
+      { duration: '20s', target: peak },
+      { duration: '10s', target: 0 },
+    ],
+    gracefulRampDown: '5s',
+  };
+}
 const JSON_HEADERS = { headers: { 'Content-Type': 'application/json' } };
 
 // 409 (seat taken) is an expected answer in a flash sale, not a failure.

@@ -171,6 +171,17 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A hold's `status` as `GET /api/holds/{id}` reports it.
+    pub async fn hold_status(&self, hold_id: &str) -> String {
+        let hold: Value = self
+            .get(&format!("/api/holds/{hold_id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        hold["status"].as_str().unwrap().to_owned()
+    }
+
     pub async fn seat_map(&self, event_id: &str) -> String {
         let map: Value = self
             .get(&format!("/api/events/{event_id}/seats"))

@@ -236,13 +236,10 @@ async fn booking_a_hold_is_200_and_idempotent_for_its_customer() {
     let in_body = app.post(&path, &json!({"customer_id": "alice"})).await;
     assert_eq!(in_body.status(), StatusCode::OK);
     assert_eq!(&app.seat_map(&event).await[4..6], "BB");
-    let status: Value = app
-        .get(&format!("/api/holds/{}", hold["hold_id"].as_str().unwrap()))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["status"], "booked");
+    assert_eq!(
+        app.hold_status(hold["hold_id"].as_str().unwrap()).await,
+        "booked"
+    );
     // Booked seats cannot be held again.
     assert_problem(
         app.hold(&event, "bob", json!([5])).await,
@@ -308,13 +305,7 @@ async fn releasing_frees_seats_at_once_and_a_released_hold_cannot_be_booked() {
         assert_eq!(released.status(), StatusCode::NO_CONTENT);
     }
     assert_eq!(&app.seat_map(&event).await[7..9], "AA");
-    let status: Value = app
-        .get(&format!("/api/holds/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["status"], "released");
+    assert_eq!(app.hold_status(id).await, "released");
     assert_problem(
         app.as_customer(Method::POST, &format!("/api/holds/{id}/book"), "alice")
             .await,
@@ -358,13 +349,7 @@ async fn an_expired_hold_frees_its_seats_and_cannot_be_booked() {
 
     // No sweeper ran, yet the seats show as free and someone else can take one.
     assert_eq!(&app.seat_map(&event).await[2..4], "AA");
-    let status: Value = app
-        .get(&format!("/api/holds/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["status"], "expired");
+    assert_eq!(app.hold_status(id).await, "expired");
     assert_problem(
         app.as_customer(Method::POST, &format!("/api/holds/{id}/book"), "alice")
             .await,

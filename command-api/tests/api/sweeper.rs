@@ -37,11 +37,8 @@ async fn the_sweeper_records_expiries_nobody_touched_once() {
     for payload in &expired {
         assert_eq!(payload["HoldExpired"]["hold_id"], lapsed["hold_id"]);
     }
-    let status: Value = app
-        .get(&format!("/api/holds/{}", live["hold_id"].as_str().unwrap()))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(status["status"], "held");
+    assert_eq!(
+        app.hold_status(live["hold_id"].as_str().unwrap()).await,
+        "held"
+    );
 }
