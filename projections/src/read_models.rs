@@ -251,10 +251,16 @@ async fn skip_redelivered<'a>(
         .map(|e| (e.aggregate_type.as_str(), e.aggregate_id.as_str()))
         .collect();
     let (types, ids): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+    // One index lookup per key (a lateral join; `LIMIT 1`, true of a primary key, keeps Postgres
+    // from flattening it): a plain join with the unnested keys gets a hash join over all of
+    // rm_applied when first planned on a young table, and the connection keeps that plan as the
+    // table grows.
     let rows = sqlx::query(
         "SELECT a.aggregate_type, a.aggregate_id, a.sequence
-           FROM rm_applied a JOIN unnest($1::text[], $2::text[]) AS k(t, i)
-             ON a.aggregate_type = k.t AND a.aggregate_id = k.i",
+           FROM unnest($1::text[], $2::text[]) AS k(t, i)
+          CROSS JOIN LATERAL (
+                SELECT aggregate_type, aggregate_id, sequence FROM rm_applied
+                 WHERE aggregate_type = k.t AND aggregate_id = k.i LIMIT 1) a",
     )
     .bind(&types)
     .bind(&ids)
