@@ -1,10 +1,9 @@
-"""Turns the k6 summaries and time series of `scripts/bench` into the markdown table and the PNG
-plot recorded in docs/BENCHMARKS.md. Usage: k6_report.py OUT_DIR PNG PGBENCH_TPS"""
-import csv
+"""Turns the k6 summaries, CPU accounts and per-second server samples of `scripts/bench` into the
+markdown tables and the PNG plot recorded in docs/BENCHMARKS.md.
+Usage: k6_report.py OUT_DIR PNG PGBENCH_TPS"""
 import json
 import os
 import sys
-from collections import defaultdict
 
 out_dir, png, pgbench_tps = sys.argv[1], sys.argv[2], float(sys.argv[3] or 0)
 
@@ -21,73 +20,113 @@ def v(summary, metric, field):
 
 rows = []
 health = load("health_baseline")
-health_rps = v(health, "http_reqs", "rate") if health else 0
-for name in ["flash_sale", "baseline", "checkout", "soak"]:
+ceiling = load("health_ceiling")
+
+
+def rate(summary):
+    return v(summary, "http_reqs", "rate") if summary else 0
+
+
+# Each flash-sale run is compared with /health/live under the same load shape.
+same_shape = {"flash_sale": rate(health), "flash_sale_no_pause": rate(ceiling)}
+for name in ["flash_sale", "flash_sale_no_pause", "baseline", "checkout", "soak"]:
     s = load(name)
     if not s:
         continue
-    seconds = s["state"]["testRunDurationMs"] / 1000
-    rps = v(s, "http_reqs", "rate")
+    f = s["figures"]  # named by summary() in k6/lib.js
+    rps = f["requests_per_second"]
     thresholds_ok = all(
         t.get("ok", True) for m in s["metrics"].values() for t in m.get("thresholds", {}).values()
     )
     rows.append(
-        f"| {name} | {seconds:.0f} | {v(s, 'http_reqs', 'count'):.0f} | {rps:.0f} | "
-        f"{(f'{rps / health_rps:.2f}' if health_rps and name == 'flash_sale' else '-')} | "
-        f"{v(s, 'holds_ok', 'count'):.0f} | {v(s, 'hold_conflicts', 'count'):.0f} | "
-        f"{v(s, 'server_errors', 'count'):.0f} | {v(s, 'hold_duration', 'p(95)'):.1f} | "
-        f"{v(s, 'hold_duration', 'p(99)'):.1f} | {v(s, 'seat_map_duration', 'p(95)'):.1f} | "
-        f"{v(s, 'oversold_seats', 'count'):.0f} | {'pass' if thresholds_ok else 'FAIL'} |"
+        f"| {name} | {f['seconds']:.0f} | {f['requests']:.0f} | {rps:.0f} | "
+        f"{(f'{rps / same_shape[name]:.2f}' if same_shape.get(name) else '-')} | "
+        f"{f['holds_ok']:.0f} | {f['hold_conflicts']:.0f} | {f['server_errors']:.0f} | "
+        f"{f['hold_p95_ms']:.1f} | {f['hold_p99_ms']:.1f} | {f['seat_map_p95_ms']:.1f} | "
+        f"{f['oversold_seats']:.0f} | {'pass' if thresholds_ok else 'FAIL'} |"
     )
 
 print("| scenario | s | requests | req/s | ÷ /health/live | holds 201 | holds 409 | 5xx | hold p95 ms | hold p99 ms | seat map p95 ms | oversold | thresholds |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 print("\n".join(rows))
 print()
-if health:
-    print(f"- HTTP ceiling: the flash_sale shape against `/health/live`: {health_rps:.0f} requests/s, "
-          f"p95 {v(health, 'http_req_duration', 'p(95)'):.1f} ms")
+for label, summary in [("with the seed's 0.1 s pause", health), ("without a pause (the HTTP ceiling)", ceiling)]:
+    if summary:
+        print(f"- `/health/live`, flash_sale shape {label}: {rate(summary):.0f} requests/s, "
+              f"p95 {v(summary, 'http_req_duration', 'p(95)'):.1f} ms")
 if pgbench_tps:
     print(f"- Database ceiling: pgbench, one optimistic event append per transaction: {pgbench_tps:.0f} appends/s")
     fs = load("flash_sale")
     if fs:
+        f = fs["figures"]
         print(f"- flash_sale holds answered (201 + 409) per second: "
-              f"{(v(fs, 'holds_ok', 'count') + v(fs, 'hold_conflicts', 'count')) / (fs['state']['testRunDurationMs'] / 1000):.0f}")
+              f"{(f['holds_ok'] + f['hold_conflicts']) / f['seconds']:.0f}")
 
-# Throughput and latency over the flash sale, per second, from k6's CSV output.
-series = os.path.join(out_dir, "flash_sale.csv")
-if os.path.exists(series):
+# Where the two cores went: CPU seconds by program during each scenario (scripts/lib/cpu_by_process.py).
+cpu_rows = []
+for name in ["flash_sale", "health_baseline", "flash_sale_no_pause", "health_ceiling", "baseline", "checkout", "soak"]:
+    s, path = load(name), os.path.join(out_dir, f"{name}.cpu.json")
+    if not s or not os.path.exists(path):
+        continue
+    used = json.load(open(path))
+    seconds = s["state"]["testRunDurationMs"] / 1000
+    requests = v(s, "http_reqs", "count") or 1
+    cells = [
+        f"{used.get(p, 0) / seconds:.2f} ({1e6 * used.get(p, 0) / requests:.0f})"
+        for p in ["k6", "seatgrid", "postgres", "redis-server", "clickhouse-serv", "other"]
+    ]
+    cpu_rows.append(f"| {name} | {sum(used.values()) / seconds:.2f} | " + " | ".join(cells) + " |")
+if cpu_rows:
+    print()
+    print("CPU by program: cores used on average during the scenario (CPU µs per request):")
+    print()
+    print("| scenario | all | k6 | seatgrid | postgres | redis | clickhouse | other |")
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(cpu_rows))
+
+# Throughput and latency over the flash sale, per second, from the server's /metrics sampled once a
+# second (scripts/lib/sample_metrics.py).
+def quantile(q, before, after):
+    """Prometheus' histogram_quantile over the difference of two cumulative bucket snapshots."""
+    bounds = sorted((float(le), after[le] - before.get(le, 0.0)) for le in after)
+    total = bounds[-1][1] if bounds else 0
+    if total <= 0:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for upper, count in bounds:
+        if count >= rank:
+            if upper == float("inf"):
+                return lower * 1000
+            return 1000 * (lower + (upper - lower) * (rank - below) / max(count - below, 1e-9))
+        lower, below = upper, count
+    return None
+
+
+series = os.path.join(out_dir, "flash_sale.metrics.jsonl")
+samples = [json.loads(line) for line in open(series)] if os.path.exists(series) else []
+if len(samples) > 2:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    reqs = defaultdict(int)
-    lat = defaultdict(list)
-    t0 = None
-    with open(series) as f:
-        for r in csv.DictReader(f):
-            if r["metric_name"] != "http_req_duration":
-                continue
-            t = int(float(r["timestamp"]))
-            t0 = t if t0 is None else min(t0, t)
-            reqs[t] += 1
-            lat[t].append(float(r["metric_value"]))
-    xs = sorted(reqs)
+    t0 = samples[0]["time"]
+    xs, rps, hold_p95, map_p95 = [], [], [], []
+    for a, b in zip(samples, samples[1:]):
+        dt = b["time"] - a["time"]
+        xs.append(b["time"] - t0)
+        rps.append((b["requests"] - a["requests"]) / dt)
+        hold_p95.append(quantile(0.95, a["buckets"]["hold"], b["buckets"]["hold"]))
+        map_p95.append(quantile(0.95, a["buckets"]["seat_map"], b["buckets"]["seat_map"]))
     fig, ax1 = plt.subplots(figsize=(10, 5))
-    ax1.plot([x - t0 for x in xs], [reqs[x] for x in xs], color="tab:blue", label="requests/s")
+    ax1.plot(xs, rps, color="tab:blue", label="requests/s")
     ax1.set_xlabel("seconds into the flash sale")
-    ax1.set_ylabel("requests per second", color="tab:blue")
+    ax1.set_ylabel("requests answered per second", color="tab:blue")
     ax2 = ax1.twinx()
-
-    def pct(values, q):
-        values = sorted(values)
-        return values[min(len(values) - 1, int(q * (len(values) - 1)))]
-
-    ax2.plot([x - t0 for x in xs], [pct(lat[x], 0.95) for x in xs], color="tab:red", label="p95 latency")
-    ax2.plot([x - t0 for x in xs], [pct(lat[x], 0.5) for x in xs], color="tab:orange", label="p50 latency")
-    ax2.set_ylabel("latency (ms)", color="tab:red")
+    ax2.plot(xs, hold_p95, color="tab:red", label="hold p95 (server)")
+    ax2.plot(xs, map_p95, color="tab:orange", label="seat map p95 (server)")
+    ax2.set_ylabel("latency inside the server, ms", color="tab:red")
     fig.legend(loc="upper right")
-    ax1.set_title("flash_sale: throughput and latency per second")
+    ax1.set_title("flash_sale: throughput and server-side p95 latency per second")
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     print(f"\n![flash_sale throughput and latency]({os.path.basename(png)})")
