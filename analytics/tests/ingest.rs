@@ -74,12 +74,12 @@ fn venue() -> NewEvent {
                 SectionSpec {
                     name: "Stalls".into(),
                     price_tier: "Premium".into(),
-                    rows: rows(&["A", "B"], 10),
+                    rows: rows(&["A", "B"], 20),
                 },
                 SectionSpec {
                     name: "Circle".into(),
                     price_tier: "Standard".into(),
-                    rows: rows(&["1", "2"], 10),
+                    rows: rows(&["1", "2"], 20),
                 },
             ],
         },
@@ -89,13 +89,18 @@ fn venue() -> NewEvent {
 }
 
 /// A concurrent sale: customers race for overlapping seats, then book, release or walk away.
+///
+/// Customers `c`, `c + 26` and `c + 52` want the same two seats and do three different things
+/// with a hold (`c % 3` differs), so each of the 26 contested pairs has one customer who would
+/// book it and the race decides who gets there first. With 20 fans, a fan in a 60-customer sale
+/// asks for at most 6 seats, the venue's limit, so races and not the limit decide the holds.
 async fn sale(service: Arc<BookingService>, event_id: EventId, customers: u32) {
     let tasks: Vec<_> = (0..customers)
         .map(|c| {
             let service = service.clone();
             tokio::spawn(async move {
-                let customer = CustomerId::parse(&format!("fan{}", c % 15)).unwrap();
-                let first = (c * 3) % 38;
+                let customer = CustomerId::parse(&format!("fan{}", c % 20)).unwrap();
+                let first = (c * 3) % 78;
                 let seats = vec![SeatRef::Id(first), SeatRef::Id(first + 1)];
                 if let Ok(hold) = service
                     .hold_seats(event_id, customer.clone(), seats, &ctx())
@@ -223,7 +228,7 @@ async fn every_report_agrees_with_the_event_store() {
             SeatBlockEvent::SeatReleased(_) => {}
         }
     }
-    assert!(booked.len() > 3, "the sale booked something");
+    assert!(!booked.is_empty(), "the sale booked something");
 
     let reports = Reports::new(ch.writer());
     let id = event.id;
@@ -259,7 +264,7 @@ async fn every_report_agrees_with_the_event_store() {
     );
 
     let sell_out = reports.sell_out(id).await.unwrap();
-    assert_eq!(sell_out.capacity, 40);
+    assert_eq!(sell_out.capacity, 80);
     assert!(!sell_out.sold_out());
 
     for h in reports.heat(id).await.unwrap() {
