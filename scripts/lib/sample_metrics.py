@@ -5,8 +5,8 @@
 
 Each line is one scrape: the time and the running totals the plot needs, summed over methods and
 statuses: requests answered, and the request-duration histogram's cumulative bucket counts
-(`le` -> count) for the hold and seat-map routes. The plot takes differences between lines, so a second's throughput and p95 are the
-server's own view of that second. One scrape a second costs the server next to nothing, unlike
+(`le` -> count) for the hold and seat-map routes. The plot takes differences between lines, so a
+second's throughput and p95 are the server's own view of that second. One scrape a second costs the server next to nothing, unlike
 k6's per-request CSV output, which costs k6 a fifth of its throughput and would make the flash sale
 look slower than its /health/live baseline for a reason that has nothing to do with the server.
 """
