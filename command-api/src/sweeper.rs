@@ -4,6 +4,11 @@
 //! `expires_at` by the seat block's own rule; the sweeper only makes the history say so, for
 //! readers, and frees old idempotency keys. Several sweepers (one per process) may run at once:
 //! they conflict harmlessly on the same blocks and each write is a no-op when done already.
+//!
+//! Cost: a pass reads only the seat holds above a durable watermark (table
+//! `hold_sweeper_watermark`), below which every hold is known to be closed. The watermark stops at
+//! the oldest hold still open and never passes a hold that some reader cannot see yet, so a pass
+//! costs in proportion to the holds of the last hold period, not to the whole history.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,25 +16,91 @@ use std::time::Duration;
 use crate::http::idempotency;
 use crate::service::BookingService;
 
-/// How many blocks one pass expires at most; the next pass takes the rest.
-const BLOCKS_PER_PASS: i64 = 500;
+/// How many lapsed holds one pass expires at most (their blocks, each once); the next pass takes
+/// the rest.
+const LAPSED_HOLDS_PER_PASS: i64 = 1000;
 
-/// Seat blocks with at least one hold that expired and has no closing event yet.
-pub async fn blocks_with_lapsed_holds(pool: &sqlx::PgPool) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT DISTINCT held.aggregate_id
-           FROM events held
-          WHERE held.aggregate_type = 'SeatBlock' AND held.event_type = 'SeatHeld'
-            AND (held.payload -> 'SeatHeld' ->> 'expires_at')::timestamptz <= now()
-            AND NOT EXISTS (
-                SELECT 1 FROM events closed
-                 WHERE closed.hold_id = held.hold_id
-                   AND closed.aggregate_type = 'SeatBlock'
-                   AND closed.aggregate_id = held.aggregate_id
-                   AND closed.event_type <> 'SeatHeld')
-          LIMIT $1",
+/// A place in the global event order: `(transaction_id, position)`, as the projections read it.
+pub type OrderPlace = (i64, i64);
+
+/// Closes a seat hold: a later event of the same block about the same hold (booked, released,
+/// expired). `held` is the SeatHeld row.
+const STILL_OPEN: &str = "NOT EXISTS (
+        SELECT 1 FROM events closed
+         WHERE closed.hold_id = held.hold_id
+           AND closed.aggregate_type = 'SeatBlock'
+           AND closed.aggregate_id = held.aggregate_id
+           AND closed.event_type <> 'SeatHeld')";
+
+/// Seat holds above the place `($1, $2)` (served by the partial index `events_seat_holds`).
+const SEAT_HOLDS_ABOVE: &str = "held.aggregate_type = 'SeatBlock' AND held.event_type = 'SeatHeld'
+    AND (held.transaction_id, held.position) > ($1::bigint::text::xid8, $2)";
+
+/// Moves the watermark over the seat holds that are closed and visible to every reader, and
+/// returns it. It stops just before the first seat hold still open; with none open, it moves to
+/// the last seat hold below `pg_snapshot_xmin`, so a hold whose transaction commits later (with a
+/// lower position) is still above it. One statement, so both candidates come from one snapshot.
+pub async fn advance_watermark(pool: &sqlx::PgPool) -> Result<OrderPlace, sqlx::Error> {
+    let (tx, position): OrderPlace =
+        sqlx::query_as("SELECT transaction_id, position FROM hold_sweeper_watermark")
+            .fetch_one(pool)
+            .await?;
+    let visible = "held.transaction_id < pg_snapshot_xmin(pg_current_snapshot())";
+    let next: Option<OrderPlace> = sqlx::query_as(&format!(
+        "SELECT tx, position FROM (
+            (SELECT held.transaction_id::text::bigint AS tx, held.position - 1 AS position, 0 AS pick
+               FROM events held
+              WHERE {SEAT_HOLDS_ABOVE} AND {visible} AND {STILL_OPEN}
+              ORDER BY held.transaction_id, held.position LIMIT 1)
+            UNION ALL
+            (SELECT held.transaction_id::text::bigint, held.position, 1
+               FROM events held
+              WHERE {SEAT_HOLDS_ABOVE} AND {visible}
+              ORDER BY held.transaction_id DESC, held.position DESC LIMIT 1)
+         ) candidates
+         ORDER BY pick LIMIT 1"
+    ))
+    .bind(tx)
+    .bind(position)
+    .fetch_optional(pool)
+    .await?;
+    let Some(next) = next else {
+        return Ok((tx, position));
+    };
+    sqlx::query(
+        "UPDATE hold_sweeper_watermark
+            SET transaction_id = $1, position = $2, updated_at = now()
+          WHERE (transaction_id, position) < ($1, $2)",
     )
-    .bind(BLOCKS_PER_PASS)
+    .bind(next.0)
+    .bind(next.1)
+    .execute(pool)
+    .await?;
+    Ok(next)
+}
+
+/// Seat blocks with at least one hold above `watermark` that expired and has no closing event yet.
+///
+/// The oldest lapsed holds first, in global order: that order is the partial index's, so the plan
+/// stays an index range scan above the watermark even when Postgres reuses a generic plan (a plain
+/// `DISTINCT` let it pick a scan of every SeatBlock event instead).
+pub async fn blocks_with_lapsed_holds(
+    pool: &sqlx::PgPool,
+    watermark: OrderPlace,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT DISTINCT aggregate_id FROM (
+            SELECT held.aggregate_id
+              FROM events held
+             WHERE {SEAT_HOLDS_ABOVE}
+               AND (held.payload -> 'SeatHeld' ->> 'expires_at')::timestamptz <= now()
+               AND {STILL_OPEN}
+             ORDER BY held.transaction_id, held.position
+             LIMIT $3) lapsed"
+    ))
+    .bind(watermark.0)
+    .bind(watermark.1)
+    .bind(LAPSED_HOLDS_PER_PASS)
     .fetch_all(pool)
     .await
 }
@@ -37,7 +108,11 @@ pub async fn blocks_with_lapsed_holds(pool: &sqlx::PgPool) -> Result<Vec<String>
 /// One pass: expire what is due, purge old idempotency keys. Returns the blocks touched.
 pub async fn sweep_once(service: &BookingService) -> usize {
     let pool = service.store().pool();
-    let blocks = match blocks_with_lapsed_holds(pool).await {
+    let found = match advance_watermark(pool).await {
+        Ok(watermark) => blocks_with_lapsed_holds(pool, watermark).await,
+        Err(e) => Err(e),
+    };
+    let blocks = match found {
         Ok(blocks) => blocks,
         Err(e) => {
             tracing::warn!(error = %e, "sweeper cannot read the event store");
