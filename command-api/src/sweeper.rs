@@ -23,8 +23,8 @@ const LAPSED_HOLDS_PER_PASS: i64 = 1000;
 /// A place in the global event order: `(transaction_id, position)`, as the projections read it.
 pub type OrderPlace = (i64, i64);
 
-/// Closes a seat hold: a later event of the same block about the same hold (booked, released,
-/// expired). `held` is the SeatHeld row.
+/// A seat hold (`held`, its SeatHeld row) is open until a later event of the same block about the
+/// same hold closes it: booked, released or expired.
 const STILL_OPEN: &str = "NOT EXISTS (
         SELECT 1 FROM events closed
          WHERE closed.hold_id = held.hold_id
