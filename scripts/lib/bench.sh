@@ -16,6 +16,24 @@ start_bench_server() {
   wait_for 60 "the benchmark server" curl -sf "$BENCH_URL/health/ready"
 }
 
+# prepare_k6_bench: services, k6 and the release server binary, and room for thousands of sockets.
+prepare_k6_bench() {
+  ensure_services
+  ensure_k6
+  log "building the release binary"
+  cargo build --release --quiet -p seatgrid --bin seatgrid
+  ulimit -n 65536 2>/dev/null || true
+}
+
+# run_k6 NAME [K6 ARGS...]: one k6 run against the bench server, with the CPU seconds each program
+# used during it; summary in $BENCH_OUT/NAME.json, output in NAME.txt, CPU in NAME.cpu.json.
+run_k6() {
+  local name=$1; shift
+  SOAK_DURATION=${SOAK_DURATION:-60s} BASE_URL="$BENCH_URL" SUMMARY_JSON="$BENCH_OUT/$name.json" \
+    python3 "$ROOT/scripts/lib/cpu_by_process.py" "$BENCH_OUT/$name.cpu.json" "$K6" run --quiet "$@" \
+    | tee "$BENCH_OUT/$name.txt" || true
+}
+
 stop_bench_server() {
   kill "$BENCH_PID" 2>/dev/null || true
   wait "$BENCH_PID" 2>/dev/null || true
