@@ -13,15 +13,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use migrations::global_order::{GlobalPosition, VISIBLE_TO_EVERY_READER};
+
 use crate::http::idempotency;
 use crate::service::BookingService;
 
 /// How many lapsed holds one pass expires at most (their blocks, each once); the next pass takes
 /// the rest.
 const LAPSED_HOLDS_PER_PASS: i64 = 1000;
-
-/// A place in the global event order: `(transaction_id, position)`, as the projections read it.
-pub type OrderPlace = (i64, i64);
 
 /// A seat hold (`held`, its SeatHeld row) is open until a later event of the same block about the
 /// same hold closes it: booked, released or expired.
@@ -40,22 +39,21 @@ const SEAT_HOLDS_ABOVE: &str = "held.aggregate_type = 'SeatBlock' AND held.event
 /// returns it. It stops just before the first seat hold still open; with none open, it moves to
 /// the last seat hold below `pg_snapshot_xmin`, so a hold whose transaction commits later (with a
 /// lower position) is still above it. One statement, so both candidates come from one snapshot.
-pub async fn advance_watermark(pool: &sqlx::PgPool) -> Result<OrderPlace, sqlx::Error> {
-    let (tx, position): OrderPlace =
+pub async fn advance_watermark(pool: &sqlx::PgPool) -> Result<GlobalPosition, sqlx::Error> {
+    let (tx, position): (i64, i64) =
         sqlx::query_as("SELECT transaction_id, position FROM hold_sweeper_watermark")
             .fetch_one(pool)
             .await?;
-    let visible = "held.transaction_id < pg_snapshot_xmin(pg_current_snapshot())";
-    let next: Option<OrderPlace> = sqlx::query_as(&format!(
+    let next: Option<(i64, i64)> = sqlx::query_as(&format!(
         "SELECT tx, position FROM (
             (SELECT held.transaction_id::text::bigint AS tx, held.position - 1 AS position, 0 AS pick
                FROM events held
-              WHERE {SEAT_HOLDS_ABOVE} AND {visible} AND {STILL_OPEN}
+              WHERE {SEAT_HOLDS_ABOVE} AND {VISIBLE_TO_EVERY_READER} AND {STILL_OPEN}
               ORDER BY held.transaction_id, held.position LIMIT 1)
             UNION ALL
             (SELECT held.transaction_id::text::bigint, held.position, 1
                FROM events held
-              WHERE {SEAT_HOLDS_ABOVE} AND {visible}
+              WHERE {SEAT_HOLDS_ABOVE} AND {VISIBLE_TO_EVERY_READER}
               ORDER BY held.transaction_id DESC, held.position DESC LIMIT 1)
          ) candidates
          ORDER BY pick LIMIT 1"
@@ -64,19 +62,27 @@ pub async fn advance_watermark(pool: &sqlx::PgPool) -> Result<OrderPlace, sqlx::
     .bind(position)
     .fetch_optional(pool)
     .await?;
-    let Some(next) = next else {
-        return Ok((tx, position));
+    let Some((tx, position)) = next else {
+        return Ok(place(tx, position));
     };
     sqlx::query(
         "UPDATE hold_sweeper_watermark
             SET transaction_id = $1, position = $2, updated_at = now()
           WHERE (transaction_id, position) < ($1, $2)",
     )
-    .bind(next.0)
-    .bind(next.1)
+    .bind(tx)
+    .bind(position)
     .execute(pool)
     .await?;
-    Ok(next)
+    Ok(place(tx, position))
+}
+
+/// The watermark table keeps transaction ids as `bigint`; they are never negative.
+fn place(transaction_id: i64, position: i64) -> GlobalPosition {
+    GlobalPosition {
+        transaction_id: transaction_id as u64,
+        position,
+    }
 }
 
 /// Seat blocks with at least one hold above `watermark` that expired and has no closing event yet.
@@ -86,7 +92,7 @@ pub async fn advance_watermark(pool: &sqlx::PgPool) -> Result<OrderPlace, sqlx::
 /// `DISTINCT` let it pick a scan of every SeatBlock event instead).
 pub async fn blocks_with_lapsed_holds(
     pool: &sqlx::PgPool,
-    watermark: OrderPlace,
+    watermark: GlobalPosition,
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(&format!(
         "SELECT DISTINCT aggregate_id FROM (
@@ -98,8 +104,8 @@ pub async fn blocks_with_lapsed_holds(
              ORDER BY held.transaction_id, held.position
              LIMIT $3) lapsed"
     ))
-    .bind(watermark.0)
-    .bind(watermark.1)
+    .bind(watermark.transaction_id as i64)
+    .bind(watermark.position)
     .bind(LAPSED_HOLDS_PER_PASS)
     .fetch_all(pool)
     .await

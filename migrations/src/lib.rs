@@ -7,6 +7,8 @@
 //! ClickHouse (`clickhouse/*.sql`, one statement per file) has no such ledger on 18.16; its
 //! statements are written to be re-run safely (`IF NOT EXISTS`) and are all applied at every start.
 
+pub mod global_order;
+
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::{PgPool, Postgres};
 

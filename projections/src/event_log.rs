@@ -5,7 +5,8 @@
 //!   insert, and identities become visible out of order when transactions commit out of order, so
 //!   "everything above the last position I saw" is not safe on its own.
 //! - A reader only ever sees events of transactions older than the oldest transaction still running
-//!   (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`). Every such transaction has
+//!   ([`VISIBLE_TO_EVERY_READER`], shared with every other reader of the global order in
+//!   `migrations::global_order`). Every such transaction has
 //!   finished, so the set of events below that line can no longer change, and any event that
 //!   commits later sorts after everything already read. Hence: **no event is ever skipped**, and a
 //!   checkpoint is just the last [`GlobalPosition`] read.
@@ -16,20 +17,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 
-/// A place in the global order. Ordered by transaction first, then position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct GlobalPosition {
-    pub transaction_id: u64,
-    pub position: i64,
-}
-
-impl GlobalPosition {
-    /// Before the first event.
-    pub const START: Self = Self {
-        transaction_id: 0,
-        position: 0,
-    };
-}
+pub use migrations::global_order::GlobalPosition;
+use migrations::global_order::VISIBLE_TO_EVERY_READER;
 
 /// One stored domain event with its place in the global order.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,15 +57,15 @@ impl EventLog {
         after: GlobalPosition,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, EventLogError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
                     sequence, event_type, event_version, payload, metadata, recorded_at
                FROM events
               WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
-                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                AND {VISIBLE_TO_EVERY_READER}
               ORDER BY transaction_id, position
-              LIMIT $3",
-        )
+              LIMIT $3"
+        ))
         .bind(after.transaction_id as i64)
         .bind(after.position)
         .bind(limit)

@@ -42,14 +42,14 @@ async fn the_sweeper_records_expiries_nobody_touched_once() {
 }
 
 /// The sweeper's watermark, and the place in the global order of a hold's (first) SeatHeld event.
-async fn watermark(pool: &sqlx::PgPool) -> sweeper::OrderPlace {
+async fn watermark(pool: &sqlx::PgPool) -> (i64, i64) {
     sqlx::query_as("SELECT transaction_id, position FROM hold_sweeper_watermark")
         .fetch_one(pool)
         .await
         .unwrap()
 }
 
-async fn held_at(pool: &sqlx::PgPool, hold: &Value) -> sweeper::OrderPlace {
+async fn held_at(pool: &sqlx::PgPool, hold: &Value) -> (i64, i64) {
     sqlx::query_as(
         "SELECT transaction_id::text::bigint, position FROM events
           WHERE event_type = 'SeatHeld' AND hold_id = $1::uuid ORDER BY position LIMIT 1",
@@ -62,7 +62,7 @@ async fn held_at(pool: &sqlx::PgPool, hold: &Value) -> sweeper::OrderPlace {
 
 /// Sweeps until the watermark reaches `expected`: transactions of tests running beside this one
 /// (on other databases of the same server) can hold the visibility horizon back for a moment.
-async fn sweep_until_watermark(store: &BookingService, expected: sweeper::OrderPlace) {
+async fn sweep_until_watermark(store: &BookingService, expected: (i64, i64)) {
     let pool = store.store().pool();
     for _ in 0..50 {
         sweeper::sweep_once(store).await;
