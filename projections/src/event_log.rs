@@ -6,10 +6,10 @@
 //!   "everything above the last position I saw" is not safe on its own.
 //! - A reader only ever sees events of transactions older than the oldest transaction still running
 //!   ([`VISIBLE_TO_EVERY_READER`], shared with every other reader of the global order in
-//!   `migrations::global_order`). Every such transaction has
-//!   finished, so the set of events below that line can no longer change, and any event that
-//!   commits later sorts after everything already read. Hence: **no event is ever skipped**, and a
-//!   checkpoint is just the last [`GlobalPosition`] read.
+//!   `migrations::global_order`). Every such transaction has finished, so the set of events below
+//!   that line can no longer change, and any event that commits later sorts after everything
+//!   already read. Hence: **no event is ever skipped**, and a checkpoint is just the last
+//!   [`GlobalPosition`] read.
 //! - The price is latency: one long-running transaction holds readers back until it ends. Keep
 //!   write transactions short (postgres-es appends in one short transaction).
 
