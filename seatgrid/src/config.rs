@@ -70,9 +70,10 @@ mod defaults {
     }
     /// Two connections per CPU core. PostgreSQL shares the machine's cores with the server, and
     /// more backends than it can run at once buy nothing: in the flash-sale benchmark on 2 cores
-    /// (`scripts/bench-pool`), 3-4 connections gave 10-13% more requests/s and a quarter lower
-    /// hold p95 than 30 on one day, and the same as 30 within noise on another. Requests beyond
-    /// the pool wait for a connection. At least 4: the projector's LISTEN keeps one for itself.
+    /// (`scripts/bench-sweep SEATGRID_DB_MAX_CONNECTIONS 3 4 8 30`), 3-4 connections gave 10-13%
+    /// more requests/s and a quarter lower hold p95 than 30 on one day, and the same as 30 within
+    /// noise on another. Requests beyond the pool wait for a connection. At least 4: the
+    /// projector's LISTEN keeps one for itself.
     pub fn db_max_connections() -> u32 {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         u32::try_from(2 * cores).unwrap_or(u32::MAX).max(4)
