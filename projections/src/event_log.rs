@@ -13,12 +13,27 @@
 //! - The price is latency: one long-running transaction holds readers back until it ends. Keep
 //!   write transactions short (postgres-es appends in one short transaction).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 
 pub use migrations::global_order::GlobalPosition;
 use migrations::global_order::VISIBLE_TO_EVERY_READER;
+
+/// The events after `($1, $2)` in global order, at most `$3`; built once (the condition is shared).
+static READ_AFTER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
+                sequence, event_type, event_version, payload, metadata, recorded_at
+           FROM events
+          WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
+            AND {VISIBLE_TO_EVERY_READER}
+          ORDER BY transaction_id, position
+          LIMIT $3"
+    )
+});
 
 /// One stored domain event with its place in the global order.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,20 +72,12 @@ impl EventLog {
         after: GlobalPosition,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, EventLogError> {
-        let rows = sqlx::query(&format!(
-            "SELECT transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
-                    sequence, event_type, event_version, payload, metadata, recorded_at
-               FROM events
-              WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
-                AND {VISIBLE_TO_EVERY_READER}
-              ORDER BY transaction_id, position
-              LIMIT $3"
-        ))
-        .bind(after.transaction_id as i64)
-        .bind(after.position)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&READ_AFTER)
+            .bind(after.transaction_id as i64)
+            .bind(after.position)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(RecordedEvent {
