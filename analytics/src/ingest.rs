@@ -8,6 +8,9 @@
 //!   [`CLICKHOUSE_STREAM`]) advances only after ClickHouse accepted the batch. A crash in between
 //!   re-sends the batch; the table keeps one row per global position (ReplacingMergeTree), and every
 //!   report reads with `FINAL`, so nothing is counted twice.
+//! - **Tracing**: once a batch is committed, each event that carries a trace context gets its
+//!   `projection.apply` span (projection `clickhouse_events`) in the trace of the command that
+//!   appended it, as the read-model projector does.
 //! - **ClickHouse down**: the batch is kept and retried with a growing pause (up to 5 s); the
 //!   ingester reads nothing more meanwhile, so memory stays bounded. The command side never waits
 //!   for this: it only appends to Postgres. When ClickHouse returns, ingestion catches up by itself.
@@ -15,6 +18,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use projections::tracing_context::TraceLink;
 use projections::{Checkpoints, EventLog, GlobalPosition};
 use sqlx::PgPool;
 
@@ -108,6 +112,7 @@ impl Ingester {
         let mut committed = self.checkpoints.load(CLICKHOUSE_STREAM).await?;
         let mut read_to = committed;
         let mut batch: Vec<EventRow> = Vec::new();
+        let mut traces: Vec<TraceLink> = Vec::new();
         let mut oldest: Option<Instant> = None;
         loop {
             let room = self.config.max_rows.saturating_sub(batch.len()).max(1) as i64;
@@ -116,6 +121,7 @@ impl Ingester {
             for e in &events {
                 batch.push(self.layouts.row(e, now_ms).await?);
             }
+            traces.extend(events.iter().filter_map(TraceLink::of));
             if let Some(last) = events.last() {
                 read_to = last.global;
                 oldest.get_or_insert_with(Instant::now);
@@ -125,6 +131,9 @@ impl Ingester {
                 self.flush(&batch, committed, read_to).await?;
                 committed = read_to;
                 batch.clear();
+                for link in traces.drain(..) {
+                    link.applied(CLICKHOUSE_STREAM);
+                }
                 oldest = None;
             } else if events.is_empty() {
                 tokio::time::sleep(self.config.poll_interval).await;

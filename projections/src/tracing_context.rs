@@ -3,7 +3,8 @@
 //!
 //! Policy: the command side stores the W3C `traceparent` of the span that appended an event in the
 //! event's metadata (`command_api::service::RequestContext`); each projection, once it has applied (and committed) an event,
-//! records a short span whose parent is that context ([`applied`]). With no exporter configured
+//! records a short span whose parent is that context ([`applied`]; a projection that commits in
+//! batches later than it reads keeps each event's [`TraceLink`] until then). With no exporter configured
 //! these are plain `tracing` spans and cost next to nothing.
 
 use std::collections::HashMap;
@@ -16,24 +17,49 @@ use crate::event_log::RecordedEvent;
 
 /// Records that `projection` applied `events`: one span per event that carries a trace context.
 pub fn applied(projection: &'static str, events: &[RecordedEvent]) {
-    for event in events {
-        let Some(fields) = event.metadata.as_object() else {
-            continue;
-        };
+    for link in events.iter().filter_map(TraceLink::of) {
+        link.applied(projection);
+    }
+}
+
+/// The trace context of one event, kept by a projection that commits later than it reads (the
+/// ClickHouse stream batches events for up to a second) until it has committed the event.
+#[derive(Debug, Clone)]
+pub struct TraceLink {
+    carrier: HashMap<String, String>,
+    event_type: String,
+    aggregate_id: String,
+    position: i64,
+}
+
+impl TraceLink {
+    /// The event's trace context; `None` when its metadata carries none (no exporter configured).
+    pub fn of(event: &RecordedEvent) -> Option<Self> {
+        let fields = event.metadata.as_object()?;
         if !fields.contains_key("traceparent") {
-            continue;
+            return None;
         }
-        let carrier: HashMap<String, String> = fields
+        let carrier = fields
             .iter()
             .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
             .collect();
-        let parent = TraceContextPropagator::new().extract(&carrier);
+        Some(Self {
+            carrier,
+            event_type: event.event_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            position: event.global.position,
+        })
+    }
+
+    /// Records the span of `projection` having applied (and committed) this event.
+    pub fn applied(&self, projection: &'static str) {
+        let parent = TraceContextPropagator::new().extract(&self.carrier);
         let span = tracing::info_span!(
             "projection.apply",
             projection,
-            event_type = %event.event_type,
-            aggregate_id = %event.aggregate_id,
-            position = event.global.position,
+            event_type = %self.event_type,
+            aggregate_id = %self.aggregate_id,
+            position = self.position,
         );
         let _ = span.set_parent(parent);
     }

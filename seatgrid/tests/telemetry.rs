@@ -1,6 +1,6 @@
 //! Observability end to end: a real OTLP/gRPC receiver, started inside the test, receives the spans
-//! of one hold linked as one trace (HTTP request → command → projection), and `/metrics` parses as
-//! Prometheus text with counters that move.
+//! of one hold linked as one trace (HTTP request → command → each projection: the read models and
+//! the ClickHouse stream), and `/metrics` parses as Prometheus text with counters that move.
 //!
 //! Its own test binary: the tracing subscriber and metrics recorder are global to a process.
 
@@ -109,8 +109,18 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
         redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         redis_prefix: format!("sgtest:{}:", uuid::Uuid::new_v4().simple()),
         runner: RunnerConfig::default(),
-        clickhouse: None,
-        ingest: analytics::IngestConfig::default(),
+        clickhouse: Some(analytics::ClickHouseConfig {
+            url: std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
+            database: format!("seatgrid_test_{}", uuid::Uuid::new_v4().simple()),
+            user: "default".into(),
+            password: String::new(),
+            reader_user: "seatgrid_reader".into(),
+            reader_password: "seatgrid_reader".into(),
+        }),
+        ingest: analytics::IngestConfig {
+            max_delay: Duration::from_millis(200),
+            ..analytics::IngestConfig::default()
+        },
     };
     let system = System::build(config, pool, Some(telemetry.metrics()))
         .await
@@ -177,23 +187,33 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
         if let Some(command) = command {
             let trace = command.trace_id.clone();
             let in_trace: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace).collect();
-            let projected = in_trace.iter().any(|s| {
-                s.name == "projection.apply"
-                    && attribute(s, "projection").as_deref() == Some("read_models")
-                    && attribute(s, "event_type").as_deref() == Some("SeatHeld")
-            });
+            let projected_by = |projection: &str| {
+                in_trace.iter().any(|s| {
+                    s.name == "projection.apply"
+                        && attribute(s, "projection").as_deref() == Some(projection)
+                        && attribute(s, "event_type").as_deref() == Some("SeatHeld")
+                })
+            };
             let request = in_trace.iter().any(|s| s.name == "http_request");
-            if projected && request {
+            if request && projected_by("read_models") && projected_by("clickhouse_events") {
                 found = Some(in_trace.len());
                 break;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let spans = found.expect("the request, the command and the projection in one trace");
-    assert!(spans >= 3);
+    let spans = found.expect("the request, the command and both projections in one trace");
+    assert!(spans >= 4);
 
     // Counters move, and they parse as Prometheus text.
+    let ingested = metric(
+        &client,
+        &base,
+        "seatgrid_clickhouse_rows_ingested_total",
+        &[],
+    )
+    .await;
+    assert!(ingested >= 2.0, "the event and the hold reached ClickHouse");
     let holds_after = metric(&client, &base, "seatgrid_http_requests_total", &hold_route).await;
     assert_eq!(holds_after, holds_before + 1.0);
     let ok = [("command", "hold"), ("outcome", "ok")];
@@ -216,6 +236,8 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
         "seatgrid_events_projected_total",
         "seatgrid_cache_requests_total",
         "seatgrid_aggregate_turn_wait_seconds_bucket",
+        "seatgrid_clickhouse_batch_rows_bucket",
+        "seatgrid_clickhouse_ingest_lag_ms",
     ] {
         assert!(text.contains(name), "{name} is exported");
     }
