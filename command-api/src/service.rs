@@ -272,8 +272,7 @@ impl BookingService {
         Ok(EventView::new(&known.definition, &known.layout))
     }
 
-    /// Every seat's status at this instant, straight from the seat blocks.
-    /// A seat map the read side projected, in the same view.
+    /// A seat map the read side projected, in the same view as [`Self::seat_map`].
     pub async fn projected_seat_map(
         &self,
         event_id: EventId,
@@ -283,7 +282,8 @@ impl BookingService {
         Ok(SeatMapView::new(event_id.0, seats, "eventual"))
     }
 
-    /// The seat map computed from the event store: never behind.
+    /// Every seat's status at this instant, computed from the seat blocks in the event store:
+    /// never behind.
     pub async fn seat_map(&self, event_id: EventId) -> Result<SeatMapView, CommandError> {
         let known = self.known_event(event_id).await?;
         let ids: Vec<String> = (0..known.layout.block_count())
