@@ -8,6 +8,7 @@ import { BASE, CRASH_TEST_PAUSE_SECONDS, crashTestPause, flashSaleShape } from '
 export const options = {
   scenarios: { health: flashSaleShape() },
   summaryTrendStats: ['avg', 'p(50)', 'p(95)', 'p(99)', 'max'],
+  discardResponseBodies: __ENV.KEEP_BODIES !== '1', // as flash_sale.js does
 };
 
 export default function () {

@@ -34,6 +34,9 @@ export function flashSaleShape() {
   };
 }
 const JSON_HEADERS = { headers: { 'Content-Type': 'application/json' } };
+// Set-up and audit requests read their answers even when a scenario discards response bodies.
+const READ_BODY = { responseType: 'text' };
+const JSON_READ_BODY = Object.assign({}, JSON_HEADERS, READ_BODY);
 const HOLD_PARAMS = Object.assign({ tags: { name: 'hold' } }, JSON_HEADERS);
 const SEAT_MAP_PARAMS = { tags: { name: 'seat_map' } };
 
@@ -67,7 +70,7 @@ export function withFigures(targets) {
 }
 export function createEvent(name, rows, cols, extra) {
   const body = Object.assign({ name, rows, cols, price_cents: 5000 }, extra || {});
-  const res = http.post(`${BASE}/api/events`, JSON.stringify(body), JSON_HEADERS);
+  const res = http.post(`${BASE}/api/events`, JSON.stringify(body), JSON_READ_BODY);
   if (res.status !== 201) {
     throw new Error(`cannot create the event: ${res.status} ${res.body}`);
   }
@@ -105,7 +108,7 @@ export function book(holdId, customer) {
 }
 
 function graphql(query, variables) {
-  const res = http.post(`${BASE}/graphql`, JSON.stringify({ query, variables }), JSON_HEADERS);
+  const res = http.post(`${BASE}/graphql`, JSON.stringify({ query, variables }), JSON_READ_BODY);
   return res.json();
 }
 
@@ -113,7 +116,7 @@ function graphql(query, variables) {
 // side once it has caught up with the authoritative REST seat map. No seat may be in two live holds,
 // and the seats in live holds must be exactly the seats the map shows as taken.
 export function audit(eventId) {
-  const truth = http.get(`${BASE}/api/events/${eventId}/seats?consistency=strong`).json();
+  const truth = http.get(`${BASE}/api/events/${eventId}/seats?consistency=strong`, READ_BODY).json();
   for (let i = 0; i < 100; i++) {
     const read = graphql('query($e: UUID!) { seatMap(eventId: $e) { seats } }', { e: eventId });
     if (read.data && read.data.seatMap && read.data.seatMap.seats === truth.seats) break;
