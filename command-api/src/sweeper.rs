@@ -63,7 +63,7 @@ pub async fn advance_watermark(pool: &sqlx::PgPool) -> Result<GlobalPosition, sq
     .fetch_optional(pool)
     .await?;
     let Some((tx, position)) = next else {
-        return Ok(place(tx, position));
+        return Ok(GlobalPosition::from_stored(tx, position));
     };
     sqlx::query(
         "UPDATE hold_sweeper_watermark
@@ -74,15 +74,7 @@ pub async fn advance_watermark(pool: &sqlx::PgPool) -> Result<GlobalPosition, sq
     .bind(position)
     .execute(pool)
     .await?;
-    Ok(place(tx, position))
-}
-
-/// The watermark table keeps transaction ids as `bigint`; they are never negative.
-fn place(transaction_id: i64, position: i64) -> GlobalPosition {
-    GlobalPosition {
-        transaction_id: transaction_id as u64,
-        position,
-    }
+    Ok(GlobalPosition::from_stored(tx, position))
 }
 
 /// Seat blocks with at least one hold above `watermark` that expired and has no closing event yet.
@@ -104,7 +96,7 @@ pub async fn blocks_with_lapsed_holds(
              ORDER BY held.transaction_id, held.position
              LIMIT $3) lapsed"
     ))
-    .bind(watermark.transaction_id as i64)
+    .bind(watermark.stored_transaction_id())
     .bind(watermark.position)
     .bind(LAPSED_HOLDS_PER_PASS)
     .fetch_all(pool)

@@ -25,4 +25,18 @@ impl GlobalPosition {
         transaction_id: 0,
         position: 0,
     };
+
+    /// From stored columns: SQL keeps a transaction id as `bigint` (an `xid8` read through
+    /// `::text::bigint`), and it is never negative.
+    pub fn from_stored(transaction_id: i64, position: i64) -> Self {
+        Self {
+            transaction_id: transaction_id as u64,
+            position,
+        }
+    }
+
+    /// The transaction id as the `bigint` SQL binds (compared as `$n::bigint::text::xid8`).
+    pub fn stored_transaction_id(self) -> i64 {
+        self.transaction_id as i64
+    }
 }

@@ -73,7 +73,7 @@ impl EventLog {
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, EventLogError> {
         let rows = sqlx::query(&READ_AFTER)
-            .bind(after.transaction_id as i64)
+            .bind(after.stored_transaction_id())
             .bind(after.position)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -81,10 +81,10 @@ impl EventLog {
         rows.iter()
             .map(|row| {
                 Ok(RecordedEvent {
-                    global: GlobalPosition {
-                        transaction_id: row.try_get::<i64, _>("tx")? as u64,
-                        position: row.try_get("position")?,
-                    },
+                    global: GlobalPosition::from_stored(
+                        row.try_get("tx")?,
+                        row.try_get("position")?,
+                    ),
                     aggregate_type: row.try_get("aggregate_type")?,
                     aggregate_id: row.try_get("aggregate_id")?,
                     sequence: row.try_get("sequence")?,

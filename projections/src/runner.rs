@@ -110,10 +110,10 @@ impl Checkpoints {
         .bind(name)
         .fetch_one(&self.pool)
         .await?;
-        Ok(GlobalPosition {
-            transaction_id: row.try_get::<i64, _>("transaction_id")? as u64,
-            position: row.try_get("position")?,
-        })
+        Ok(GlobalPosition::from_stored(
+            row.try_get("transaction_id")?,
+            row.try_get("position")?,
+        ))
     }
 
     /// Moves `name` from `from` to `to` if it is still at `from`; false if someone else moved it.
@@ -131,9 +131,9 @@ impl Checkpoints {
               WHERE name = $1 AND transaction_id = $2 AND position = $3",
         )
         .bind(name)
-        .bind(from.transaction_id as i64)
+        .bind(from.stored_transaction_id())
         .bind(from.position)
-        .bind(to.transaction_id as i64)
+        .bind(to.stored_transaction_id())
         .bind(to.position)
         .bind(events as i64)
         .execute(conn)
@@ -150,7 +150,7 @@ impl Checkpoints {
                FROM events
               WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)",
         )
-        .bind(at.transaction_id as i64)
+        .bind(at.stored_transaction_id())
         .bind(at.position)
         .fetch_one(&self.pool)
         .await?;

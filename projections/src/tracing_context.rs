@@ -1,11 +1,12 @@
 //! Trace context carried in event metadata, so one trace follows a command from its HTTP request to
 //! every projection that applies its events.
 //!
-//! Policy: the command side stores the W3C `traceparent` of the span that appended an event in the
-//! event's metadata (`command_api::service::RequestContext`); each projection, once it has applied (and committed) an event,
-//! records a short span whose parent is that context ([`applied`]; a projection that commits in
-//! batches later than it reads keeps each event's [`TraceLink`] until then). With no exporter configured
-//! these are plain `tracing` spans and cost next to nothing.
+//! Policy: the command side stores the W3C `traceparent` of the span that appended an event in
+//! the event's metadata (`command_api::service::RequestContext`); each projection, once it has
+//! applied (and committed) an event, records a short span whose parent is that context
+//! ([`applied`]; a projection that commits in batches later than it reads keeps each event's
+//! [`TraceLink`] until then). With no exporter configured these are plain `tracing` spans and cost
+//! next to nothing.
 
 use std::collections::HashMap;
 
