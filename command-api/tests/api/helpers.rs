@@ -225,6 +225,26 @@ pub struct Replay {
     pub bookings_per_seat: BTreeMap<u32, u32>,
 }
 
+/// Every event in the store, in global order, once all of them are readable. The log only shows
+/// transactions older than the oldest one still running on the whole server, so an open
+/// transaction of another test (any database) can hide the newest events for a moment; a replay
+/// that ran then would miss seats a client was told it holds.
+async fn read_every_stored_event(pool: &PgPool) -> Vec<projections::RecordedEvent> {
+    let log = EventLog::new(pool.clone());
+    for _ in 0..500 {
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let events = log.read_all().await.unwrap();
+        if events.len() as i64 >= stored {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the stored events never all became readable");
+}
+
 /// Replays every seat-block event in the global order and panics at the first seat held by two
 /// live holds at once, or booked twice. Returns what it saw.
 pub async fn replay_and_check_no_double_sale(pool: &PgPool) -> Replay {
@@ -233,7 +253,7 @@ pub async fn replay_and_check_no_double_sale(pool: &PgPool) -> Replay {
         expires_at: DateTime<Utc>,
         booked: bool,
     }
-    let events = EventLog::new(pool.clone()).read_all().await.unwrap();
+    let events = read_every_stored_event(pool).await;
     let mut owners: HashMap<u32, Owner> = HashMap::new();
     let mut replay = Replay::default();
     for recorded in events.iter().filter(|e| e.aggregate_type == "SeatBlock") {
