@@ -12,6 +12,7 @@ use domain::{EventPolicy, SeatBlockEvent};
 use projections::EventLog;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 static TRACING: Once = Once::new();
@@ -54,15 +55,18 @@ pub struct TestApp {
 
 pub async fn spawn_app() -> TestApp {
     init_tracing();
-    let (db_url, pool) = migrations::testing::fresh_database(20).await;
+    let (db_url, pool) = migrations::testing::fresh_database(5).await;
     start_on(db_url, pool).await
 }
 
-/// Starts a server on an existing database (for restarts).
+/// Starts a server on an existing database (for restarts). The server opens its own pool inside
+/// its own runtime, as a process would: connections live on the runtime that opened them, so a
+/// pool shared with a crashed server would hand the next one dead connections. `pool` stays the
+/// test's, for its own checks.
 pub async fn start_on(db_url: String, pool: PgPool) -> TestApp {
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-    let server_pool = pool.clone();
+    let server_url = db_url.clone();
     let thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -70,6 +74,11 @@ pub async fn start_on(db_url: String, pool: PgPool) -> TestApp {
             .build()
             .expect("server runtime");
         runtime.spawn(async move {
+            let server_pool = PgPoolOptions::new()
+                .max_connections(20)
+                .connect(&server_url)
+                .await
+                .expect("server pool");
             let app = Application::build(test_config(), server_pool)
                 .await
                 .expect("build app");
