@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use analytics::{ClickHouseConfig, IngestConfig, Ingester, CLICKHOUSE_STREAM};
+use analytics::{IngestConfig, Ingester, CLICKHOUSE_STREAM};
 use clickhouse::Row;
 use command_api::store::EventStore;
 use command_api::{BookingCommands, BookingService, RequestContext, RetryPolicy};
@@ -81,14 +81,7 @@ async fn main() {
     migrations::ensure_database(&db).await.unwrap();
     let pool = PgPool::connect(&db).await.unwrap();
     migrations::run_postgres(&pool).await.unwrap();
-    let ch = ClickHouseConfig {
-        url: std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
-        database: "seatgrid_bench_ingest".into(),
-        user: "default".into(),
-        password: String::new(),
-        reader_user: "seatgrid_reader".into(),
-        reader_password: "seatgrid_reader".into(),
-    };
+    let ch = analytics::testing::config(&analytics::testing::server_url(), "seatgrid_bench_ingest");
     ch.migrate().await.unwrap();
 
     let service = BookingService::new(

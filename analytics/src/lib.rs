@@ -54,3 +54,35 @@ impl ClickHouseConfig {
         migrations::run_clickhouse(&self.client(&self.user, &self.password), &self.database).await
     }
 }
+
+/// ClickHouse for tests and benchmarks: the server named by `CLICKHOUSE_URL` (default: the local
+/// one the project's scripts start), as `default` without a password, with the read-only
+/// `seatgrid_reader` that server's users file defines.
+#[cfg(feature = "testing")]
+pub mod testing {
+    use super::ClickHouseConfig;
+
+    pub fn server_url() -> String {
+        std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+    }
+
+    /// `database` on the server at `url`.
+    pub fn config(url: &str, database: &str) -> ClickHouseConfig {
+        ClickHouseConfig {
+            url: url.to_owned(),
+            database: database.to_owned(),
+            user: "default".into(),
+            password: String::new(),
+            reader_user: "seatgrid_reader".into(),
+            reader_password: "seatgrid_reader".into(),
+        }
+    }
+
+    /// A database of its own (created by [`ClickHouseConfig::migrate`]) on the server at `url`.
+    pub fn fresh_config(url: &str) -> ClickHouseConfig {
+        config(
+            url,
+            &format!("seatgrid_test_{}", uuid::Uuid::new_v4().simple()),
+        )
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use analytics::reports::Reports;
+use analytics::testing::{fresh_config, server_url};
 use analytics::{ClickHouseConfig, EventRow, IngestConfig, Ingester, CLICKHOUSE_STREAM};
 use clickhouse::Row;
 use command_api::store::EventStore;
@@ -21,21 +22,6 @@ use projections::{Checkpoints, EventLog};
 use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
-
-fn config(url: &str) -> ClickHouseConfig {
-    ClickHouseConfig {
-        url: url.to_owned(),
-        database: format!("seatgrid_test_{}", Uuid::new_v4().simple()),
-        user: "default".into(),
-        password: String::new(),
-        reader_user: "seatgrid_reader".into(),
-        reader_password: "seatgrid_reader".into(),
-    }
-}
-
-fn local_url() -> String {
-    std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
-}
 
 fn ctx() -> RequestContext {
     RequestContext {
@@ -168,7 +154,7 @@ async fn distinct_rows(ch: &ClickHouseConfig) -> u64 {
 
 async fn setup(url: &str) -> (PgPool, Arc<BookingService>, ClickHouseConfig) {
     let (_, pool) = fresh_database(12).await;
-    let ch = config(url);
+    let ch = fresh_config(url);
     ch.migrate().await.expect("ClickHouse schema");
     let service = Arc::new(BookingService::new(
         EventStore::new(pool.clone(), RetryPolicy::default()),
@@ -179,7 +165,7 @@ async fn setup(url: &str) -> (PgPool, Arc<BookingService>, ClickHouseConfig) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_report_agrees_with_the_event_store() {
-    let (pool, service, ch) = setup(&local_url()).await;
+    let (pool, service, ch) = setup(&server_url()).await;
     let ingester = start_ingester(&pool, &ch);
     let event = service.create_event(venue(), &ctx()).await.unwrap();
     let event_id = EventId(event.id);
@@ -296,7 +282,7 @@ async fn every_report_agrees_with_the_event_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingester_killed_mid_batch_and_a_resent_batch_count_exactly_once() {
-    let (pool, service, ch) = setup(&local_url()).await;
+    let (pool, service, ch) = setup(&server_url()).await;
     let event = service.create_event(venue(), &ctx()).await.unwrap();
     let writer = tokio::spawn(sale(service.clone(), EventId(event.id), 90));
     // The ingester is killed again and again while the sale runs.

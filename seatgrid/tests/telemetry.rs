@@ -109,14 +109,9 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
         redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         redis_prefix: format!("sgtest:{}:", uuid::Uuid::new_v4().simple()),
         runner: RunnerConfig::default(),
-        clickhouse: Some(analytics::ClickHouseConfig {
-            url: std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into()),
-            database: format!("seatgrid_test_{}", uuid::Uuid::new_v4().simple()),
-            user: "default".into(),
-            password: String::new(),
-            reader_user: "seatgrid_reader".into(),
-            reader_password: "seatgrid_reader".into(),
-        }),
+        clickhouse: Some(analytics::testing::fresh_config(
+            &analytics::testing::server_url(),
+        )),
         ingest: analytics::IngestConfig {
             max_delay: Duration::from_millis(200),
             ..analytics::IngestConfig::default()

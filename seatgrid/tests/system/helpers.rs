@@ -30,16 +30,8 @@ pub async fn spawn_system() -> TestSystem {
 
 /// The system with analytics on, streaming into its own ClickHouse database.
 pub async fn spawn_system_with_analytics() -> TestSystem {
-    let url = std::env::var("CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
-    spawn(Some(analytics::ClickHouseConfig {
-        url,
-        database: format!("seatgrid_test_{}", uuid::Uuid::new_v4().simple()),
-        user: "default".into(),
-        password: String::new(),
-        reader_user: "seatgrid_reader".into(),
-        reader_password: "seatgrid_reader".into(),
-    }))
-    .await
+    let url = analytics::testing::server_url();
+    spawn(Some(analytics::testing::fresh_config(&url))).await
 }
 
 async fn spawn(clickhouse: Option<analytics::ClickHouseConfig>) -> TestSystem {
