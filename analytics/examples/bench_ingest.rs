@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use analytics::{IngestConfig, Ingester, CLICKHOUSE_STREAM};
+use booking::EventStore;
+use booking::{BookingCommands, BookingService, RequestContext, RetryPolicy};
 use clickhouse::Row;
-use command_api::store::EventStore;
-use command_api::{BookingCommands, BookingService, RequestContext, RetryPolicy};
 use domain::{EventPolicy, LayoutSpec, NewEvent};
 use projections::Checkpoints;
 use serde::Deserialize;

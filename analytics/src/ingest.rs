@@ -15,9 +15,12 @@
 //!   ingester reads nothing more meanwhile, so memory stays bounded. The command side never waits
 //!   for this: it only appends to Postgres. When ClickHouse returns, ingestion catches up by itself.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::Retryable;
 use chrono::Utc;
+use domain::EventCatalog;
 use projections::tracing_context::TraceLink;
 use projections::{Checkpoints, EventLog, GlobalPosition};
 use sqlx::PgPool;
@@ -70,10 +73,20 @@ pub struct Ingester {
 impl Ingester {
     /// `client` must point at the analytics database (see `crate::connect`).
     pub fn new(pool: PgPool, client: clickhouse::Client, config: IngestConfig) -> Self {
+        Self::with_catalog(pool, client, config, Arc::default())
+    }
+
+    /// Like [`Self::new`], labelling seats from the process's shared `catalog` of events.
+    pub fn with_catalog(
+        pool: PgPool,
+        client: clickhouse::Client,
+        config: IngestConfig,
+        catalog: Arc<EventCatalog>,
+    ) -> Self {
         Self {
             log: EventLog::new(pool.clone()),
             checkpoints: Checkpoints::new(pool.clone()),
-            layouts: Layouts::new(pool.clone()),
+            layouts: Layouts::new(pool.clone(), catalog),
             pool,
             client,
             config,
@@ -92,18 +105,13 @@ impl Ingester {
         insert.end().await
     }
 
-    /// Runs forever; errors are logged and retried.
+    /// Runs forever; errors are logged and retried (see [`projections::backoff`]).
     pub async fn run(mut self) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.stream().await {
-                Ok(()) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "ClickHouse ingestion paused; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
+        let mut delays = projections::backoff::reconnect_delays();
+        while let Err(e) = self.stream().await {
+            tracing::warn!(error = %e, "ClickHouse ingestion paused; retrying");
+            let delay = delays.next().unwrap_or(Duration::from_secs(5));
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -148,13 +156,13 @@ impl Ingester {
         from: GlobalPosition,
         to: GlobalPosition,
     ) -> Result<(), IngestError> {
-        let mut backoff = Duration::from_millis(100);
-        while let Err(e) = Self::insert(&self.client, batch).await {
-            metrics::counter!("seatgrid_clickhouse_insert_failures_total").increment(1);
-            tracing::warn!(error = %e, rows = batch.len(), "ClickHouse insert failed; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        (|| Self::insert(&self.client, batch))
+            .retry(projections::backoff::reconnect())
+            .notify(|e, _| {
+                metrics::counter!("seatgrid_clickhouse_insert_failures_total").increment(1);
+                tracing::warn!(error = %e, rows = batch.len(), "ClickHouse insert failed; retrying");
+            })
+            .await?;
         let mut conn = self.pool.acquire().await?;
         if !Checkpoints::advance(&mut conn, CLICKHOUSE_STREAM, from, to, batch.len()).await? {
             // Reset meanwhile (a rebuild): what was sent is harmless, the stream restarts.

@@ -15,25 +15,27 @@ pub use ingest::{IngestConfig, Ingester, CLICKHOUSE_STREAM};
 pub use reports::Reports;
 pub use rows::EventRow;
 
-/// Where ClickHouse is and who to be there.
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where ClickHouse is and who to be there. Passwords are secrets: `Debug` never prints them.
 #[derive(Debug, Clone)]
 pub struct ClickHouseConfig {
     /// HTTP interface, e.g. `http://127.0.0.1:8123`.
     pub url: String,
     pub database: String,
     pub user: String,
-    pub password: String,
+    pub password: SecretString,
     /// The read-only user for ad-hoc SQL.
     pub reader_user: String,
-    pub reader_password: String,
+    pub reader_password: SecretString,
 }
 
 impl ClickHouseConfig {
-    fn client(&self, user: &str, password: &str) -> clickhouse::Client {
+    fn client(&self, user: &str, password: &SecretString) -> clickhouse::Client {
         clickhouse::Client::default()
             .with_url(&self.url)
             .with_user(user)
-            .with_password(password)
+            .with_password(password.expose_secret())
             .with_validation(false)
     }
 
@@ -72,9 +74,9 @@ pub mod testing {
             url: url.to_owned(),
             database: database.to_owned(),
             user: "default".into(),
-            password: String::new(),
+            password: String::new().into(),
             reader_user: "seatgrid_reader".into(),
-            reader_password: "seatgrid_reader".into(),
+            reader_password: String::from("seatgrid_reader").into(),
         }
     }
 

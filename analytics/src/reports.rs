@@ -6,6 +6,9 @@
 //! server-side parameters), so no caller text ever reaches the SQL.
 
 use clickhouse::Row;
+use domain::stored::aggregate_type::SEAT_BLOCK;
+use domain::stored::event_type::{ALLOWANCE_RETURNED, HOLD_EXPIRED, SEAT_BOOKED, SEAT_HELD};
+use domain::ReturnReason;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -110,41 +113,48 @@ pub struct CustomerRow {
 /// The report SQL, by name, for one ticketed event (also printed by `seatgrid report --sql`).
 pub fn sql(report: &str, event_id: Uuid, limit: u32) -> Option<String> {
     let e = event_id;
+    let (held, booked, expired, returned) =
+        (SEAT_HELD, SEAT_BOOKED, HOLD_EXPIRED, ALLOWANCE_RETURNED);
+    let block = SEAT_BLOCK;
+    let (released, failed) = (
+        ReturnReason::Released.as_str(),
+        ReturnReason::HoldFailed.as_str(),
+    );
     Some(match report {
         "velocity" => format!(
             "SELECT toUInt32(toStartOfMinute(occurred_at)) AS minute,
-                    sumIf(seat_count, event_type = 'SeatHeld') AS seats_held,
-                    sumIf(seat_count, event_type = 'SeatBooked') AS seats_booked
+                    sumIf(seat_count, event_type = '{held}') AS seats_held,
+                    sumIf(seat_count, event_type = '{booked}') AS seats_booked
                FROM domain_events FINAL
-              WHERE event_id = '{e}' AND aggregate_type = 'SeatBlock'
+              WHERE event_id = '{e}' AND aggregate_type = '{block}'
               GROUP BY minute ORDER BY minute"
         ),
         "conversion" => format!(
-            "SELECT uniqExactIf(hold_id, event_type = 'SeatHeld') AS holds,
-                    uniqExactIf(hold_id, event_type = 'SeatBooked') AS booked,
-                    uniqExactIf(hold_id, event_type = 'AllowanceReturned' AND reason = 'released') AS released,
-                    uniqExactIf(hold_id, event_type = 'HoldExpired') AS expired,
-                    uniqExactIf(hold_id, event_type = 'AllowanceReturned' AND reason = 'hold_failed') AS failed,
-                    sumIf(toUInt64(seat_count), event_type = 'SeatHeld') AS seats_held,
-                    sumIf(toUInt64(seat_count), event_type = 'SeatBooked') AS seats_booked
+            "SELECT uniqExactIf(hold_id, event_type = '{held}') AS holds,
+                    uniqExactIf(hold_id, event_type = '{booked}') AS booked,
+                    uniqExactIf(hold_id, event_type = '{returned}' AND reason = '{released}') AS released,
+                    uniqExactIf(hold_id, event_type = '{expired}') AS expired,
+                    uniqExactIf(hold_id, event_type = '{returned}' AND reason = '{failed}') AS failed,
+                    sumIf(toUInt64(seat_count), event_type = '{held}') AS seats_held,
+                    sumIf(toUInt64(seat_count), event_type = '{booked}') AS seats_booked
                FROM domain_events FINAL
               WHERE event_id = '{e}'"
         ),
         "sell_out" => format!(
             "SELECT max(capacity) AS capacity,
-                    sumIf(toUInt64(seat_count), event_type = 'SeatBooked') AS seats_booked,
-                    minIf(occurred_at_ms, event_type = 'SeatHeld') AS first_hold_ms,
-                    maxIf(occurred_at_ms, event_type = 'SeatBooked') AS last_booking_ms
+                    sumIf(toUInt64(seat_count), event_type = '{booked}') AS seats_booked,
+                    minIf(occurred_at_ms, event_type = '{held}') AS first_hold_ms,
+                    maxIf(occurred_at_ms, event_type = '{booked}') AS last_booking_ms
                FROM domain_events FINAL
               WHERE event_id = '{e}'"
         ),
         "heat" => format!(
             "SELECT section, row,
-                    countIf(event_type = 'SeatHeld') AS seat_holds,
-                    countIf(event_type = 'SeatBooked') AS seats_booked
+                    countIf(event_type = '{held}') AS seat_holds,
+                    countIf(event_type = '{booked}') AS seats_booked
                FROM domain_events FINAL
               ARRAY JOIN seat_sections AS section, seat_rows AS row
-              WHERE event_id = '{e}' AND aggregate_type = 'SeatBlock'
+              WHERE event_id = '{e}' AND aggregate_type = '{block}'
               GROUP BY section, row
               ORDER BY seat_holds DESC, section, row"
         ),
@@ -153,7 +163,7 @@ pub fn sql(report: &str, event_id: Uuid, limit: u32) -> Option<String> {
                     count() AS holds
                FROM domain_events FINAL
               ARRAY JOIN seats AS seat, seat_sections AS seat_section, seat_rows AS seat_row
-              WHERE event_id = '{e}' AND event_type = 'SeatHeld'
+              WHERE event_id = '{e}' AND event_type = '{held}'
               GROUP BY seat
               ORDER BY holds DESC, seat_id
               LIMIT {limit}"
@@ -162,17 +172,17 @@ pub fn sql(report: &str, event_id: Uuid, limit: u32) -> Option<String> {
             "SELECT tier AS price_tier, count() AS seats_booked, sum(price) AS revenue_cents
                FROM domain_events FINAL
               ARRAY JOIN seat_tiers AS tier, seat_prices AS price
-              WHERE event_id = '{e}' AND event_type = 'SeatBooked'
+              WHERE event_id = '{e}' AND event_type = '{booked}'
               GROUP BY tier
               ORDER BY revenue_cents DESC, price_tier"
         ),
         "top_customers" => format!(
             "SELECT customer_id,
-                    sumIf(toUInt64(seat_count), event_type = 'SeatBooked') AS seats_booked,
-                    sumIf(toUInt64(seat_count), event_type = 'SeatHeld') AS seats_held,
-                    uniqExactIf(hold_id, event_type = 'SeatHeld') AS holds
+                    sumIf(toUInt64(seat_count), event_type = '{booked}') AS seats_booked,
+                    sumIf(toUInt64(seat_count), event_type = '{held}') AS seats_held,
+                    uniqExactIf(hold_id, event_type = '{held}') AS holds
                FROM domain_events FINAL
-              WHERE event_id = '{e}' AND aggregate_type = 'SeatBlock'
+              WHERE event_id = '{e}' AND aggregate_type = '{block}'
               GROUP BY customer_id
               ORDER BY seats_booked DESC, seats_held DESC, customer_id
               LIMIT {limit}"

@@ -1,16 +1,14 @@
 //! From a stored domain event to one typed ClickHouse row.
 //!
-//! Seats are labelled (section, row, price tier, price) with the ticketed event's layout, which is
-//! read once per event from the event store and kept: layouts never change once created.
+//! Seats are labelled (section, row, price tier, price) with the ticketed event's layout, kept in
+//! the process's [`EventCatalog`] (read from the event store on first use): layouts never change
+//! once created. Events are decoded by the domain's one decoder ([`StoredEvent`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use clickhouse::Row;
-use domain::{
-    CustomerAllowanceEvent, EventDefinition, HoldChange, SeatBlockEvent, SeatId,
-    TicketedEventEvent, VenueLayout,
-};
+use domain::stored::aggregate_type::TICKETED_EVENT;
+use domain::{EventCatalog, KnownEvent, SeatId, StoredEvent};
 use projections::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -53,60 +51,42 @@ pub enum RowError {
     Corrupt(String, String),
 }
 
-struct KnownEvent {
-    definition: EventDefinition,
-    layout: VenueLayout,
-}
-
 /// Layouts of ticketed events, loaded from the event store on first use.
 pub struct Layouts {
     pool: PgPool,
-    known: HashMap<Uuid, Arc<KnownEvent>>,
+    catalog: Arc<EventCatalog>,
 }
 
 impl Layouts {
-    pub fn new(pool: PgPool) -> Self {
-        Self {
-            pool,
-            known: HashMap::new(),
-        }
-    }
-
-    fn remember(&mut self, definition: EventDefinition) -> Option<Arc<KnownEvent>> {
-        let layout = VenueLayout::new(definition.layout.clone()).ok()?;
-        let id = definition.event_id.0;
-        let known = Arc::new(KnownEvent { definition, layout });
-        self.known.insert(id, known.clone());
-        Some(known)
+    pub fn new(pool: PgPool, catalog: Arc<EventCatalog>) -> Self {
+        Self { pool, catalog }
     }
 
     async fn get(&mut self, event_id: Uuid) -> Result<Option<Arc<KnownEvent>>, RowError> {
-        if let Some(k) = self.known.get(&event_id) {
-            return Ok(Some(k.clone()));
+        if let Some(k) = self.catalog.get(domain::EventId(event_id)) {
+            return Ok(Some(k));
         }
         let payload: Option<serde_json::Value> = sqlx::query_scalar(
             "SELECT payload FROM events
-              WHERE aggregate_type = 'TicketedEvent' AND aggregate_id = $1 AND sequence = 1",
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
         )
+        .bind(TICKETED_EVENT)
         .bind(event_id.to_string())
         .fetch_optional(&self.pool)
         .await?;
         let Some(payload) = payload else {
             return Ok(None);
         };
-        let TicketedEventEvent::EventCreated(definition) = serde_json::from_value(payload)
+        let decoded = StoredEvent::decode(TICKETED_EVENT, &payload)
             .map_err(|e| RowError::Corrupt(event_id.to_string(), e.to_string()))?;
-        Ok(self.remember(definition))
+        Ok(decoded
+            .as_ref()
+            .and_then(StoredEvent::created_event)
+            .and_then(|d| self.catalog.insert(d.clone())))
     }
 
     /// The row for one stored event.
     pub async fn row(&mut self, e: &RecordedEvent, now_ms: i64) -> Result<EventRow, RowError> {
-        let corrupt = |err: serde_json::Error| {
-            RowError::Corrupt(
-                format!("{}#{}", e.aggregate_id, e.sequence),
-                err.to_string(),
-            )
-        };
         let mut row = EventRow {
             transaction_id: e.global.transaction_id,
             position: e.global.position,
@@ -132,39 +112,22 @@ impl Layouts {
             recorded_at_ms: e.recorded_at.timestamp_millis(),
             ingested_at_ms: now_ms,
         };
-        let change: Option<HoldChange> = match e.aggregate_type.as_str() {
-            "TicketedEvent" => {
-                let TicketedEventEvent::EventCreated(d) =
-                    serde_json::from_value(e.payload.clone()).map_err(corrupt)?;
-                row.event_id = d.event_id.0.to_string();
-                row.occurred_at = d.created_at.timestamp().max(0) as u32;
-                row.occurred_at_ms = d.created_at.timestamp_millis();
-                self.remember(d);
-                None
-            }
-            "SeatBlock" => Some(
-                match serde_json::from_value(e.payload.clone()).map_err(corrupt)? {
-                    SeatBlockEvent::SeatHeld(c)
-                    | SeatBlockEvent::SeatBooked(c)
-                    | SeatBlockEvent::SeatReleased(c)
-                    | SeatBlockEvent::HoldExpired(c) => c,
-                },
-            ),
-            "CustomerAllowance" => Some(
-                match serde_json::from_value(e.payload.clone()).map_err(corrupt)? {
-                    CustomerAllowanceEvent::AllowanceReserved(c)
-                    | CustomerAllowanceEvent::AllowanceCommitted(c) => c,
-                    CustomerAllowanceEvent::AllowanceReturned { change, reason } => {
-                        row.reason = serde_json::to_value(reason)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default();
-                        change
-                    }
-                },
-            ),
-            _ => None,
-        };
+        let decoded = StoredEvent::decode(&e.aggregate_type, &e.payload).map_err(|err| {
+            RowError::Corrupt(
+                format!("{}#{}", e.aggregate_id, e.sequence),
+                err.to_string(),
+            )
+        })?;
+        if let Some(d) = decoded.as_ref().and_then(StoredEvent::created_event) {
+            row.event_id = d.event_id.0.to_string();
+            row.occurred_at = d.created_at.timestamp().max(0) as u32;
+            row.occurred_at_ms = d.created_at.timestamp_millis();
+            self.catalog.insert(d.clone());
+        }
+        if let Some(reason) = decoded.as_ref().and_then(StoredEvent::return_reason) {
+            row.reason = reason.as_str().to_owned();
+        }
+        let change = decoded.as_ref().and_then(StoredEvent::hold_change);
         if let Some(c) = change {
             row.event_id = c.event_id.0.to_string();
             row.hold_id = c.hold_id.0.to_string();

@@ -10,9 +10,9 @@ use std::time::Duration;
 use analytics::reports::Reports;
 use analytics::testing::{fresh_config, server_url};
 use analytics::{ClickHouseConfig, EventRow, IngestConfig, Ingester, CLICKHOUSE_STREAM};
+use booking::EventStore;
+use booking::{BookingCommands, BookingService, RequestContext, RetryPolicy};
 use clickhouse::Row;
-use command_api::store::EventStore;
-use command_api::{BookingCommands, BookingService, RequestContext, RetryPolicy};
 use domain::{
     CustomerId, EventId, EventPolicy, HoldId, LayoutSpec, NewEvent, PriceTier, RowSpec,
     SeatBlockEvent, SeatRef, SectionSpec,
@@ -305,7 +305,7 @@ async fn an_ingester_killed_mid_batch_and_a_resent_batch_count_exactly_once() {
         .unwrap();
 
     // A crash after an insert but before its checkpoint re-sends the batch: send one twice.
-    let mut layouts = analytics::rows::Layouts::new(pool.clone());
+    let mut layouts = analytics::rows::Layouts::new(pool.clone(), Default::default());
     let mut rows: Vec<EventRow> = Vec::new();
     for e in &events[..events.len().min(30)] {
         rows.push(layouts.row(e, 1).await.unwrap());

@@ -1,19 +1,35 @@
-//! SeatGrid's write side: the booking command service and the REST API in front of it.
+//! SeatGrid's REST adapter: the HTTP face of the application core (`booking`).
 //!
-//! - [`service`]: where commands are decided and sequenced (the [`service::BookingCommands`]
-//!   trait is the seam GraphQL mutations will call).
-//! - [`store`]: the Postgres event store, with the bounded conflict retry.
 //! - [`http`]: REST endpoints, problem+json errors, idempotency keys, OpenAPI.
-//! - [`sweeper`]: records expiries nobody else recorded.
-//! - [`startup`]: `Application::build` and `run_until_stopped`.
+//! - [`startup`]: `Application::build` and `run_until_stopped` (the server, with the core's expiry
+//!   sweeper beside it).
 
 pub mod http;
-pub mod service;
 pub mod startup;
-pub mod store;
-pub mod sweeper;
-pub mod views;
 
-pub use service::{BookingCommands, BookingService, CommandError, RequestContext};
 pub use startup::{Application, CommandApiConfig, StartupError};
-pub use store::RetryPolicy;
+
+/// The server settings tests start from: any free port, holds as short as 1 s, no sweeper (a test
+/// that wants one sets `sweep_interval`).
+#[cfg(feature = "testing")]
+pub mod testing {
+    use std::net::SocketAddr;
+
+    use booking::RetryPolicy;
+    use domain::EventPolicy;
+
+    use crate::CommandApiConfig;
+
+    pub fn config() -> CommandApiConfig {
+        CommandApiConfig {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            policy: EventPolicy {
+                min_hold_seconds: 1,
+                ..EventPolicy::default()
+            },
+            retry: RetryPolicy::default(),
+            sweep_interval: None,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}

@@ -8,14 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use domain::EventPolicy;
+use booking::{sweeper, BookingService, EventStore, RetryPolicy};
+use domain::{EventCatalog, EventPolicy};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::http::{self, AppState};
-use crate::service::BookingService;
-use crate::store::{EventStore, RetryPolicy};
-use crate::sweeper;
 
 /// Everything the command API needs to know; read from the environment by the binary.
 #[derive(Debug, Clone)]
@@ -51,6 +49,7 @@ pub enum StartupError {
 
 pub struct Application {
     listener: TcpListener,
+    service: Arc<BookingService>,
     state: AppState,
     sweep_interval: Option<Duration>,
     extra_routes: Router,
@@ -58,14 +57,25 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: CommandApiConfig, pool: PgPool) -> Result<Self, StartupError> {
+        Self::build_with_catalog(config, pool, Arc::default()).await
+    }
+
+    /// Like [`Self::build`], keeping ticketed events in `catalog` (shared with the process's other
+    /// readers, so each layout is indexed once).
+    pub async fn build_with_catalog(
+        config: CommandApiConfig,
+        pool: PgPool,
+        catalog: Arc<EventCatalog>,
+    ) -> Result<Self, StartupError> {
         migrations::run_postgres(&pool).await?;
         let store = EventStore::new(pool.clone(), config.retry);
-        let service = Arc::new(BookingService::new(store, config.policy));
+        let service = Arc::new(BookingService::with_catalog(store, config.policy, catalog));
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .map_err(|e| StartupError::Bind(config.listen_addr, e))?;
         Ok(Self {
             listener,
+            service: service.clone(),
             state: AppState {
                 service,
                 pool,
@@ -84,7 +94,7 @@ impl Application {
     }
 
     pub fn service(&self) -> Arc<BookingService> {
-        self.state.service.clone()
+        self.service.clone()
     }
 
     /// Serves `routes` (for example the GraphQL API) beside the REST API, on the same listener.
@@ -110,7 +120,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let sweeper = self
             .sweep_interval
-            .map(|every| tokio::spawn(sweeper::run(self.state.service.clone(), every)));
+            .map(|every| sweeper::spawn(self.service.clone(), every));
         let app = self
             .extra_routes
             .merge(http::router(self.state))

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, EventId, HoldId, SeatId};
 use crate::seat_block::HoldChange;
+use crate::stored::{aggregate_type, event_type};
 use crate::EVENT_SCHEMA_VERSION;
 
 impl CustomerAllowance {
@@ -37,6 +38,17 @@ pub enum ReturnReason {
     HoldFailed,
     /// The booking was refused by the seat blocks (expired or released meanwhile).
     BookingFailed,
+}
+
+impl ReturnReason {
+    /// The stored spelling (`released`, `hold_failed`, `booking_failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Released => "released",
+            Self::HoldFailed => "hold_failed",
+            Self::BookingFailed => "booking_failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -73,12 +85,23 @@ pub enum CustomerAllowanceEvent {
     },
 }
 
+impl CustomerAllowanceEvent {
+    /// The hold this entry is about.
+    pub fn change(&self) -> &HoldChange {
+        match self {
+            Self::AllowanceReserved(c)
+            | Self::AllowanceCommitted(c)
+            | Self::AllowanceReturned { change: c, .. } => c,
+        }
+    }
+}
+
 impl DomainEvent for CustomerAllowanceEvent {
     fn event_type(&self) -> String {
         match self {
-            Self::AllowanceReserved(_) => "AllowanceReserved",
-            Self::AllowanceCommitted(_) => "AllowanceCommitted",
-            Self::AllowanceReturned { .. } => "AllowanceReturned",
+            Self::AllowanceReserved(_) => event_type::ALLOWANCE_RESERVED,
+            Self::AllowanceCommitted(_) => event_type::ALLOWANCE_COMMITTED,
+            Self::AllowanceReturned { .. } => event_type::ALLOWANCE_RETURNED,
         }
         .into()
     }
@@ -153,7 +176,7 @@ impl CustomerAllowance {
 }
 
 impl Aggregate for CustomerAllowance {
-    const TYPE: &'static str = "CustomerAllowance";
+    const TYPE: &'static str = aggregate_type::CUSTOMER_ALLOWANCE;
     type Command = CustomerAllowanceCommand;
     type Event = CustomerAllowanceEvent;
     type Error = AllowanceError;

@@ -13,20 +13,27 @@
 //! - A customer's held and booked seats per ticketed event are capped
 //!   ([`customer_allowance::CustomerAllowance`]), counted conservatively: a crash can only make the
 //!   count too high (until the hold's expiry), never too low.
+//! - What is stored is named and decoded in one module, [`stored`]; a hold's status is derived in
+//!   one module, [`hold`].
 //! - Time is an input: every command carries the `now` it is judged at, so the rules are testable
 //!   and replay gives the same answers.
 
 pub mod customer_allowance;
+pub mod hold;
 pub mod ids;
+pub mod known_event;
 pub mod layout;
 pub mod seat_block;
+pub mod stored;
 pub mod ticketed_event;
 
 pub use customer_allowance::{
     AllowanceEntry, AllowanceError, AllowanceState, CustomerAllowance, CustomerAllowanceCommand,
     CustomerAllowanceEvent, ReturnReason,
 };
+pub use hold::{HoldEvent, HoldStatus, HoldTrack};
 pub use ids::{CustomerId, EventId, HoldId, InvalidId, SeatBlockId, SeatId};
+pub use known_event::{EventCatalog, KnownEvent};
 pub use layout::{
     LayoutError, LayoutSpec, PriceTier, RowSpec, SeatLabel, SeatRef, SectionSpec, VenueLayout,
 };
@@ -34,6 +41,7 @@ pub use seat_block::{
     BlockHold, HoldChange, HoldProgress, SeatBlock, SeatBlockCommand, SeatBlockError,
     SeatBlockEvent, SeatStatus,
 };
+pub use stored::{DecodeError, StoredEvent};
 pub use ticketed_event::{
     EventDefinition, EventPolicy, NewEvent, TicketedEvent, TicketedEventCommand,
     TicketedEventError, TicketedEventEvent,

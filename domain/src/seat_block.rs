@@ -22,6 +22,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, EventId, HoldId, SeatId};
+use crate::stored::{aggregate_type, event_type};
 use crate::EVENT_SCHEMA_VERSION;
 
 /// What every hold-related domain event carries: whose hold, which seats of this block, until when,
@@ -59,10 +60,10 @@ impl SeatBlockEvent {
 impl DomainEvent for SeatBlockEvent {
     fn event_type(&self) -> String {
         match self {
-            Self::SeatHeld(_) => "SeatHeld",
-            Self::SeatBooked(_) => "SeatBooked",
-            Self::SeatReleased(_) => "SeatReleased",
-            Self::HoldExpired(_) => "HoldExpired",
+            Self::SeatHeld(_) => event_type::SEAT_HELD,
+            Self::SeatBooked(_) => event_type::SEAT_BOOKED,
+            Self::SeatReleased(_) => event_type::SEAT_RELEASED,
+            Self::HoldExpired(_) => event_type::HOLD_EXPIRED,
         }
         .into()
     }
@@ -279,7 +280,7 @@ impl SeatBlock {
 }
 
 impl Aggregate for SeatBlock {
-    const TYPE: &'static str = "SeatBlock";
+    const TYPE: &'static str = aggregate_type::SEAT_BLOCK;
     type Command = SeatBlockCommand;
     type Event = SeatBlockEvent;
     type Error = SeatBlockError;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::EventId;
 use crate::layout::{LayoutSpec, VenueLayout};
+use crate::stored::{aggregate_type, event_type};
 use crate::EVENT_SCHEMA_VERSION;
 
 /// Defaults and caps for what organizers may choose per event.
@@ -158,7 +159,7 @@ pub enum TicketedEventEvent {
 impl DomainEvent for TicketedEventEvent {
     fn event_type(&self) -> String {
         match self {
-            Self::EventCreated(_) => "EventCreated".into(),
+            Self::EventCreated(_) => event_type::EVENT_CREATED.into(),
         }
     }
     fn event_version(&self) -> String {
@@ -173,7 +174,7 @@ pub enum TicketedEventError {
 }
 
 impl Aggregate for TicketedEvent {
-    const TYPE: &'static str = "TicketedEvent";
+    const TYPE: &'static str = aggregate_type::TICKETED_EVENT;
     type Command = TicketedEventCommand;
     type Event = TicketedEventEvent;
     type Error = TicketedEventError;

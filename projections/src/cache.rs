@@ -13,19 +13,26 @@
 //!   whichever copy is newer.
 //!
 //! Holds are cached whole (JSON) with their version; a write only ever replaces an older version.
+//!
+//! The Lua scripts are sent once and then called by their hash (`EVALSHA`); a Redis that forgot
+//! them (restarted, flushed) gets them again and the pipeline is sent once more.
+
+use std::sync::LazyLock;
 
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Pipeline, RedisError};
+use redis::{AsyncCommands, ErrorKind, Pipeline, RedisError, Script, ServerErrorKind};
 use uuid::Uuid;
 
-use crate::read_models::{HoldRecord, ReadModelChanges, SeatMap, SeatUpdate};
+use crate::records::{HoldRecord, ReadModelChanges, SeatMap, SeatUpdate};
 
 /// How long a cached entry lives without being touched (bounds memory, not correctness).
 const TTL_SECONDS: i64 = 3_600;
 
 /// Applies a batch's seat changes if the cached map is exactly at the batch's previous version;
 /// always raises the head marker.
-const APPLY_SEAT_UPDATE: &str = r"
+static APPLY_SEAT_UPDATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local head = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[2]) > head then redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3]) end
 local ver = redis.call('GET', KEYS[2])
@@ -34,10 +41,14 @@ if ver and tonumber(ver) == tonumber(ARGV[1]) and redis.call('EXISTS', KEYS[1]) 
   redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
-return 1";
+return 1",
+    )
+});
 
 /// Stores a whole seat map read from Postgres unless the cache already has a newer one.
-const FILL_SEAT_MAP: &str = r"
+static FILL_SEAT_MAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local ver = tonumber(redis.call('GET', KEYS[2]) or '-1')
 if redis.call('EXISTS', KEYS[1]) == 0 or tonumber(ARGV[1]) > ver then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
@@ -45,16 +56,30 @@ if redis.call('EXISTS', KEYS[1]) == 0 or tonumber(ARGV[1]) > ver then
 end
 local head = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[1]) > head then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3]) end
-return 1";
+return 1",
+    )
+});
 
 /// Stores a hold unless the cache already has a newer version of it.
-const PUT_HOLD: &str = r"
+static PUT_HOLD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local ver = tonumber(redis.call('HGET', KEYS[1], 'v') or '-1')
 if tonumber(ARGV[1]) > ver then
   redis.call('HSET', KEYS[1], 'v', ARGV[1], 'json', ARGV[2])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1";
+return 1",
+    )
+});
+
+/// Sends every script to Redis, which keeps them until it restarts or is flushed.
+async fn load_scripts(conn: &mut ConnectionManager) -> Result<(), RedisError> {
+    for script in [&*APPLY_SEAT_UPDATE, &*FILL_SEAT_MAP, &*PUT_HOLD] {
+        script.load_async(conn).await?;
+    }
+    Ok(())
+}
 
 #[derive(Clone)]
 pub struct Cache {
@@ -75,7 +100,8 @@ impl Cache {
     /// several installations or tests can share one Redis.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, RedisError> {
         let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new(client).await?;
+        let mut conn = ConnectionManager::new(client).await?;
+        load_scripts(&mut conn).await?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
@@ -110,9 +136,24 @@ impl Cache {
         format!("{}pub:*", self.prefix)
     }
 
-    fn eval(pipe: &mut Pipeline, script: &str, keys: &[String]) -> usize {
-        pipe.cmd("EVAL").arg(script).arg(keys.len()).arg(keys);
-        keys.len()
+    /// Starts a call of `script` in `pipe`; the caller adds its arguments.
+    fn eval(pipe: &mut Pipeline, script: &Script, keys: &[String]) {
+        pipe.cmd("EVALSHA")
+            .arg(script.get_hash())
+            .arg(keys.len())
+            .arg(keys);
+    }
+
+    /// Sends `pipe`; if Redis no longer knows the scripts, sends them and the pipeline again.
+    async fn send(&self, pipe: &Pipeline) -> Result<(), RedisError> {
+        let mut conn = self.conn.clone();
+        match pipe.query_async::<()>(&mut conn).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                load_scripts(&mut conn).await?;
+                pipe.query_async::<()>(&mut conn).await
+            }
+            other => other,
+        }
     }
 
     /// Writes a committed batch to the cache and publishes it, in one round trip.
@@ -134,11 +175,11 @@ impl Cache {
             self.push_hold(&mut pipe, hold, &json);
             pipe.publish(self.hold_channel(hold.hold_id), json).ignore();
         }
-        pipe.query_async::<()>(&mut self.conn.clone()).await
+        self.send(&pipe).await
     }
 
     fn push_seat_update(&self, pipe: &mut Pipeline, update: &SeatUpdate) {
-        Self::eval(pipe, APPLY_SEAT_UPDATE, &self.seat_keys(update.event_id));
+        Self::eval(pipe, &APPLY_SEAT_UPDATE, &self.seat_keys(update.event_id));
         pipe.arg(update.from_version)
             .arg(update.version)
             .arg(TTL_SECONDS);
@@ -149,7 +190,7 @@ impl Cache {
     }
 
     fn push_hold(&self, pipe: &mut Pipeline, hold: &HoldRecord, json: &str) {
-        Self::eval(pipe, PUT_HOLD, &[self.hold_key(hold.hold_id)]);
+        Self::eval(pipe, &PUT_HOLD, &[self.hold_key(hold.hold_id)]);
         pipe.arg(hold.version).arg(json).arg(TTL_SECONDS).ignore();
     }
 
@@ -194,13 +235,13 @@ impl Cache {
         }
         let mut pipe = redis::pipe();
         for m in maps {
-            Self::eval(&mut pipe, FILL_SEAT_MAP, &self.seat_keys(m.event_id));
+            Self::eval(&mut pipe, &FILL_SEAT_MAP, &self.seat_keys(m.event_id));
             pipe.arg(m.version)
                 .arg(m.seats.as_slice())
                 .arg(TTL_SECONDS)
                 .ignore();
         }
-        pipe.query_async::<()>(&mut self.conn.clone()).await
+        self.send(&pipe).await
     }
 
     pub async fn holds(&self, hold_ids: &[Uuid]) -> Result<Vec<Option<HoldRecord>>, RedisError> {
@@ -224,7 +265,7 @@ impl Cache {
             let json = serde_json::to_string(h).expect("holds serialize");
             self.push_hold(&mut pipe, h, &json);
         }
-        pipe.query_async::<()>(&mut self.conn.clone()).await
+        self.send(&pipe).await
     }
 
     /// Deletes every key of this installation (tests and `rebuild`; never needed for correctness).

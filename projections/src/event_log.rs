@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 pub use migrations::global_order::GlobalPosition;
 use migrations::global_order::VISIBLE_TO_EVERY_READER;
@@ -49,6 +49,37 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// A row as [`READ_AFTER`] reads it.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    tx: i64,
+    position: i64,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: Value,
+    metadata: Value,
+    recorded_at: DateTime<Utc>,
+}
+
+impl EventRow {
+    fn recorded(self) -> RecordedEvent {
+        RecordedEvent {
+            global: GlobalPosition::from_stored(self.tx, self.position),
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            payload: self.payload,
+            metadata: self.metadata,
+            recorded_at: self.recorded_at,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {
     #[error("event store unavailable: {0}")]
@@ -72,30 +103,13 @@ impl EventLog {
         after: GlobalPosition,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, EventLogError> {
-        let rows = sqlx::query(&READ_AFTER)
+        let rows: Vec<EventRow> = sqlx::query_as(&READ_AFTER)
             .bind(after.stored_transaction_id())
             .bind(after.position)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RecordedEvent {
-                    global: GlobalPosition::from_stored(
-                        row.try_get("tx")?,
-                        row.try_get("position")?,
-                    ),
-                    aggregate_type: row.try_get("aggregate_type")?,
-                    aggregate_id: row.try_get("aggregate_id")?,
-                    sequence: row.try_get("sequence")?,
-                    event_type: row.try_get("event_type")?,
-                    event_version: row.try_get("event_version")?,
-                    payload: row.try_get("payload")?,
-                    metadata: row.try_get("metadata")?,
-                    recorded_at: row.try_get("recorded_at")?,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(EventRow::recorded).collect())
     }
 
     /// Every event readable now, in global order (for replays and checks; loads them all).

@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 
 use domain::EventDefinition;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::cache::Cache;
-use crate::read_models::{hold_rows, EventRecord, HoldRecord, SeatMap, HOLD_COLUMNS};
+use crate::records::{EventRecord, HoldRecord, SeatMap, HOLD_COLUMNS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -66,20 +66,20 @@ impl ReadModels {
         if missing.is_empty() {
             return Ok(found);
         }
-        let rows = sqlx::query(
+        let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
             "SELECT event_id, seats, version FROM rm_seat_maps WHERE event_id = ANY($1)",
         )
         .bind(&missing)
         .fetch_all(&self.pool)
         .await?;
-        let mut loaded = Vec::with_capacity(rows.len());
-        for row in rows {
-            loaded.push(SeatMap {
-                event_id: row.try_get("event_id")?,
-                seats: row.try_get::<String, _>("seats")?.into_bytes(),
-                version: row.try_get("version")?,
-            });
-        }
+        let loaded: Vec<SeatMap> = rows
+            .into_iter()
+            .map(|(event_id, seats, version)| SeatMap {
+                event_id,
+                seats: seats.into_bytes(),
+                version,
+            })
+            .collect();
         if let Some(cache) = &self.cache {
             if let Err(e) = cache.fill_seat_maps(&loaded).await {
                 tracing::debug!(error = %e, "could not refill the seat map cache");
@@ -111,13 +111,12 @@ impl ReadModels {
         if missing.is_empty() {
             return Ok(found);
         }
-        let rows = sqlx::query(&format!(
+        let loaded: Vec<HoldRecord> = sqlx::query_as(&format!(
             "SELECT {HOLD_COLUMNS} FROM rm_holds WHERE hold_id = ANY($1)"
         ))
         .bind(&missing)
         .fetch_all(&self.pool)
         .await?;
-        let loaded = hold_rows(&rows)?;
         if let Some(cache) = &self.cache {
             if let Err(e) = cache.fill_holds(&loaded).await {
                 tracing::debug!(error = %e, "could not refill the hold cache");
@@ -137,7 +136,7 @@ impl ReadModels {
         customer_id: &str,
         event_id: Option<Uuid>,
     ) -> Result<Vec<HoldRecord>, ReadError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {HOLD_COLUMNS} FROM rm_holds
               WHERE customer_id = $1 AND ($2::uuid IS NULL OR event_id = $2)
               ORDER BY created_at DESC, hold_id"
@@ -145,8 +144,7 @@ impl ReadModels {
         .bind(customer_id)
         .bind(event_id)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(hold_rows(&rows)?)
+        .await?)
     }
 
     /// Up to `first` holds of an event after hold id `after`, in hold id order, and whether more
@@ -158,7 +156,7 @@ impl ReadModels {
         first: i64,
         live_only: bool,
     ) -> Result<(Vec<HoldRecord>, bool), ReadError> {
-        let rows = sqlx::query(&format!(
+        let mut page: Vec<HoldRecord> = sqlx::query_as(&format!(
             "SELECT {HOLD_COLUMNS} FROM rm_holds
               WHERE event_id = $1 AND hold_id > $2
                 AND (NOT $3 OR status = 'booked' OR (status = 'held' AND expires_at > now()))
@@ -170,7 +168,6 @@ impl ReadModels {
         .bind(first + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut page = hold_rows(&rows)?;
         let more = page.len() as i64 > first;
         page.truncate(first as usize);
         Ok((page, more))
@@ -181,14 +178,14 @@ impl ReadModels {
         &self,
         event_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, EventRecord>, ReadError> {
-        let rows = sqlx::query(
+        let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT definition, seat_count, list_order FROM rm_events WHERE event_id = ANY($1)",
         )
         .bind(event_ids)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| event_row(r).map(|e| (e.definition.event_id.0, e)))
+        rows.into_iter()
+            .map(|r| r.record().map(|e| (e.definition.event_id.0, e)))
             .collect()
     }
 
@@ -199,7 +196,7 @@ impl ReadModels {
         after: Option<i64>,
         first: i64,
     ) -> Result<(Vec<EventRecord>, bool), ReadError> {
-        let rows = sqlx::query(
+        let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT definition, seat_count, list_order FROM rm_events
               WHERE list_order > $1 ORDER BY list_order LIMIT $2",
         )
@@ -207,7 +204,10 @@ impl ReadModels {
         .bind(first + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut page = rows.iter().map(event_row).collect::<Result<Vec<_>, _>>()?;
+        let mut page = rows
+            .into_iter()
+            .map(EventRow::record)
+            .collect::<Result<Vec<_>, _>>()?;
         let more = page.len() as i64 > first;
         page.truncate(first as usize);
         Ok((page, more))
@@ -220,12 +220,20 @@ impl ReadModels {
     }
 }
 
-fn event_row(row: &sqlx::postgres::PgRow) -> Result<EventRecord, ReadError> {
-    let definition: EventDefinition = serde_json::from_value(row.try_get("definition")?)
-        .map_err(|e| ReadError::Corrupt(e.to_string()))?;
-    Ok(EventRecord {
-        definition,
-        seat_count: row.try_get("seat_count")?,
-        list_order: row.try_get("list_order")?,
-    })
+/// A row of `rm_events`.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    definition: sqlx::types::Json<EventDefinition>,
+    seat_count: i32,
+    list_order: i64,
+}
+
+impl EventRow {
+    fn record(self) -> Result<EventRecord, ReadError> {
+        Ok(EventRecord {
+            definition: self.definition.0,
+            seat_count: self.seat_count,
+            list_order: self.list_order,
+        })
+    }
 }

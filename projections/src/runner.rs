@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 
 use crate::event_log::{EventLog, EventLogError, GlobalPosition, RecordedEvent};
 
@@ -104,16 +104,13 @@ impl Checkpoints {
             .bind(name)
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query(
+        let (transaction_id, position): (i64, i64) = sqlx::query_as(
             "SELECT transaction_id, position FROM projection_checkpoints WHERE name = $1",
         )
         .bind(name)
         .fetch_one(&self.pool)
         .await?;
-        Ok(GlobalPosition::from_stored(
-            row.try_get("transaction_id")?,
-            row.try_get("position")?,
-        ))
+        Ok(GlobalPosition::from_stored(transaction_id, position))
     }
 
     /// Moves `name` from `from` to `to` if it is still at `from`; false if someone else moved it.
@@ -144,7 +141,7 @@ impl Checkpoints {
     /// How far `name` is behind the head of the log.
     pub async fn lag(&self, name: &str) -> Result<ProjectionLag, sqlx::Error> {
         let at = self.load(name).await?;
-        let row = sqlx::query(
+        let (behind, ms): (i64, f64) = sqlx::query_as(
             "SELECT count(*) AS behind,
                     COALESCE(EXTRACT(EPOCH FROM (clock_timestamp() - min(recorded_at))) * 1000, 0)::float8 AS ms
                FROM events
@@ -155,8 +152,8 @@ impl Checkpoints {
         .fetch_one(&self.pool)
         .await?;
         Ok(ProjectionLag {
-            events_behind: row.try_get::<i64, _>("behind")? as u64,
-            ms_behind: row.try_get::<f64, _>("ms")?.max(0.0) as u64,
+            events_behind: behind as u64,
+            ms_behind: ms.max(0.0) as u64,
         })
     }
 }

@@ -2,7 +2,7 @@
 //! every projection that applies its events.
 //!
 //! Policy: the command side stores the W3C `traceparent` of the span that appended an event in
-//! the event's metadata (`command_api::service::RequestContext`); each projection, once it has
+//! the event's metadata (`booking::RequestContext`); each projection, once it has
 //! applied (and committed) an event, records a short span whose parent is that context
 //! ([`applied`]; a projection that commits in batches later than it reads keeps each event's
 //! [`TraceLink`] until then). With no exporter configured these are plain `tracing` spans and cost

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use booking::EventStore;
+use booking::{BookingCommands, BookingService, RequestContext, RetryPolicy};
 use chrono::Utc;
-use command_api::store::EventStore;
-use command_api::{BookingCommands, BookingService, RequestContext, RetryPolicy};
 use domain::{
     CustomerId, EventDefinition, EventId, EventPolicy, HoldId, LayoutSpec, NewEvent, SeatRef,
     TicketedEventEvent,

@@ -1,39 +1,44 @@
-//! GraphQL errors. Every error carries `extensions.code`, the same stable code REST puts in its
-//! problem+json (`seats_unavailable`, `hold_expired`, ...), plus the HTTP status REST would have
-//! used and the same extra fields (for example the unavailable `seats`).
+//! GraphQL errors: the one place the core's [`CommandError`] becomes a GraphQL error. Every error
+//! carries `extensions.code`, the same stable code REST puts in its problem+json
+//! (`seats_unavailable`, `hold_expired`, ...), the HTTP status REST answers it with, and the same
+//! extra fields (for example the unavailable `seats`).
 
 use std::sync::Arc;
 
 use async_graphql::{Error, ErrorExtensions};
-use command_api::http::error::ApiError;
-use command_api::CommandError;
+use booking::{CommandError, ErrorKind};
 use projections::ReadError;
 
-/// The REST error, as a GraphQL error.
-pub fn from_api(e: ApiError) -> Error {
-    let ApiError {
-        status,
-        code,
-        detail,
-        extensions,
-        retry_after_seconds,
-    } = e;
-    Error::new(detail).extend_with(|_, ext| {
+/// The HTTP status REST answers a refusal of this kind with (`extensions.status`).
+fn status(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::BadRequest => 400,
+        ErrorKind::Invalid => 422,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Forbidden => 403,
+        ErrorKind::Conflict => 409,
+        ErrorKind::Unavailable => 503,
+        ErrorKind::Internal => 500,
+    }
+}
+
+pub fn from_command(e: CommandError) -> Error {
+    if let Some(cause) = e.cause() {
+        tracing::error!(%cause, code = e.code(), "command failed");
+    }
+    let (code, kind, retry, details) = (e.code(), e.kind(), e.retry_after_seconds(), e.details());
+    Error::new(e.to_string()).extend_with(|_, ext| {
         ext.set("code", code);
-        ext.set("status", status.as_u16());
-        if let Some(s) = retry_after_seconds {
+        ext.set("status", status(kind));
+        if let Some(s) = retry {
             ext.set("retryAfterSeconds", s);
         }
-        for (k, v) in extensions {
+        for (k, v) in details {
             if let Ok(v) = async_graphql::Value::from_json(v) {
                 ext.set(k, v);
             }
         }
     })
-}
-
-pub fn from_command(e: CommandError) -> Error {
-    from_api(ApiError::from(e))
 }
 
 pub fn coded(code: &'static str, message: impl Into<String>) -> Error {
@@ -50,4 +55,24 @@ pub fn read_failed(e: Arc<ReadError>) -> Error {
         "read_unavailable",
         "the read models are unavailable; try again shortly",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_the_rest_code_status_and_fields() {
+        let error = from_command(CommandError::TooManySeats {
+            max: 4,
+            requested: 6,
+        });
+        let ext = error.extensions.expect("extensions");
+        assert_eq!(
+            ext.get("code"),
+            Some(&async_graphql::Value::from("too_many_seats"))
+        );
+        assert_eq!(ext.get("status"), Some(&async_graphql::Value::from(422)));
+        assert_eq!(ext.get("requested"), Some(&async_graphql::Value::from(6)));
+    }
 }

@@ -28,7 +28,7 @@ use axum::Router;
 
 pub use analytics::AnalyticsSources;
 pub use live::LiveUpdates;
-pub use schema::{build_schema, RequestMeta, SeatGridSchema, MAX_COMPLEXITY, MAX_DEPTH};
+pub use schema::{build_schema, sdl, RequestMeta, SeatGridSchema, MAX_COMPLEXITY, MAX_DEPTH};
 
 pub const GRAPHQL_PATH: &str = "/graphql";
 pub const GRAPHQL_WS_PATH: &str = "/graphql/ws";

@@ -3,7 +3,8 @@
 //! Policy: projectors publish every committed change on Redis channels (see `projections::cache`),
 //! so every query-api process sees every change, whichever process projected it. A subscriber that
 //! falls too far behind skips ahead (it is told so by a `Lagged` receive) rather than slowing the
-//! others. When the Redis connection drops, it is re-established with a backoff.
+//! others. When the Redis connection drops, it is re-established with the read side's reconnect
+//! backoff ([`projections::backoff`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,10 +35,10 @@ impl LiveUpdates {
         let forward = sender.clone();
         tokio::spawn(async move {
             let mut pubsub = Some(first);
-            let mut backoff = Duration::from_millis(100);
+            let mut delays = projections::backoff::reconnect_delays();
             loop {
                 if let Some(mut connected) = pubsub.take() {
-                    backoff = Duration::from_millis(100);
+                    delays = projections::backoff::reconnect_delays();
                     let mut messages = connected.on_message();
                     while let Some(msg) = messages.next().await {
                         let Ok(payload) = msg.get_payload::<String>() else {
@@ -51,8 +52,7 @@ impl LiveUpdates {
                     }
                     tracing::warn!("Redis pub/sub connection closed; reconnecting");
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
                 match client.get_async_pubsub().await {
                     Ok(mut p) => match p.psubscribe(&pattern).await {
                         Ok(()) => pubsub = Some(p),

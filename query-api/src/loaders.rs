@@ -2,14 +2,12 @@
 //! their events) loads them in one batch per request tick instead of one query per item.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use domain::{EventDefinition, VenueLayout};
+use domain::{EventCatalog, EventDefinition, EventId, KnownEvent};
 use projections::{ReadError, ReadModels, SeatMap};
 use uuid::Uuid;
-
-use crate::types::Event;
 
 /// Seat maps by event id (cache first, then Postgres).
 pub struct SeatMapLoader(pub ReadModels);
@@ -23,56 +21,36 @@ impl Loader<Uuid> for SeatMapLoader {
     }
 }
 
-/// Ticketed events by id. Definitions never change once created, so their layouts are kept.
+/// Ticketed events by id, kept in the process's [`EventCatalog`] (definitions never change).
 pub struct EventLoader {
     reads: ReadModels,
-    known: RwLock<HashMap<Uuid, Event>>,
+    catalog: Arc<EventCatalog>,
 }
 
 impl EventLoader {
-    pub fn new(reads: ReadModels) -> Self {
-        Self {
-            reads,
-            known: RwLock::default(),
-        }
+    pub fn new(reads: ReadModels, catalog: Arc<EventCatalog>) -> Self {
+        Self { reads, catalog }
     }
 
-    /// An [`Event`] from a definition, reusing the layout index when this event was seen before.
-    pub fn event(&self, definition: EventDefinition) -> Option<Event> {
-        let id = definition.event_id.0;
-        if let Some(e) = self.known.read().expect("event cache lock").get(&id) {
-            return Some(e.clone());
-        }
-        let layout = VenueLayout::new(definition.layout.clone()).ok()?;
-        let event = Event {
-            definition: Arc::new(definition),
-            layout: Arc::new(layout),
-        };
-        let mut known = self.known.write().expect("event cache lock");
-        if known.len() > 10_000 {
-            known.clear();
-        }
-        known.insert(id, event.clone());
-        Some(event)
+    /// A known event from a definition, reusing the layout index when this event was seen before.
+    pub fn event(&self, definition: EventDefinition) -> Option<Arc<KnownEvent>> {
+        self.catalog.insert(definition)
     }
 }
 
 impl Loader<Uuid> for EventLoader {
-    type Value = Event;
+    type Value = Arc<KnownEvent>;
     type Error = Arc<ReadError>;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Event>, Self::Error> {
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Arc<KnownEvent>>, Self::Error> {
         let mut found = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
-        {
-            let known = self.known.read().expect("event cache lock");
-            for k in keys {
-                match known.get(k) {
-                    Some(e) => {
-                        found.insert(*k, e.clone());
-                    }
-                    None => missing.push(*k),
+        for k in keys {
+            match self.catalog.get(EventId(*k)) {
+                Some(e) => {
+                    found.insert(*k, e);
                 }
+                None => missing.push(*k),
             }
         }
         if !missing.is_empty() {

@@ -1,5 +1,5 @@
-//! The GraphQL schema: queries over the read models, mutations through the same
-//! [`BookingCommands`] service as REST, and live subscriptions fed by Redis pub/sub.
+//! The GraphQL schema: queries over the read models, mutations through the application core's
+//! [`BookingCommands`] (as REST), and live subscriptions fed by Redis pub/sub.
 //!
 //! Policy:
 //! - Queries read the projected read models (cache first). They are eventually consistent, usually
@@ -15,20 +15,20 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, InputObject, Object, Result, Schema, Subscription};
 use axum::http::HeaderMap;
+use booking::validation::{
+    self, seat_refs, CreateEventRequest, LayoutRequest, PriceTierRequest, RowRequest,
+    SectionRequest,
+};
+use booking::{BookingCommands, RequestContext};
 use chrono::Utc;
-use command_api::http::events::{parse_seat_refs, CreateEventRequest};
-use command_api::http::extract::customer_id;
-use command_api::{BookingCommands, BookingService, RequestContext};
-use domain::{EventId, HoldId};
+use domain::{EventCatalog, EventId, HoldId};
 use futures::{Stream, StreamExt};
 use projections::{HoldRecord, ReadModels, SeatUpdate};
-use serde::Serialize;
-use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use crate::analytics::{AnalyticsQuery, AnalyticsSources};
-use crate::errors::{coded, from_api, from_command, not_found, read_failed};
+use crate::errors::{coded, from_command, not_found, read_failed};
 use crate::live::LiveUpdates;
 use crate::loaders::{EventLoader, SeatMapLoader};
 use crate::types::{Event, Hold, HoldStatus, SeatChange, SeatMapObject, SeatStatus};
@@ -46,16 +46,19 @@ pub struct RequestMeta {
     pub headers: HeaderMap,
 }
 
+/// The schema over the core's `commands` and the projected `reads`; ticketed events are kept in
+/// `catalog` (the one the core keeps, so each layout is indexed once per process).
 pub fn build_schema(
     reads: ReadModels,
-    commands: Arc<BookingService>,
+    commands: Arc<dyn BookingCommands>,
+    catalog: Arc<EventCatalog>,
     live: Option<LiveUpdates>,
     analytics: Option<AnalyticsSources>,
 ) -> SeatGridSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(DataLoader::new(SeatMapLoader(reads.clone()), tokio::spawn))
         .data(DataLoader::new(
-            EventLoader::new(reads.clone()),
+            EventLoader::new(reads.clone(), catalog),
             tokio::spawn,
         ))
         .data(reads)
@@ -67,6 +70,13 @@ pub fn build_schema(
         .finish()
 }
 
+/// The schema in GraphQL's schema definition language (what clients may rely on).
+pub fn sdl() -> String {
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .finish()
+        .sdl()
+}
+
 fn reads<'a>(ctx: &Context<'a>) -> &'a ReadModels {
     ctx.data_unchecked::<ReadModels>()
 }
@@ -76,7 +86,11 @@ fn events<'a>(ctx: &Context<'a>) -> &'a DataLoader<EventLoader> {
 }
 
 async fn load_event(ctx: &Context<'_>, id: Uuid) -> Result<Option<Event>> {
-    events(ctx).load_one(id).await.map_err(read_failed)
+    Ok(events(ctx)
+        .load_one(id)
+        .await
+        .map_err(read_failed)?
+        .map(Event))
 }
 
 pub struct QueryRoot;
@@ -111,7 +125,7 @@ impl QueryRoot {
         for record in page {
             let cursor = record.list_order.to_string();
             if let Some(event) = events(ctx).loader().event(record.definition) {
-                connection.edges.push(Edge::new(cursor, event));
+                connection.edges.push(Edge::new(cursor, Event(event)));
             }
         }
         Ok(connection)
@@ -134,7 +148,7 @@ impl QueryRoot {
             .map_err(read_failed)?;
         Ok(map.map(|map| SeatMapObject {
             map,
-            view: command_api::views::EventView::new(&event.definition, &event.layout),
+            view: booking::views::EventView::of(&event),
         }))
     }
 
@@ -154,7 +168,7 @@ impl QueryRoot {
 
     /// A customer's holds and bookings.
     async fn customer(&self, id: String) -> Result<Customer> {
-        let id = customer_id(&HeaderMap::new(), Some(&id)).map_err(from_api)?;
+        let id = validation::customer_id(Some(&id), None).map_err(from_command)?;
         Ok(Customer { id: id.to_string() })
     }
 }
@@ -201,7 +215,7 @@ impl Customer {
     }
 }
 
-#[derive(InputObject, Serialize)]
+#[derive(InputObject)]
 pub struct CreateEventInput {
     pub name: String,
     pub venue: Option<String>,
@@ -214,7 +228,7 @@ pub struct CreateEventInput {
 }
 
 /// Either a grid (`rows`, `cols`, `priceCents`) or `priceTiers` with `sections`.
-#[derive(InputObject, Serialize)]
+#[derive(InputObject)]
 pub struct LayoutInput {
     pub rows: Option<u32>,
     pub cols: Option<u32>,
@@ -223,20 +237,20 @@ pub struct LayoutInput {
     pub sections: Option<Vec<SectionInput>>,
 }
 
-#[derive(InputObject, Serialize)]
+#[derive(InputObject)]
 pub struct PriceTierInput {
     pub name: String,
     pub price_cents: u64,
 }
 
-#[derive(InputObject, Serialize)]
+#[derive(InputObject)]
 pub struct SectionInput {
     pub name: String,
     pub price_tier: String,
     pub rows: Vec<RowInput>,
 }
 
-#[derive(InputObject, Serialize)]
+#[derive(InputObject)]
 pub struct RowInput {
     pub label: String,
     pub seats: u32,
@@ -252,22 +266,61 @@ pub struct SeatInput {
 }
 
 impl SeatInput {
-    /// The same JSON a REST client sends, so both go through one parser.
-    fn to_json(&self) -> Value {
-        match self {
-            Self {
-                seat_id: Some(id),
-                section: None,
-                row: None,
-                seat: None,
-            } => json!(id),
-            Self {
-                seat_id: None,
-                section,
-                row,
-                seat,
-            } => json!({"section": section, "row": row, "seat": seat}),
-            _ => json!({"both": "seatId and labels"}),
+    fn into_core(self) -> validation::SeatInput {
+        validation::SeatInput::Fields {
+            seat_id: self.seat_id,
+            section: self.section,
+            row: self.row,
+            seat: self.seat,
+        }
+    }
+}
+
+impl CreateEventInput {
+    /// The same request REST takes, so both are validated alike.
+    fn into_request(self) -> CreateEventRequest {
+        let layout = self.layout;
+        CreateEventRequest {
+            name: self.name,
+            venue: self.venue,
+            starts_at: self.starts_at,
+            currency: self.currency,
+            rows: None,
+            cols: None,
+            price_cents: None,
+            layout: Some(LayoutRequest {
+                rows: layout.rows,
+                cols: layout.cols,
+                price_cents: layout.price_cents,
+                price_tiers: layout.price_tiers.map(|tiers| {
+                    tiers
+                        .into_iter()
+                        .map(|t| PriceTierRequest {
+                            name: t.name,
+                            price_cents: t.price_cents,
+                        })
+                        .collect()
+                }),
+                sections: layout.sections.map(|sections| {
+                    sections
+                        .into_iter()
+                        .map(|s| SectionRequest {
+                            name: s.name,
+                            price_tier: s.price_tier,
+                            rows: s
+                                .rows
+                                .into_iter()
+                                .map(|r| RowRequest {
+                                    label: r.label,
+                                    seats: r.seats,
+                                })
+                                .collect(),
+                        })
+                        .collect()
+                }),
+            }),
+            hold_seconds: self.hold_seconds,
+            max_seats_per_customer: self.max_seats_per_customer,
         }
     }
 }
@@ -284,16 +337,24 @@ fn request_context(ctx: &Context<'_>, mutation: &str, key: Option<&str>) -> Requ
     }
 }
 
+/// The customer from the `X-Customer-Id` header and/or the `customerId` argument.
 fn caller(ctx: &Context<'_>, given: Option<&str>) -> Result<domain::CustomerId> {
-    let headers = ctx
+    let header = ctx
         .data_opt::<RequestMeta>()
-        .map(|m| m.headers.clone())
-        .unwrap_or_default();
-    customer_id(&headers, given).map_err(from_api)
+        .and_then(|m| m.headers.get("x-customer-id"))
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                from_command(booking::CommandError::InvalidCustomerId(
+                    "X-Customer-Id is not text".into(),
+                ))
+            })
+        })
+        .transpose()?;
+    validation::customer_id(header, given).map_err(from_command)
 }
 
-fn commands<'a>(ctx: &Context<'a>) -> &'a BookingService {
-    ctx.data_unchecked::<Arc<BookingService>>()
+fn commands<'a>(ctx: &Context<'a>) -> &'a dyn BookingCommands {
+    ctx.data_unchecked::<Arc<dyn BookingCommands>>().as_ref()
 }
 
 pub struct MutationRoot;
@@ -307,10 +368,10 @@ impl MutationRoot {
         input: CreateEventInput,
         idempotency_key: Option<String>,
     ) -> Result<Event> {
-        let request: CreateEventRequest =
-            serde_json::from_value(serde_json::to_value(&input).expect("inputs serialize"))
-                .map_err(|e| coded("invalid_request", e.to_string()))?;
-        let draft = request.into_new_event().map_err(from_api)?;
+        let draft = input
+            .into_request()
+            .into_new_event()
+            .map_err(from_command)?;
         let service = commands(ctx);
         let ctx_ = request_context(ctx, "createEvent", idempotency_key.as_deref());
         let view = service
@@ -321,10 +382,7 @@ impl MutationRoot {
             .known_event(EventId(view.id))
             .await
             .map_err(from_command)?;
-        events(ctx)
-            .loader()
-            .event(known.definition.clone())
-            .ok_or_else(|| coded("internal_error", "the new event's layout is unreadable"))
+        Ok(Event(known))
     }
 
     /// Holds seats for a customer (same rules as `POST /api/events/{id}/holds`). The customer is
@@ -338,8 +396,8 @@ impl MutationRoot {
         idempotency_key: Option<String>,
     ) -> Result<Hold> {
         let customer = caller(ctx, customer_id.as_deref())?;
-        let refs =
-            parse_seat_refs(seats.iter().map(SeatInput::to_json).collect()).map_err(from_api)?;
+        let refs = seat_refs(seats.into_iter().map(SeatInput::into_core).collect())
+            .map_err(from_command)?;
         let ctx_ = request_context(ctx, "holdSeats", idempotency_key.as_deref());
         let view = commands(ctx)
             .hold_seats(EventId(event_id), customer, refs, &ctx_)
@@ -475,7 +533,11 @@ impl SubscriptionRoot {
                 loop {
                     if let Some(hold) = s.next.take() {
                         let changed = s.last.as_ref().is_none_or(|l| {
-                            l.status != hold.status && hold.status.rank() >= l.status.rank()
+                            let (was, now) = (
+                                domain::HoldStatus::from(l.status),
+                                domain::HoldStatus::from(hold.status),
+                            );
+                            was != now && now.rank() >= was.rank()
                         });
                         if changed {
                             s.last = Some(hold.clone());
@@ -483,7 +545,7 @@ impl SubscriptionRoot {
                         }
                     }
                     let last = s.last.clone()?;
-                    if last.status.is_final() {
+                    if domain::HoldStatus::from(last.status).is_final() {
                         return None;
                     }
                     let until_expiry = (last.expires_at - Utc::now()).to_std().unwrap_or_default();
@@ -499,11 +561,10 @@ impl SubscriptionRoot {
                         },
                         _ = tokio::time::sleep(until_expiry) => {
                             let mut expired = last.clone();
-                            expired.status = if last.status == HoldStatus::Held {
-                                HoldStatus::Expired
-                            } else {
-                                HoldStatus::Failed
-                            };
+                            let at = Utc::now().max(last.expires_at);
+                            expired.status = domain::HoldStatus::from(last.status)
+                                .at(last.expires_at, at)
+                                .into();
                             s.next = Some(expired);
                         }
                     }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, Object, Result, SimpleObject};
+use booking::views::{EventView, HoldView};
 use chrono::{DateTime, Utc};
-use command_api::views::{EventView, HoldStatus as CommandHoldStatus, HoldView};
-use domain::{EventDefinition, SeatId, VenueLayout};
-use projections::{HoldRecord, HoldState, SeatMap};
+use domain::{KnownEvent, SeatId};
+use projections::{HoldRecord, SeatMap};
 use uuid::Uuid;
 
 use crate::errors::{not_found, read_failed};
@@ -16,14 +16,18 @@ use crate::loaders::{EventLoader, SeatMapLoader};
 
 /// A ticketed event (the show), with its layout and live availability.
 #[derive(Clone)]
-pub struct Event {
-    pub definition: Arc<EventDefinition>,
-    pub layout: Arc<VenueLayout>,
+pub struct Event(pub Arc<KnownEvent>);
+
+impl std::ops::Deref for Event {
+    type Target = KnownEvent;
+    fn deref(&self) -> &KnownEvent {
+        &self.0
+    }
 }
 
 impl Event {
     fn view(&self) -> EventView {
-        EventView::new(&self.definition, &self.layout)
+        EventView::of(&self.0)
     }
 
     async fn seat_map_data(&self, ctx: &Context<'_>) -> Result<Option<SeatMap>> {
@@ -309,7 +313,9 @@ impl SeatMapObject {
     }
 }
 
+// A hold's status: the domain derives it (`domain::hold`); GraphQL only names it.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::HoldStatus")]
 pub enum HoldStatus {
     /// Being placed (or interrupted; it turns FAILED at its expiry).
     Pending,
@@ -319,48 +325,6 @@ pub enum HoldStatus {
     Expired,
     /// Never took effect: some seats were not available and what was taken was given back.
     Failed,
-}
-
-impl HoldStatus {
-    pub fn is_final(self) -> bool {
-        !matches!(self, Self::Pending | Self::Held)
-    }
-
-    /// Statuses only move forward: pending, then held, then one final status. A change of lower
-    /// rank than what a client was already told is an older, late copy.
-    pub fn rank(self) -> u8 {
-        match self {
-            Self::Pending => 0,
-            Self::Held => 1,
-            _ => 2,
-        }
-    }
-}
-
-impl From<HoldState> for HoldStatus {
-    fn from(s: HoldState) -> Self {
-        match s {
-            HoldState::Pending => Self::Pending,
-            HoldState::Held => Self::Held,
-            HoldState::Booked => Self::Booked,
-            HoldState::Released => Self::Released,
-            HoldState::Expired => Self::Expired,
-            HoldState::Failed => Self::Failed,
-        }
-    }
-}
-
-impl From<CommandHoldStatus> for HoldStatus {
-    fn from(s: CommandHoldStatus) -> Self {
-        match s {
-            CommandHoldStatus::Pending => Self::Pending,
-            CommandHoldStatus::Held => Self::Held,
-            CommandHoldStatus::Booked => Self::Booked,
-            CommandHoldStatus::Released => Self::Released,
-            CommandHoldStatus::Expired => Self::Expired,
-            CommandHoldStatus::Failed => Self::Failed,
-        }
-    }
 }
 
 /// A hold (and, once booked, the booking).
@@ -429,6 +393,7 @@ impl Hold {
             .load_one(self.event_id)
             .await
             .map_err(read_failed)?
+            .map(Event)
             .ok_or_else(|| not_found("event_not_found", "the hold's event is not projected yet"))
     }
 }

@@ -1,13 +1,15 @@
-//! Typed configuration, read from the environment in this one place.
+//! Typed configuration, read from the environment in this one place, by one library (`envy`).
 //!
-//! `DATABASE_URL` (a secret: it may hold a password, so it never prints) plus `SEATGRID_*`
-//! variables, each with a default that works on a developer machine. `RUST_LOG` filters logs and
-//! `LOG_FORMAT=json` switches them to JSON lines.
+//! Connection settings (`DATABASE_URL`, `REDIS_URL`, `CLICKHOUSE_*`, `LOG_FORMAT`) plus
+//! `SEATGRID_*` variables, each with a default that works on a developer machine. Every value that
+//! may hold a password is a [`SecretString`], so `Debug` never prints it. `RUST_LOG` filters logs
+//! and `LOG_FORMAT=json` switches them to JSON lines.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use command_api::{CommandApiConfig, RetryPolicy};
+use booking::RetryPolicy;
+use command_api::CommandApiConfig;
 use domain::EventPolicy;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -18,12 +20,35 @@ pub struct ConfigError(String);
 
 #[derive(Debug)]
 pub struct Settings {
+    /// `DATABASE_URL`.
     pub database_url: SecretString,
-    /// `REDIS_URL`: the read-model cache and live-update channels (a secret: it may hold a password).
+    /// `REDIS_URL`: the read-model cache and live-update channels.
     pub redis_url: SecretString,
     /// `CLICKHOUSE_*`: analytics; `CLICKHOUSE_URL=off` runs without them.
     pub clickhouse: Option<analytics::ClickHouseConfig>,
     pub app: AppSettings,
+}
+
+/// The variables without a prefix: where the services are.
+#[derive(Debug, Deserialize)]
+struct Connections {
+    #[serde(default = "defaults::database_url")]
+    database_url: SecretString,
+    #[serde(default = "defaults::redis_url")]
+    redis_url: SecretString,
+    #[serde(default = "defaults::clickhouse_url")]
+    clickhouse_url: String,
+    #[serde(default = "defaults::clickhouse_database")]
+    clickhouse_database: String,
+    #[serde(default = "defaults::clickhouse_user")]
+    clickhouse_user: String,
+    #[serde(default = "defaults::empty_secret")]
+    clickhouse_password: SecretString,
+    #[serde(default = "defaults::clickhouse_reader")]
+    clickhouse_reader_user: String,
+    #[serde(default = "defaults::clickhouse_reader_password")]
+    clickhouse_reader_password: SecretString,
+    log_format: Option<String>,
 }
 
 /// `SEATGRID_*` variables, named here without the prefix.
@@ -65,6 +90,33 @@ pub enum LogFormat {
 
 mod defaults {
     use std::net::SocketAddr;
+
+    use secrecy::SecretString;
+
+    pub fn database_url() -> SecretString {
+        super::DEFAULT_DATABASE_URL.into()
+    }
+    pub fn redis_url() -> SecretString {
+        super::DEFAULT_REDIS_URL.into()
+    }
+    pub fn clickhouse_url() -> String {
+        super::DEFAULT_CLICKHOUSE_URL.into()
+    }
+    pub fn clickhouse_database() -> String {
+        "seatgrid".into()
+    }
+    pub fn clickhouse_user() -> String {
+        "default".into()
+    }
+    pub fn clickhouse_reader() -> String {
+        "seatgrid_reader".into()
+    }
+    pub fn clickhouse_reader_password() -> SecretString {
+        "seatgrid_reader".into()
+    }
+    pub fn empty_secret() -> SecretString {
+        "".into()
+    }
     pub fn listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 5000))
     }
@@ -110,13 +162,19 @@ pub const DEFAULT_CLICKHOUSE_URL: &str = "http://127.0.0.1:8123";
 
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let database_url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
-            .into();
+        Self::from_vars(std::env::vars().collect::<Vec<_>>())
+    }
+
+    /// Settings from the given variables (the environment's, or a test's).
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)> + Clone,
+    ) -> Result<Self, ConfigError> {
+        let connections: Connections =
+            envy::from_iter(vars.clone()).map_err(|e| ConfigError(e.to_string()))?;
         let mut app: AppSettings = envy::prefixed("SEATGRID_")
-            .from_env()
+            .from_iter(vars)
             .map_err(|e| ConfigError(format!("SEATGRID_{e}")))?;
-        if let Ok(format) = std::env::var("LOG_FORMAT") {
+        if let Some(format) = &connections.log_format {
             app.log_format = match format.to_ascii_lowercase().as_str() {
                 "json" => LogFormat::Json,
                 "text" | "" => LogFormat::Text,
@@ -127,23 +185,18 @@ impl Settings {
                 }
             };
         }
-        let redis_url = std::env::var("REDIS_URL")
-            .unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
-            .into();
-        let var =
-            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
-        let clickhouse_url = var("CLICKHOUSE_URL", DEFAULT_CLICKHOUSE_URL);
-        let clickhouse = (clickhouse_url != "off").then(|| analytics::ClickHouseConfig {
-            url: clickhouse_url,
-            database: var("CLICKHOUSE_DATABASE", "seatgrid"),
-            user: var("CLICKHOUSE_USER", "default"),
-            password: var("CLICKHOUSE_PASSWORD", ""),
-            reader_user: var("CLICKHOUSE_READER_USER", "seatgrid_reader"),
-            reader_password: var("CLICKHOUSE_READER_PASSWORD", "seatgrid_reader"),
+        let c = connections;
+        let clickhouse = (c.clickhouse_url != "off").then(|| analytics::ClickHouseConfig {
+            url: c.clickhouse_url,
+            database: c.clickhouse_database,
+            user: c.clickhouse_user,
+            password: c.clickhouse_password,
+            reader_user: c.clickhouse_reader_user,
+            reader_password: c.clickhouse_reader_password,
         });
         let settings = Self {
-            database_url,
-            redis_url,
+            database_url: c.database_url,
+            redis_url: c.redis_url,
             clickhouse,
             app,
         };
@@ -206,5 +259,57 @@ impl Settings {
             sweep_interval: (a.sweep_seconds > 0).then(|| Duration::from_secs(a.sweep_seconds)),
             max_body_bytes: a.max_body_bytes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_work_on_a_developer_machine() {
+        let s = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(s.database_url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert_eq!(s.app.listen.port(), 5000);
+        assert_eq!(s.clickhouse.unwrap().database, "seatgrid");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings::from_vars(vars(&[
+            ("DATABASE_URL", "postgres://u:hunter2@db/x"),
+            ("REDIS_URL", "redis://:hunter2@cache"),
+            ("CLICKHOUSE_PASSWORD", "hunter2"),
+            ("CLICKHOUSE_READER_PASSWORD", "hunter2"),
+        ]))
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert_eq!(s.clickhouse.unwrap().password.expose_secret(), "hunter2");
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let error = Settings::from_vars(vars(&[
+            ("SEATGRID_DB_MAX_CONNECTIONS", "0"),
+            ("SEATGRID_MAX_BODY_BYTES", "10"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("SEATGRID_DB_MAX_CONNECTIONS"), "{error}");
+        assert!(error.contains("SEATGRID_MAX_BODY_BYTES"), "{error}");
+        let bad = Settings::from_vars(vars(&[("SEATGRID_LISTEN", "nowhere")]));
+        assert!(bad.is_err());
+        assert!(Settings::from_vars(vars(&[("CLICKHOUSE_URL", "off")]))
+            .unwrap()
+            .clickhouse
+            .is_none());
     }
 }

@@ -9,8 +9,8 @@ pub mod telemetry;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use booking::{BookingCommands, RequestContext};
 use clap::{Parser, Subcommand};
-use command_api::{BookingCommands, RequestContext};
 use domain::{LayoutSpec, NewEvent, PriceTier, RowSpec, SectionSpec};
 use projections::ReadModelProjection;
 use secrecy::ExposeSecret;

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use analytics::{ClickHouseConfig, IngestConfig, Ingester};
 use anyhow::Context as _;
 use axum::routing::get;
-use command_api::{Application, BookingService, CommandApiConfig};
+use backon::Retryable;
+use booking::BookingService;
+use command_api::{Application, CommandApiConfig};
+use domain::EventCatalog;
 use metrics_exporter_prometheus::PrometheusHandle;
 use projections::{
     Cache, Checkpoints, ProjectorRunner, ReadModelProjection, ReadModels, RunnerConfig,
@@ -58,17 +61,27 @@ impl System {
         let live = LiveUpdates::start(&config.redis_url, cache.channel_pattern())
             .await
             .context("cannot subscribe to Redis at REDIS_URL")?;
-        let app = Application::build(config.command, pool.clone()).await?;
+        // One catalog of ticketed events for the whole process: commands, GraphQL and analytics.
+        let catalog = Arc::new(EventCatalog::default());
+        let app =
+            Application::build_with_catalog(config.command, pool.clone(), catalog.clone()).await?;
         let reads = ReadModels::new(pool.clone(), Some(cache.clone()));
         let sources = config.clickhouse.as_ref().map(|ch| AnalyticsSources {
             reports: analytics::Reports::new(ch.writer()),
             adhoc: analytics::AdhocSql::new(ch.reader()),
         });
-        let schema = query_api::build_schema(reads.clone(), app.service(), Some(live), sources);
+        let schema = query_api::build_schema(
+            reads.clone(),
+            app.service(),
+            catalog.clone(),
+            Some(live),
+            sources,
+        );
         let projection = Arc::new(ReadModelProjection::new(Some(cache)));
         let projector = ProjectorRunner::new(pool.clone(), projection, config.runner);
         let analytics = config.clickhouse.map(|ch| {
-            let ingester = Ingester::new(pool.clone(), ch.writer(), config.ingest);
+            let ingester =
+                Ingester::with_catalog(pool.clone(), ch.writer(), config.ingest, catalog.clone());
             (ch, ingester)
         });
         let app = app.with_projected_seat_maps(Arc::new(ProjectedFromReadModels(reads.clone())));
@@ -107,11 +120,15 @@ impl System {
         let ingester = self.analytics.map(|(config, ingester)| {
             tokio::spawn(async move {
                 // ClickHouse may be down at start: nothing else waits for it.
-                while let Err(e) = config.migrate().await {
-                    tracing::warn!(error = %e, "ClickHouse schema not applied yet; retrying");
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                let migrated = (|| config.migrate())
+                    .retry(projections::backoff::reconnect())
+                    .notify(|e, _| {
+                        tracing::warn!(error = %e, "ClickHouse schema not applied yet; retrying");
+                    })
+                    .await;
+                if migrated.is_ok() {
+                    ingester.run().await;
                 }
-                ingester.run().await;
             })
         });
         let result = self.app.run_until_stopped(shutdown).await;

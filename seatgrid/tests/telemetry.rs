@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use command_api::{CommandApiConfig, RetryPolicy};
+use booking::RetryPolicy;
+use command_api::CommandApiConfig;
 use domain::EventPolicy;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -100,11 +101,8 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
     let (_, pool) = migrations::testing::fresh_database(8).await;
     let config = SystemConfig {
         command: CommandApiConfig {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             policy: EventPolicy::default(),
-            retry: RetryPolicy::default(),
-            sweep_interval: None,
-            max_body_bytes: 64 * 1024,
+            ..command_api::testing::config()
         },
         redis_url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         redis_prefix: format!("sgtest:{}:", uuid::Uuid::new_v4().simple()),

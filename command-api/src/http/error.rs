@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::service::CommandError;
+use booking::{CommandError, ErrorKind};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -58,11 +58,6 @@ impl ApiError {
         self
     }
 
-    fn retry_after(mut self, seconds: u32) -> Self {
-        self.retry_after_seconds = Some(seconds);
-        self
-    }
-
     /// A generic problem for a bare status (unknown route, wrong method, framework rejections).
     pub fn from_status(status: StatusCode, detail: impl Into<String>) -> Self {
         let code = match status {
@@ -103,57 +98,26 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The core's refusals as HTTP: the one place a [`CommandError`] becomes a status.
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         use StatusCode as S;
-        let detail = e.to_string();
-        let code = e.code();
-        match e {
-            CommandError::Invalid(problems) => {
-                Self::new(S::UNPROCESSABLE_ENTITY, code, detail).with("errors", problems)
-            }
-            CommandError::UnknownSeats(seats) => {
-                Self::new(S::UNPROCESSABLE_ENTITY, code, detail).with("seats", seats)
-            }
-            CommandError::DuplicateSeats(seats) => {
-                Self::new(S::UNPROCESSABLE_ENTITY, code, detail).with("seats", seats)
-            }
-            CommandError::NoSeats => Self::new(S::UNPROCESSABLE_ENTITY, code, detail),
-            CommandError::TooManySeats { max, requested } => {
-                Self::new(S::UNPROCESSABLE_ENTITY, code, detail)
-                    .with("max_seats_per_customer", max)
-                    .with("requested", requested)
-            }
-            CommandError::CustomerLimitExceeded {
-                limit,
-                in_use,
-                requested,
-            } => Self::new(S::UNPROCESSABLE_ENTITY, code, detail)
-                .with("max_seats_per_customer", limit)
-                .with("seats_in_use", in_use)
-                .with("requested", requested),
-            CommandError::EventNotFound(_) => Self::new(S::NOT_FOUND, code, detail),
-            CommandError::HoldNotFound(_) => Self::new(S::NOT_FOUND, code, detail),
-            CommandError::SeatsUnavailable(seats) => {
-                Self::new(S::CONFLICT, code, detail).with("seats", seats)
-            }
-            CommandError::NotHoldOwner(_) => Self::new(S::FORBIDDEN, code, detail),
-            CommandError::HoldExpired(_) => Self::new(S::CONFLICT, code, detail),
-            CommandError::HoldReleased(_) => Self::new(S::CONFLICT, code, detail),
-            CommandError::HoldBooked(_) => Self::new(S::CONFLICT, code, detail),
-            CommandError::HoldFailed(_) => Self::new(S::CONFLICT, code, detail),
-            CommandError::Contention => {
-                Self::new(S::SERVICE_UNAVAILABLE, code, detail).retry_after(1)
-            }
-            CommandError::Unavailable(cause) => {
-                tracing::error!(%cause, "event store unavailable");
-                Self::new(S::SERVICE_UNAVAILABLE, code, detail).retry_after(5)
-            }
-            CommandError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
-                Self::new(S::INTERNAL_SERVER_ERROR, code, detail)
-            }
+        let status = match e.kind() {
+            ErrorKind::BadRequest => S::BAD_REQUEST,
+            ErrorKind::Invalid => S::UNPROCESSABLE_ENTITY,
+            ErrorKind::NotFound => S::NOT_FOUND,
+            ErrorKind::Forbidden => S::FORBIDDEN,
+            ErrorKind::Conflict => S::CONFLICT,
+            ErrorKind::Unavailable => S::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => S::INTERNAL_SERVER_ERROR,
+        };
+        if let Some(cause) = e.cause() {
+            tracing::error!(%cause, code = e.code(), "command failed");
         }
+        let mut error = Self::new(status, e.code(), e.to_string());
+        error.extensions = e.details();
+        error.retry_after_seconds = e.retry_after_seconds();
+        error
     }
 }
 

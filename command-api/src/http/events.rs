@@ -3,158 +3,29 @@
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use domain::{EventId, LayoutSpec, NewEvent, PriceTier, RowSpec, SeatRef, SectionSpec};
+use axum::Json;
+use booking::validation::{seat_refs, CreateEventRequest, SeatInput};
+use booking::views::{EventView, HoldView, SeatMapView};
+use domain::EventId;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::{customer_id, ApiJson, Context, PathId};
 use super::AppState;
-use crate::service::BookingCommands;
-use crate::views::{EventView, HoldView, SeatMapView};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/events", post(create_event))
-        .route("/events/{event_id}", get(get_event))
-        .route("/events/{event_id}/seats", get(get_seat_map))
-        .route("/events/{event_id}/holds", post(hold_seats))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_event))
+        .routes(routes!(get_event))
+        .routes(routes!(get_seat_map))
+        .routes(routes!(hold_seats))
 }
 
-/// A new ticketed event. Give the layout either as a grid (`rows` x `cols`, one price) or as
-/// `sections` with `price_tiers`; the grid may also be given at the top level, as in the seed.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateEventRequest {
-    #[schema(example = "Flash Sale Live")]
-    pub name: String,
-    pub venue: Option<String>,
-    #[serde(alias = "date")]
-    pub starts_at: Option<DateTime<Utc>>,
-    /// ISO 4217 code; default EUR.
-    pub currency: Option<String>,
-    pub rows: Option<u32>,
-    pub cols: Option<u32>,
-    pub price_cents: Option<u64>,
-    pub layout: Option<LayoutRequest>,
-    /// Hold length for this event (default 600 s, capped by the server).
-    pub hold_seconds: Option<u32>,
-    /// Seats one customer may hold plus book for this event (default 10, capped by the server).
-    pub max_seats_per_customer: Option<u32>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LayoutRequest {
-    pub rows: Option<u32>,
-    pub cols: Option<u32>,
-    pub price_cents: Option<u64>,
-    pub price_tiers: Option<Vec<PriceTierRequest>>,
-    pub sections: Option<Vec<SectionRequest>>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PriceTierRequest {
-    pub name: String,
-    pub price_cents: u64,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SectionRequest {
-    pub name: String,
-    pub price_tier: String,
-    pub rows: Vec<RowRequest>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RowRequest {
-    pub label: String,
-    pub seats: u32,
-}
-
-impl CreateEventRequest {
-    pub fn into_new_event(self) -> Result<NewEvent, ApiError> {
-        let invalid = |msg: &str| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                msg.to_owned(),
-            )
-        };
-        let layout =
-            match self.layout {
-                Some(LayoutRequest {
-                    sections: Some(sections),
-                    price_tiers,
-                    rows: None,
-                    cols: None,
-                    price_cents: None,
-                }) => LayoutSpec {
-                    price_tiers: price_tiers
-                        .ok_or_else(|| invalid("a layout with sections needs price_tiers"))?
-                        .into_iter()
-                        .map(|t| PriceTier {
-                            name: t.name,
-                            price_cents: t.price_cents,
-                        })
-                        .collect(),
-                    sections: sections
-                        .into_iter()
-                        .map(|s| SectionSpec {
-                            name: s.name,
-                            price_tier: s.price_tier,
-                            rows: s
-                                .rows
-                                .into_iter()
-                                .map(|r| RowSpec {
-                                    label: r.label,
-                                    seats: r.seats,
-                                })
-                                .collect(),
-                        })
-                        .collect(),
-                },
-                Some(LayoutRequest {
-                    rows: Some(rows),
-                    cols: Some(cols),
-                    price_cents,
-                    sections: None,
-                    price_tiers: None,
-                }) if self.rows.is_none() && self.cols.is_none() => {
-                    LayoutSpec::grid(rows, cols, price_cents.or(self.price_cents).unwrap_or(0))
-                }
-                Some(_) => return Err(invalid(
-                    "layout must be either {rows, cols, price_cents} or {price_tiers, sections}",
-                )),
-                None => match (self.rows, self.cols) {
-                    (Some(rows), Some(cols)) => {
-                        LayoutSpec::grid(rows, cols, self.price_cents.unwrap_or(0))
-                    }
-                    _ => return Err(invalid(
-                        "give a layout: rows and cols, or layout.sections with layout.price_tiers",
-                    )),
-                },
-            };
-        Ok(NewEvent {
-            name: self.name,
-            venue: self.venue,
-            starts_at: self.starts_at,
-            currency: self.currency,
-            layout,
-            hold_seconds: self.hold_seconds,
-            max_seats_per_customer: self.max_seats_per_customer,
-        })
-    }
-}
-
-#[utoipa::path(post, path = "/api/events", tag = "events",
+#[utoipa::path(post, path = "/events", tag = "events",
     request_body = CreateEventRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h")),
     responses(
@@ -178,7 +49,7 @@ pub async fn create_event(
         .into_response())
 }
 
-#[utoipa::path(get, path = "/api/events/{event_id}", tag = "events",
+#[utoipa::path(get, path = "/events/{event_id}", tag = "events",
     params(("event_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, body = EventView),
@@ -200,7 +71,7 @@ pub struct SeatMapQuery {
     pub consistency: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/events/{event_id}/seats", tag = "events",
+#[utoipa::path(get, path = "/events/{event_id}/seats", tag = "events",
     params(("event_id" = uuid::Uuid, Path), SeatMapQuery),
     responses(
         (status = 200, description = "Every seat's status, one character per seat id", body = SeatMapView),
@@ -245,30 +116,7 @@ pub struct HoldRequest {
     pub seats: Vec<Value>,
 }
 
-pub fn parse_seat_refs(values: Vec<Value>) -> Result<Vec<SeatRef>, ApiError> {
-    let mut refs = Vec::with_capacity(values.len());
-    let mut problems = Vec::new();
-    for (i, value) in values.into_iter().enumerate() {
-        match serde_json::from_value::<SeatRef>(value) {
-            Ok(r) => refs.push(r),
-            Err(_) => problems.push(format!(
-                "seats[{i}] must be a seat id (a number from 0) or an object {{section, row, seat}}"
-            )),
-        }
-    }
-    if problems.is_empty() {
-        Ok(refs)
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_seat",
-            problems.join("; "),
-        )
-        .with("errors", problems))
-    }
-}
-
-#[utoipa::path(post, path = "/api/events/{event_id}/holds", tag = "holds",
+#[utoipa::path(post, path = "/events/{event_id}/holds", tag = "holds",
     request_body = HoldRequest,
     params(
         ("event_id" = uuid::Uuid, Path),
@@ -290,7 +138,7 @@ pub async fn hold_seats(
     ApiJson(request): ApiJson<HoldRequest>,
 ) -> Result<Response, ApiError> {
     let customer = customer_id(&headers, request.customer_id.as_deref())?;
-    let seats = parse_seat_refs(request.seats)?;
+    let seats = seat_refs(request.seats.into_iter().map(SeatInput::Json).collect())?;
     let view = state
         .service
         .hold_seats(event_id, customer, seats, &ctx)

@@ -1,23 +1,20 @@
 //! Request extractors whose failures are problem+json: JSON bodies, ids in paths, the caller's
 //! customer id and the request context.
 //!
-//! Policy for the customer id (until real authentication replaces it, here and only here): it comes
-//! from the `X-Customer-Id` header or from a `customer_id` field in the body; if both are given
-//! they must agree.
+//! Policy for the customer id (until real authentication replaces it): it comes from the
+//! `X-Customer-Id` header or from a `customer_id` field in the body; if both are given they must
+//! agree (the core's [`booking::validation::customer_id`] decides).
 
 use axum::extract::{FromRequest, FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
+use booking::{CommandError, RequestContext};
 use domain::CustomerId;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::headers::{CUSTOMER_HEADER, REQUEST_ID_HEADER};
 use super::idempotency::IdempotencySeed;
-use crate::service::RequestContext;
-
-pub const CUSTOMER_HEADER: &str = "x-customer-id";
-pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// A JSON body; syntax errors are 400, wrong shapes or types 422, other media types 415.
 #[derive(FromRequest)]
@@ -67,35 +64,14 @@ where
 
 /// The caller's customer id, from the header and/or the body's `customer_id`.
 pub fn customer_id(headers: &HeaderMap, from_body: Option<&str>) -> Result<CustomerId, ApiError> {
-    let invalid = |e: domain::InvalidId| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_customer_id", e.0)
-    };
     let from_header = match headers.get(CUSTOMER_HEADER) {
         None => None,
         Some(v) => Some(
             v.to_str()
-                .map_err(|_| domain::InvalidId("X-Customer-Id is not text".into()))
-                .and_then(CustomerId::parse)
-                .map_err(invalid)?,
+                .map_err(|_| CommandError::InvalidCustomerId("X-Customer-Id is not text".into()))?,
         ),
     };
-    let from_body = from_body
-        .map(CustomerId::parse)
-        .transpose()
-        .map_err(invalid)?;
-    match (from_header, from_body) {
-        (Some(h), Some(b)) if h != b => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "customer_mismatch",
-            "the X-Customer-Id header and the body's customer_id differ",
-        )),
-        (Some(c), _) | (None, Some(c)) => Ok(c),
-        (None, None) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "missing_customer_id",
-            "say who you are: send an X-Customer-Id header (or customer_id in the body)",
-        )),
-    }
+    Ok(booking::validation::customer_id(from_header, from_body)?)
 }
 
 /// The request's correlation id (the `X-Request-Id` set by the server or sent by the client) and

@@ -3,25 +3,25 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use booking::views::HoldView;
 use domain::HoldId;
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, Problem};
 use super::extract::{customer_id, optional_json, Context, PathId};
 use super::AppState;
-use crate::service::BookingCommands;
-use crate::views::HoldView;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/holds/{hold_id}", get(get_hold).delete(release_hold))
-        .route("/holds/{hold_id}/book", post(book_hold))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_hold, release_hold))
+        .routes(routes!(book_hold))
 }
 
-#[utoipa::path(get, path = "/api/holds/{hold_id}", tag = "holds",
+#[utoipa::path(get, path = "/holds/{hold_id}", tag = "holds",
     params(("hold_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, body = HoldView),
@@ -41,7 +41,7 @@ pub struct BookRequest {
     pub customer_id: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/holds/{hold_id}/book", tag = "holds",
+#[utoipa::path(post, path = "/holds/{hold_id}/book", tag = "holds",
     request_body(content = Option<BookRequest>, description = "Optional"),
     params(
         ("hold_id" = uuid::Uuid, Path),
@@ -68,7 +68,7 @@ pub async fn book_hold(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/holds/{hold_id}", tag = "holds",
+#[utoipa::path(delete, path = "/holds/{hold_id}", tag = "holds",
     params(
         ("hold_id" = uuid::Uuid, Path),
         ("X-Customer-Id" = String, Header, description = "The hold's customer"),

@@ -1,10 +1,12 @@
-//! The REST API: one module per resource, each exposing `router()`, composed here with a cloneable
-//! state and the cross-cutting layers (request ids, body limit, idempotency, problem+json for every
+//! The REST adapter over the application core: one module per resource, each exposing `router()`
+//! (routes and their OpenAPI operations registered together), composed here with a cloneable state
+//! and the cross-cutting layers (request ids, body limit, idempotency, problem+json for every
 //! error). Request spans and metrics wrap the whole server ([`observability`], applied at start).
 
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod headers;
 pub mod health;
 pub mod holds;
 pub mod idempotency;
@@ -19,16 +21,18 @@ use axum::http::{header, HeaderName, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
+use booking::BookingCommands;
 use sqlx::PgPool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::service::BookingService;
 use error::{ApiError, PROBLEM_JSON};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub service: Arc<BookingService>,
+    pub service: Arc<dyn BookingCommands>,
     pub pool: PgPool,
     pub max_body_bytes: usize,
     /// Fast seat maps from the read side, when this process has one.
@@ -44,19 +48,38 @@ pub trait ProjectedSeatMaps: Send + Sync {
     async fn seat_map(&self, event_id: uuid::Uuid) -> Option<String>;
 }
 
+/// Every REST route with its OpenAPI operation, and the document they make.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest(
+            "/api",
+            OpenApiRouter::new()
+                .merge(events::router())
+                .merge(holds::router()),
+        )
+        .merge(health::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the REST API (served at `/api/openapi.json`).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static(extract::REQUEST_ID_HEADER);
-    let api = Router::new()
-        .merge(events::router())
-        .merge(holds::router())
-        .route("/openapi.json", get(openapi::serve))
+    let request_id = HeaderName::from_static(headers::REQUEST_ID_HEADER);
+    let (routes, doc) = routes();
+    let doc = Arc::new(doc);
+    Router::new()
+        .merge(routes)
+        .route(
+            "/api/openapi.json",
+            get(move || std::future::ready(Json(doc.clone()))),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
-        ));
-    Router::new()
-        .nest("/api", api)
-        .merge(health::router())
+        ))
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND, "no such resource") })
         .layer(middleware::map_response(problem_for_every_error))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

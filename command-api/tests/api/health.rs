@@ -57,3 +57,11 @@ async fn the_openapi_document_describes_every_endpoint() {
         assert!(schemas.contains_key(schema), "schema {schema} missing");
     }
 }
+
+/// The REST contract as reviewed: any change to a path, a parameter or a schema shows up as a
+/// changed snapshot (`command-api/tests/api/snapshots/`) in review. Accept an intended change
+/// with `INSTA_UPDATE=always cargo test -p command-api openapi_contract`.
+#[test]
+fn openapi_contract() {
+    insta::assert_json_snapshot!("openapi", command_api::http::openapi_document());
+}

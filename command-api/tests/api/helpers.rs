@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::Duration;
 
+use booking::RetryPolicy;
 use chrono::{DateTime, Utc};
-use command_api::{Application, CommandApiConfig, RetryPolicy};
+use command_api::{Application, CommandApiConfig};
 use domain::{EventPolicy, SeatBlockEvent};
 use projections::EventLog;
 use reqwest::{Response, StatusCode};
@@ -30,16 +31,7 @@ fn init_tracing() {
 
 /// Test configuration: short holds allowed (1 s), sweeper off unless a test runs it.
 pub fn test_config() -> CommandApiConfig {
-    CommandApiConfig {
-        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        policy: EventPolicy {
-            min_hold_seconds: 1,
-            ..EventPolicy::default()
-        },
-        retry: RetryPolicy::default(),
-        sweep_interval: None,
-        max_body_bytes: 64 * 1024,
-    }
+    command_api::testing::config()
 }
 
 /// A running server. It runs on its own runtime and thread, so [`TestApp::crash`] can stop it

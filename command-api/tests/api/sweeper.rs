@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use command_api::service::BookingService;
-use command_api::sweeper;
+use booking::sweeper;
+use booking::BookingService;
 use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
@@ -80,7 +80,7 @@ async fn sweep_until_watermark(store: &BookingService, expected: (i64, i64)) {
 
 fn service_on(app: &crate::helpers::TestApp) -> BookingService {
     BookingService::new(
-        command_api::store::EventStore::new(app.pool.clone(), Default::default()),
+        booking::EventStore::new(app.pool.clone(), Default::default()),
         Default::default(),
     )
 }

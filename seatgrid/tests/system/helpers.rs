@@ -5,7 +5,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use command_api::{CommandApiConfig, RetryPolicy};
+use booking::RetryPolicy;
+use command_api::CommandApiConfig;
 use domain::EventPolicy;
 use futures::{SinkExt, StreamExt};
 use projections::RunnerConfig;
@@ -39,14 +40,8 @@ async fn spawn(clickhouse: Option<analytics::ClickHouseConfig>) -> TestSystem {
     let prefix = format!("sgtest:{}:", uuid::Uuid::new_v4().simple());
     let config = SystemConfig {
         command: CommandApiConfig {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            policy: EventPolicy {
-                min_hold_seconds: 1,
-                ..EventPolicy::default()
-            },
-            retry: RetryPolicy::default(),
             sweep_interval: Some(Duration::from_millis(300)),
-            max_body_bytes: 64 * 1024,
+            ..command_api::testing::config()
         },
         redis_url: redis_url(),
         redis_prefix: prefix.clone(),

@@ -1,8 +1,10 @@
-//! What the command service answers with: plain serializable views, shared by REST and (later)
-//! GraphQL. Field names are the public API's.
+//! What the core answers with: plain serializable views, shared by REST and GraphQL. Field names
+//! are the public API's.
 
 use chrono::{DateTime, Utc};
-use domain::{EventDefinition, SeatLabel, VenueLayout};
+use domain::{
+    CustomerId, EventDefinition, HoldId, HoldStatus, KnownEvent, SeatId, SeatLabel, VenueLayout,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -47,6 +49,10 @@ pub struct RowView {
 }
 
 impl EventView {
+    pub fn of(event: &KnownEvent) -> Self {
+        Self::new(&event.definition, &event.layout)
+    }
+
     pub fn new(definition: &EventDefinition, layout: &VenueLayout) -> Self {
         let mut first_seats = layout.row_first_seats();
         let spec = layout.spec();
@@ -113,19 +119,6 @@ impl From<SeatLabel> for SeatView {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HoldStatus {
-    /// Being placed right now (or interrupted; it turns `failed` at its expiry).
-    Pending,
-    Held,
-    Booked,
-    Released,
-    Expired,
-    /// Never took effect: some seats were not available, and whatever was taken was given back.
-    Failed,
-}
-
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HoldView {
     pub hold_id: Uuid,
@@ -136,6 +129,37 @@ pub struct HoldView {
     pub seats: Vec<SeatView>,
     pub total_cents: u64,
     pub currency: String,
+}
+
+/// The views of the given seats of `event` (unknown seat ids are left out).
+pub fn seat_views(event: &KnownEvent, seats: &[SeatId]) -> Vec<SeatView> {
+    event
+        .labels(seats)
+        .into_iter()
+        .map(SeatView::from)
+        .collect()
+}
+
+/// A hold's view: its seats labelled and priced from the event's layout.
+pub fn hold_view(
+    event: &KnownEvent,
+    hold_id: HoldId,
+    customer_id: &CustomerId,
+    seats: &[SeatId],
+    expires_at: DateTime<Utc>,
+    status: HoldStatus,
+) -> HoldView {
+    let seats = seat_views(event, seats);
+    HoldView {
+        hold_id: hold_id.0,
+        event_id: event.definition.event_id.0,
+        customer_id: customer_id.to_string(),
+        status,
+        expires_at,
+        total_cents: seats.iter().map(|s| s.price_cents).sum(),
+        seats,
+        currency: event.definition.currency.clone(),
+    }
 }
 
 impl SeatMapView {

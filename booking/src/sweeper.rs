@@ -13,9 +13,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::stored::{aggregate_type::SEAT_BLOCK, event_type::SEAT_HELD, field, payload_text_sql};
 use migrations::global_order::{GlobalPosition, VISIBLE_TO_EVERY_READER};
 
-use crate::http::idempotency;
+use crate::idempotency::IdempotencyStore;
 use crate::service::BookingService;
 
 /// How many lapsed holds one pass expires at most (their blocks, each once); the next pass takes
@@ -24,16 +25,24 @@ const LAPSED_HOLDS_PER_PASS: i64 = 1000;
 
 /// A seat hold (`held`, its SeatHeld row) is open until a later event of the same block about the
 /// same hold closes it: booked, released or expired.
-const STILL_OPEN: &str = "NOT EXISTS (
+fn still_open() -> String {
+    format!(
+        "NOT EXISTS (
         SELECT 1 FROM events closed
          WHERE closed.hold_id = held.hold_id
-           AND closed.aggregate_type = 'SeatBlock'
+           AND closed.aggregate_type = '{SEAT_BLOCK}'
            AND closed.aggregate_id = held.aggregate_id
-           AND closed.event_type <> 'SeatHeld')";
+           AND closed.event_type <> '{SEAT_HELD}')"
+    )
+}
 
 /// Seat holds above the place `($1, $2)` (served by the partial index `events_seat_holds`).
-const SEAT_HOLDS_ABOVE: &str = "held.aggregate_type = 'SeatBlock' AND held.event_type = 'SeatHeld'
-    AND (held.transaction_id, held.position) > ($1::bigint::text::xid8, $2)";
+fn seat_holds_above() -> String {
+    format!(
+        "held.aggregate_type = '{SEAT_BLOCK}' AND held.event_type = '{SEAT_HELD}'
+    AND (held.transaction_id, held.position) > ($1::bigint::text::xid8, $2)"
+    )
+}
 
 /// Moves the watermark over the seat holds that are closed and visible to every reader, and
 /// returns it. It stops just before the first seat hold still open; with none open, it moves to
@@ -44,16 +53,17 @@ pub async fn advance_watermark(pool: &sqlx::PgPool) -> Result<GlobalPosition, sq
         sqlx::query_as("SELECT transaction_id, position FROM hold_sweeper_watermark")
             .fetch_one(pool)
             .await?;
+    let (above, open) = (seat_holds_above(), still_open());
     let next: Option<(i64, i64)> = sqlx::query_as(&format!(
         "SELECT tx, position FROM (
             (SELECT held.transaction_id::text::bigint AS tx, held.position - 1 AS position, 0 AS pick
                FROM events held
-              WHERE {SEAT_HOLDS_ABOVE} AND {VISIBLE_TO_EVERY_READER} AND {STILL_OPEN}
+              WHERE {above} AND {VISIBLE_TO_EVERY_READER} AND {open}
               ORDER BY held.transaction_id, held.position LIMIT 1)
             UNION ALL
             (SELECT held.transaction_id::text::bigint, held.position, 1
                FROM events held
-              WHERE {SEAT_HOLDS_ABOVE} AND {VISIBLE_TO_EVERY_READER}
+              WHERE {above} AND {VISIBLE_TO_EVERY_READER}
               ORDER BY held.transaction_id DESC, held.position DESC LIMIT 1)
          ) candidates
          ORDER BY pick LIMIT 1"
@@ -86,13 +96,15 @@ pub async fn blocks_with_lapsed_holds(
     pool: &sqlx::PgPool,
     watermark: GlobalPosition,
 ) -> Result<Vec<String>, sqlx::Error> {
+    let (above, open) = (seat_holds_above(), still_open());
+    let expires_at = payload_text_sql("held", SEAT_HELD, field::EXPIRES_AT);
     sqlx::query_scalar(&format!(
         "SELECT DISTINCT aggregate_id FROM (
             SELECT held.aggregate_id
               FROM events held
-             WHERE {SEAT_HOLDS_ABOVE}
-               AND (held.payload -> 'SeatHeld' ->> 'expires_at')::timestamptz <= now()
-               AND {STILL_OPEN}
+             WHERE {above}
+               AND {expires_at}::timestamptz <= now()
+               AND {open}
              ORDER BY held.transaction_id, held.position
              LIMIT $3) lapsed"
     ))
@@ -122,10 +134,15 @@ pub async fn sweep_once(service: &BookingService) -> usize {
             tracing::warn!(error = %e, "sweeper could not expire every hold; next pass retries");
         }
     }
-    if let Err(e) = idempotency::purge_expired(pool).await {
+    if let Err(e) = IdempotencyStore::new(pool.clone()).purge_expired().await {
         tracing::warn!(error = %e, "sweeper could not purge idempotency keys");
     }
     blocks.len()
+}
+
+/// Runs passes every `interval` in a task of its own, until that task is aborted.
+pub fn spawn(service: Arc<BookingService>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(service, interval))
 }
 
 /// Runs passes every `interval` until the task is dropped or aborted.

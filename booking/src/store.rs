@@ -3,9 +3,9 @@
 //!
 //! Policy:
 //! - cqrs-es never retries; [`EventStore::execute`] reloads the aggregate and retries a command that
-//!   lost an optimistic-lock race at most [`RetryPolicy::max_attempts`] times, sleeping a random
-//!   ("full jitter") exponential delay in between. A command that still conflicts then fails with
-//!   [`StoreError::Contention`], which the API answers with 503 and `Retry-After`.
+//!   lost an optimistic-lock race, up to [`RetryPolicy::max_attempts`] attempts in all, sleeping an
+//!   exponential delay with random jitter in between (`backon`). A command that still conflicts
+//!   then fails with [`StoreError::Contention`], which the API answers with 503 and `Retry-After`.
 //! - Within one process, commands on the same aggregate take turns (a striped in-process lock held
 //!   while the aggregate is loaded, decided and appended), so a burst of buyers on one seat block
 //!   queues instead of conflicting. Optimistic versioning still decides between processes; the
@@ -19,12 +19,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use domain::{CustomerAllowance, SeatBlock, TicketedEvent};
 use postgres_es::PostgresEventRepository;
-use rand::Rng;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 type Framework<A> = CqrsFramework<A, PersistedEventStore<PostgresEventRepository, A>>;
 
@@ -51,13 +51,14 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn delay(&self, attempt: u32) -> Duration {
-        let cap = self
-            .base_delay
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.max_delay);
-        let micros = rand::rng().random_range(0..=cap.as_micros() as u64);
-        Duration::from_micros(micros)
+    /// The delays between attempts: exponential from `base_delay`, capped at `max_delay`, each
+    /// with random jitter so that racing commands spread out.
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.base_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .with_jitter()
     }
 }
 
@@ -88,6 +89,13 @@ impl<E: std::error::Error> From<LoadError> for StoreError<E> {
             e @ LoadError::Corrupt(..) => Self::Corrupt(e.to_string()),
         }
     }
+}
+
+/// One stored event's payload, as loads read it.
+#[derive(sqlx::FromRow)]
+struct StoredPayload {
+    aggregate_id: String,
+    payload: serde_json::Value,
 }
 
 /// The three aggregates' command paths over one connection pool.
@@ -163,38 +171,42 @@ impl EventStore {
         };
         metrics::histogram!("seatgrid_aggregate_turn_wait_seconds", "aggregate" => A::TYPE)
             .record(waited.elapsed().as_secs_f64());
-        for attempt in 0..self.retry.max_attempts {
-            if attempt > 0 {
-                metrics::counter!("seatgrid_command_retries_total", "aggregate" => A::TYPE)
-                    .increment(1);
-                tokio::time::sleep(self.retry.delay(attempt)).await;
-            }
-            match framework
-                .execute_with_metadata(id, command(), metadata.clone())
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(AggregateError::AggregateConflict) => {
+        let attempt = || {
+            let command = command();
+            let metadata = metadata.clone();
+            async move {
+                let result = framework.execute_with_metadata(id, command, metadata).await;
+                if matches!(result, Err(AggregateError::AggregateConflict)) {
                     metrics::counter!("seatgrid_optimistic_conflicts_total", "aggregate" => A::TYPE)
                         .increment(1);
-                    tracing::debug!(aggregate = A::TYPE, id, attempt, "optimistic-lock conflict");
-                    continue;
+                    tracing::debug!(aggregate = A::TYPE, id, "optimistic-lock conflict");
                 }
-                Err(AggregateError::UserError(e)) => return Err(StoreError::Rejected(e)),
-                Err(AggregateError::DatabaseConnectionError(e)) => {
-                    return Err(StoreError::Unavailable(e.to_string()))
-                }
-                Err(AggregateError::DeserializationError(e)) => {
-                    return Err(StoreError::Corrupt(e.to_string()))
-                }
-                Err(AggregateError::UnexpectedError(e)) => {
-                    return Err(StoreError::Unavailable(e.to_string()))
-                }
+                result
             }
+        };
+        let result = attempt
+            .retry(self.retry.backoff())
+            .when(|e| matches!(e, AggregateError::AggregateConflict))
+            .notify(|_, _| {
+                metrics::counter!("seatgrid_command_retries_total", "aggregate" => A::TYPE)
+                    .increment(1);
+            })
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(AggregateError::AggregateConflict) => {
+                tracing::warn!(aggregate = A::TYPE, id, "gave up after repeated conflicts");
+                metrics::counter!("seatgrid_command_contention_total", "aggregate" => A::TYPE)
+                    .increment(1);
+                Err(StoreError::Contention(self.retry.max_attempts))
+            }
+            Err(AggregateError::UserError(e)) => Err(StoreError::Rejected(e)),
+            Err(AggregateError::DatabaseConnectionError(e)) => {
+                Err(StoreError::Unavailable(e.to_string()))
+            }
+            Err(AggregateError::DeserializationError(e)) => Err(StoreError::Corrupt(e.to_string())),
+            Err(AggregateError::UnexpectedError(e)) => Err(StoreError::Unavailable(e.to_string())),
         }
-        tracing::warn!(aggregate = A::TYPE, id, "gave up after repeated conflicts");
-        metrics::counter!("seatgrid_command_contention_total", "aggregate" => A::TYPE).increment(1);
-        Err(StoreError::Contention(self.retry.max_attempts))
     }
 
     /// Loads several aggregates of one type in one query; ids with no events are left out.
@@ -211,8 +223,8 @@ impl EventStore {
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, A>, LoadError> {
-        let rows = if let [id] = ids {
-            sqlx::query(
+        let rows: Vec<StoredPayload> = if let [id] = ids {
+            sqlx::query_as(
                 "SELECT aggregate_id, payload FROM events
                   WHERE aggregate_type = $1 AND aggregate_id = $2
                   ORDER BY sequence",
@@ -222,7 +234,7 @@ impl EventStore {
             .fetch_all(&self.pool)
             .await?
         } else {
-            sqlx::query(
+            sqlx::query_as(
                 "SELECT e.aggregate_id, e.payload
                    FROM (SELECT DISTINCT unnest($2::text[]) AS id) wanted
                   CROSS JOIN LATERAL (
@@ -237,12 +249,14 @@ impl EventStore {
             .await?
         };
         let mut loaded: HashMap<String, A> = HashMap::new();
-        for row in rows {
-            let id: String = row.try_get("aggregate_id")?;
-            let payload: serde_json::Value = row.try_get("payload")?;
+        for StoredPayload {
+            aggregate_id,
+            payload,
+        } in rows
+        {
             let event = serde_json::from_value::<A::Event>(payload)
-                .map_err(|e| LoadError::Corrupt(format!("{} {id}", A::TYPE), e))?;
-            loaded.entry(id).or_default().apply(event);
+                .map_err(|e| LoadError::Corrupt(format!("{} {aggregate_id}", A::TYPE), e))?;
+            loaded.entry(aggregate_id).or_default().apply(event);
         }
         Ok(loaded)
     }

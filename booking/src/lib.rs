@@ -1,0 +1,31 @@
+//! SeatGrid's application core: it carries out the booking commands and the reads that must never
+//! be behind, and it knows nothing of HTTP or GraphQL. The REST adapter (`command-api`) and the
+//! GraphQL adapter (`query-api`) are siblings over it; each maps [`CommandError`] to its transport
+//! in one place.
+//!
+//! Where things are, by name:
+//! - [`service`]: the [`BookingCommands`] trait and [`BookingService`], creating events;
+//!   [`place_hold`], [`book_release`], [`reads`], [`expiry`]: the service's steps.
+//! - [`validation`]: request shapes and checks shared by both adapters; [`error`]: the one error.
+//! - [`context`]: who asked, and ids derived from idempotency seeds; [`idempotency`]: stored
+//!   outcomes of requests with an idempotency key.
+//! - [`store`]: the Postgres event store, with the bounded conflict retry.
+//! - [`views`]: what the core answers with; [`sweeper`]: records expiries nobody else recorded.
+
+pub mod book_release;
+pub mod context;
+pub mod error;
+pub mod expiry;
+pub mod idempotency;
+pub mod place_hold;
+pub mod reads;
+pub mod service;
+pub mod store;
+pub mod sweeper;
+pub mod validation;
+pub mod views;
+
+pub use context::RequestContext;
+pub use error::{CommandError, ErrorKind};
+pub use service::{BookingCommands, BookingService};
+pub use store::{EventStore, RetryPolicy};

@@ -1,0 +1,253 @@
+//! Placing a hold: check the seats, reserve the customer's allowance, take the seats block by
+//! block, and give everything back if any block refuses (see the policy of [`crate::service`]).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{
+    AllowanceError, CustomerAllowance, CustomerAllowanceCommand, CustomerId, EventId, HoldId,
+    KnownEvent, LayoutError, ReturnReason, SeatBlock, SeatBlockCommand, SeatBlockError, SeatId,
+    SeatRef, SeatStatus,
+};
+
+use crate::context::RequestContext;
+use crate::error::CommandError;
+use crate::service::BookingService;
+use crate::store::StoreError;
+use crate::views::{hold_view, seat_views, HoldView};
+use domain::HoldStatus;
+
+/// Checks a hold request's seats against the event and resolves them to seat ids: at least one,
+/// at most the per-customer limit, every one in the layout, none twice.
+pub fn resolve_seats(event: &KnownEvent, refs: &[SeatRef]) -> Result<Vec<SeatId>, CommandError> {
+    if refs.is_empty() {
+        return Err(CommandError::NoSeats);
+    }
+    let max = event.definition.max_seats_per_customer;
+    if refs.len() > max as usize {
+        return Err(CommandError::TooManySeats {
+            max,
+            requested: refs.len() as u32,
+        });
+    }
+    let seats = event.layout.resolve(refs).map_err(|e| match e {
+        LayoutError::UnknownSeats(bad) => CommandError::UnknownSeats(bad),
+        LayoutError::Invalid(msg) => CommandError::Invalid(vec![msg]),
+    })?;
+    let mut seen = HashSet::new();
+    let duplicates: Vec<SeatId> = seats.iter().copied().filter(|s| !seen.insert(*s)).collect();
+    if !duplicates.is_empty() {
+        return Err(CommandError::DuplicateSeats(seat_views(event, &duplicates)));
+    }
+    Ok(seats)
+}
+
+impl BookingService {
+    #[tracing::instrument(name = "hold_seats", skip_all, fields(%event_id, %customer_id, correlation_id = %ctx.correlation_id))]
+    pub(crate) async fn run_hold_seats(
+        &self,
+        event_id: EventId,
+        customer_id: CustomerId,
+        seats: Vec<SeatRef>,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError> {
+        let event = self.load_known_event(event_id).await?;
+        let seats = resolve_seats(&event, &seats)?;
+        let hold_id = HoldId(ctx.new_id(&format!("hold\n{customer_id}")));
+        let now = Utc::now();
+        let expires_at = now + Duration::seconds(i64::from(event.definition.hold_seconds));
+        let allowance_id = CustomerAllowance::aggregate_id(event_id, &customer_id);
+        let meta = ctx.metadata("HoldSeats", Some(&customer_id));
+
+        // Cheap early answer for the common loser of a flash sale: seats already taken are refused
+        // after one read, before anything is written. The appends below still decide.
+        self.refuse_taken_seats(&event, hold_id, &seats, now)
+            .await?;
+        self.store
+            .execute::<CustomerAllowance>(&allowance_id, &meta, || {
+                CustomerAllowanceCommand::Reserve {
+                    event_id,
+                    customer_id: customer_id.clone(),
+                    hold_id,
+                    seats: seats.clone(),
+                    expires_at,
+                    limit: event.definition.max_seats_per_customer,
+                    now: Utc::now(),
+                }
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Rejected(AllowanceError::LimitExceeded {
+                    limit,
+                    in_use,
+                    requested,
+                }) => CommandError::CustomerLimitExceeded {
+                    limit,
+                    in_use,
+                    requested,
+                },
+                other => other.into(),
+            })?;
+
+        let mut taken = Vec::new();
+        for (block, block_seats) in event.by_block(&seats) {
+            let result = self
+                .store
+                .execute::<SeatBlock>(&event.block_id(block), &meta, || {
+                    SeatBlockCommand::HoldSeats {
+                        event_id,
+                        hold_id,
+                        customer_id: customer_id.clone(),
+                        seats: block_seats.clone(),
+                        expires_at,
+                        now: Utc::now(),
+                    }
+                })
+                .await;
+            let error = match result {
+                Ok(()) => {
+                    taken.push(block);
+                    continue;
+                }
+                Err(StoreError::Rejected(SeatBlockError::SeatsUnavailable(unavailable))) => {
+                    CommandError::SeatsUnavailable(seat_views(&event, &unavailable))
+                }
+                Err(StoreError::Rejected(e)) => CommandError::Invalid(vec![e.to_string()]),
+                Err(e) => e.into(),
+            };
+            self.undo_hold(&event, hold_id, &customer_id, &taken, &allowance_id, ctx)
+                .await;
+            return Err(error);
+        }
+        Ok(hold_view(
+            &event,
+            hold_id,
+            &customer_id,
+            &seats,
+            expires_at,
+            HoldStatus::Held,
+        ))
+    }
+
+    /// `SeatsUnavailable` if any of `seats` is held or booked at `now` by another hold (read only,
+    /// no lock). A re-run of the same hold (same idempotency key) is left to the appends.
+    async fn refuse_taken_seats(
+        &self,
+        event: &KnownEvent,
+        hold_id: HoldId,
+        seats: &[SeatId],
+        now: DateTime<Utc>,
+    ) -> Result<(), CommandError> {
+        let by_block = event.by_block(seats);
+        let ids: Vec<String> = by_block.keys().map(|b| event.block_id(*b)).collect();
+        let blocks = self.store.load::<SeatBlock>(&ids).await?;
+        let taken: Vec<SeatId> = by_block
+            .iter()
+            .flat_map(|(b, block_seats)| {
+                let block = blocks
+                    .get(&event.block_id(*b))
+                    .filter(|blk| blk.hold(hold_id).is_none());
+                block_seats.iter().filter(move |s| {
+                    block.is_some_and(|blk| blk.seat_status(**s, now) != SeatStatus::Available)
+                })
+            })
+            .copied()
+            .collect();
+        if taken.is_empty() {
+            Ok(())
+        } else {
+            Err(CommandError::SeatsUnavailable(seat_views(event, &taken)))
+        }
+    }
+
+    /// Gives back the blocks already taken for a hold that failed, then its allowance.
+    async fn undo_hold(
+        &self,
+        event: &KnownEvent,
+        hold_id: HoldId,
+        customer_id: &CustomerId,
+        taken: &[u32],
+        allowance_id: &str,
+        ctx: &RequestContext,
+    ) {
+        let meta = ctx.metadata("UndoHold", Some(customer_id));
+        for block in taken {
+            let result = self
+                .store
+                .execute::<SeatBlock>(&event.block_id(*block), &meta, || {
+                    SeatBlockCommand::ReleaseHold {
+                        hold_id,
+                        customer_id: customer_id.clone(),
+                        now: Utc::now(),
+                    }
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(%hold_id, block, error = %e, "could not release part of a failed hold; it frees itself at expiry");
+            }
+        }
+        let result = self
+            .return_allowance(allowance_id, hold_id, ReturnReason::HoldFailed, &meta)
+            .await;
+        if let Err(e) = result {
+            tracing::error!(%hold_id, error = %e, "could not return the allowance of a failed hold; it frees itself at expiry");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{EventDefinition, EventPolicy, LayoutSpec, NewEvent};
+
+    use super::*;
+
+    /// Given a 2 x 5 grid with a limit of 3 seats per customer.
+    fn event() -> KnownEvent {
+        let draft = NewEvent {
+            name: "show".into(),
+            venue: None,
+            starts_at: None,
+            currency: None,
+            layout: LayoutSpec::grid(2, 5, 1_000),
+            hold_seconds: None,
+            max_seats_per_customer: Some(3),
+        };
+        let (definition, _) = EventDefinition::validate(
+            EventId(uuid::Uuid::from_u128(7)),
+            draft,
+            &EventPolicy::default(),
+            Utc::now(),
+        )
+        .unwrap();
+        KnownEvent::new(definition).unwrap()
+    }
+
+    #[test]
+    fn when_seats_are_named_by_id_then_they_resolve_in_order() {
+        let seats = resolve_seats(&event(), &[SeatRef::Id(4), SeatRef::Id(0)]).unwrap();
+        assert_eq!(seats, [SeatId(4), SeatId(0)]);
+    }
+
+    #[test]
+    fn when_no_seats_or_too_many_are_asked_then_it_is_refused_before_any_io() {
+        let e = event();
+        assert_eq!(resolve_seats(&e, &[]).unwrap_err().code(), "no_seats");
+        let four: Vec<SeatRef> = (0..4).map(SeatRef::Id).collect();
+        assert_eq!(
+            resolve_seats(&e, &four).unwrap_err().code(),
+            "too_many_seats"
+        );
+    }
+
+    #[test]
+    fn when_a_seat_is_unknown_or_named_twice_then_it_says_which() {
+        let e = event();
+        let unknown = resolve_seats(&e, &[SeatRef::Id(10)]).unwrap_err();
+        assert_eq!(unknown.code(), "unknown_seats");
+        let twice = resolve_seats(&e, &[SeatRef::Id(1), SeatRef::Id(1)]).unwrap_err();
+        let CommandError::DuplicateSeats(seats) = twice else {
+            panic!("not a duplicate")
+        };
+        assert_eq!(seats[0].seat_id, 1);
+    }
+}

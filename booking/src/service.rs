@@ -1,0 +1,236 @@
+//! The booking command service: the one place where commands are decided, for REST and GraphQL
+//! alike (both call [`BookingCommands`]). Its steps live in files named for them:
+//! [`crate::place_hold`], [`crate::book_release`], [`crate::reads`], [`crate::expiry`].
+//!
+//! Policy:
+//! - A hold is placed in steps, each an atomic append: reserve the customer's allowance, then hold
+//!   the seats block by block (in block order, so concurrent multi-block holds cannot deadlock each
+//!   other into endless conflicts). If any block refuses, every block already taken is released and
+//!   the allowance returned before answering: from the customer's view a hold is all or nothing.
+//!   The common hold (seats of one row) touches one block and is a single append.
+//! - A booking commits the allowance first, then books every block, all judged at one decision
+//!   instant. A hold that had expired at that instant cannot be booked.
+//! - With an idempotency seed, the new event's or hold's id is derived from it, so a request
+//!   re-run after a crash lands on the same aggregate and is a no-op there.
+//! - Ownership (only the hold's customer may book or release it) is checked here and nowhere else.
+//! - Every command is counted by outcome (`seatgrid_commands_total{command, outcome}`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use domain::{
+    CustomerId, EventCatalog, EventDefinition, EventId, EventPolicy, HoldId, KnownEvent, NewEvent,
+    SeatRef, TicketedEvent, TicketedEventCommand, TicketedEventError,
+};
+
+use crate::context::RequestContext;
+use crate::error::CommandError;
+use crate::store::{EventStore, StoreError};
+use crate::views::{EventView, HoldView, SeatMapView};
+
+/// The commands of the booking path, and the reads that must never be behind. REST handlers and
+/// GraphQL resolvers call only this.
+#[async_trait]
+pub trait BookingCommands: Send + Sync {
+    /// A ticketed event as created.
+    async fn event(&self, event_id: EventId) -> Result<EventView, CommandError>;
+    /// A ticketed event with its layout index (kept in the process's catalog).
+    async fn known_event(&self, event_id: EventId) -> Result<Arc<KnownEvent>, CommandError>;
+    /// Every seat's status now, from the event store.
+    async fn seat_map(&self, event_id: EventId) -> Result<SeatMapView, CommandError>;
+    /// A seat map the read side projected (`seats` in the compact encoding), as a view.
+    async fn projected_seat_map(
+        &self,
+        event_id: EventId,
+        seats: String,
+    ) -> Result<SeatMapView, CommandError>;
+    /// A hold's status now, from the event store.
+    async fn hold(&self, hold_id: HoldId) -> Result<HoldView, CommandError>;
+
+    async fn create_event(
+        &self,
+        draft: NewEvent,
+        ctx: &RequestContext,
+    ) -> Result<EventView, CommandError>;
+    async fn hold_seats(
+        &self,
+        event_id: EventId,
+        customer_id: CustomerId,
+        seats: Vec<SeatRef>,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError>;
+    async fn book_hold(
+        &self,
+        hold_id: HoldId,
+        customer_id: CustomerId,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError>;
+    async fn release_hold(
+        &self,
+        hold_id: HoldId,
+        customer_id: CustomerId,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError>;
+}
+
+/// The event-sourced implementation of [`BookingCommands`], plus the reads served straight from
+/// the event store.
+pub struct BookingService {
+    pub(crate) store: EventStore,
+    policy: EventPolicy,
+    catalog: Arc<EventCatalog>,
+}
+
+impl BookingService {
+    pub fn new(store: EventStore, policy: EventPolicy) -> Self {
+        Self::with_catalog(store, policy, Arc::default())
+    }
+
+    /// A service that keeps the ticketed events it loads in `catalog` (shared with other readers
+    /// of the same process).
+    pub fn with_catalog(
+        store: EventStore,
+        policy: EventPolicy,
+        catalog: Arc<EventCatalog>,
+    ) -> Self {
+        Self {
+            store,
+            policy,
+            catalog,
+        }
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    pub fn catalog(&self) -> &Arc<EventCatalog> {
+        &self.catalog
+    }
+
+    /// A ticketed event with its layout, from the catalog or else from the event store.
+    pub(crate) async fn load_known_event(
+        &self,
+        event_id: EventId,
+    ) -> Result<Arc<KnownEvent>, CommandError> {
+        if let Some(known) = self.catalog.get(event_id) {
+            return Ok(known);
+        }
+        let definition: EventDefinition = self
+            .store
+            .load_one::<TicketedEvent>(&event_id.to_string())
+            .await?
+            .and_then(|e| e.definition)
+            .ok_or(CommandError::EventNotFound(event_id))?;
+        self.catalog
+            .insert(definition)
+            .ok_or_else(|| CommandError::Internal(format!("stored layout of {event_id} invalid")))
+    }
+
+    #[tracing::instrument(name = "create_event", skip_all, fields(correlation_id = %ctx.correlation_id))]
+    async fn run_create_event(
+        &self,
+        draft: NewEvent,
+        ctx: &RequestContext,
+    ) -> Result<EventView, CommandError> {
+        let event_id = EventId(ctx.new_id("event"));
+        let (definition, layout) =
+            EventDefinition::validate(event_id, draft, &self.policy, Utc::now())
+                .map_err(CommandError::Invalid)?;
+        let meta = ctx.metadata("CreateEvent", None);
+        let created = self
+            .store
+            .execute::<TicketedEvent>(&event_id.to_string(), &meta, || {
+                TicketedEventCommand::Create(definition.clone())
+            })
+            .await;
+        match created {
+            Ok(()) => Ok(EventView::new(&definition, &layout)),
+            // Only reachable through an idempotency key re-run: answer with what exists.
+            Err(StoreError::Rejected(TicketedEventError::AlreadyCreated(id))) => {
+                self.run_event(id).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[async_trait]
+impl BookingCommands for BookingService {
+    async fn event(&self, event_id: EventId) -> Result<EventView, CommandError> {
+        self.run_event(event_id).await
+    }
+
+    async fn known_event(&self, event_id: EventId) -> Result<Arc<KnownEvent>, CommandError> {
+        self.load_known_event(event_id).await
+    }
+
+    async fn seat_map(&self, event_id: EventId) -> Result<SeatMapView, CommandError> {
+        self.run_seat_map(event_id).await
+    }
+
+    async fn projected_seat_map(
+        &self,
+        event_id: EventId,
+        seats: String,
+    ) -> Result<SeatMapView, CommandError> {
+        self.run_projected_seat_map(event_id, seats).await
+    }
+
+    async fn hold(&self, hold_id: HoldId) -> Result<HoldView, CommandError> {
+        self.run_hold(hold_id).await
+    }
+
+    async fn create_event(
+        &self,
+        draft: NewEvent,
+        ctx: &RequestContext,
+    ) -> Result<EventView, CommandError> {
+        counted("create_event", self.run_create_event(draft, ctx).await)
+    }
+
+    async fn hold_seats(
+        &self,
+        event_id: EventId,
+        customer_id: CustomerId,
+        seats: Vec<SeatRef>,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError> {
+        counted(
+            "hold",
+            self.run_hold_seats(event_id, customer_id, seats, ctx).await,
+        )
+    }
+
+    async fn book_hold(
+        &self,
+        hold_id: HoldId,
+        customer_id: CustomerId,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError> {
+        counted("book", self.run_book_hold(hold_id, customer_id, ctx).await)
+    }
+
+    async fn release_hold(
+        &self,
+        hold_id: HoldId,
+        customer_id: CustomerId,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError> {
+        counted(
+            "release",
+            self.run_release_hold(hold_id, customer_id, ctx).await,
+        )
+    }
+}
+
+fn counted<T>(command: &'static str, result: Result<T, CommandError>) -> Result<T, CommandError> {
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    };
+    metrics::counter!("seatgrid_commands_total", "command" => command, "outcome" => outcome)
+        .increment(1);
+    result
+}

@@ -1,0 +1,336 @@
+//! Request validation shared by every adapter: a new ticketed event's shape, seat references and
+//! who the customer is. Failures are the core's own [`CommandError`]s, so REST and GraphQL refuse the
+//! same input with the same code.
+//!
+//! Policy: the shapes here are the public request shapes (REST bodies; GraphQL inputs convert into
+//! them field by field). Unknown fields are refused. Everything a value must satisfy beyond its
+//! shape (name length, layout sizes, hold length, limits) is the domain's
+//! [`domain::EventDefinition::validate`].
+
+use chrono::{DateTime, Utc};
+use domain::{CustomerId, LayoutSpec, NewEvent, PriceTier, RowSpec, SeatRef, SectionSpec};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::error::CommandError;
+
+/// A new ticketed event. Give the layout either as a grid (`rows` x `cols`, one price) or as
+/// `sections` with `price_tiers`; the grid may also be given at the top level, as in the seed.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventRequest {
+    #[schema(example = "Flash Sale Live")]
+    pub name: String,
+    pub venue: Option<String>,
+    #[serde(alias = "date")]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// ISO 4217 code; default EUR.
+    pub currency: Option<String>,
+    pub rows: Option<u32>,
+    pub cols: Option<u32>,
+    pub price_cents: Option<u64>,
+    pub layout: Option<LayoutRequest>,
+    /// Hold length for this event (default 600 s, capped by the server).
+    pub hold_seconds: Option<u32>,
+    /// Seats one customer may hold plus book for this event (default 10, capped by the server).
+    pub max_seats_per_customer: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutRequest {
+    pub rows: Option<u32>,
+    pub cols: Option<u32>,
+    pub price_cents: Option<u64>,
+    pub price_tiers: Option<Vec<PriceTierRequest>>,
+    pub sections: Option<Vec<SectionRequest>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTierRequest {
+    pub name: String,
+    pub price_cents: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SectionRequest {
+    pub name: String,
+    pub price_tier: String,
+    pub rows: Vec<RowRequest>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RowRequest {
+    pub label: String,
+    pub seats: u32,
+}
+
+impl CreateEventRequest {
+    /// The domain's draft of the event; the layout's own rules are checked when it is created.
+    pub fn into_new_event(self) -> Result<NewEvent, CommandError> {
+        let invalid = |msg: &str| CommandError::Invalid(vec![msg.to_owned()]);
+        let layout =
+            match self.layout {
+                Some(LayoutRequest {
+                    sections: Some(sections),
+                    price_tiers,
+                    rows: None,
+                    cols: None,
+                    price_cents: None,
+                }) => LayoutSpec {
+                    price_tiers: price_tiers
+                        .ok_or_else(|| invalid("a layout with sections needs price_tiers"))?
+                        .into_iter()
+                        .map(|t| PriceTier {
+                            name: t.name,
+                            price_cents: t.price_cents,
+                        })
+                        .collect(),
+                    sections: sections
+                        .into_iter()
+                        .map(SectionRequest::into_spec)
+                        .collect(),
+                },
+                Some(LayoutRequest {
+                    rows: Some(rows),
+                    cols: Some(cols),
+                    price_cents,
+                    sections: None,
+                    price_tiers: None,
+                }) if self.rows.is_none() && self.cols.is_none() => {
+                    LayoutSpec::grid(rows, cols, price_cents.or(self.price_cents).unwrap_or(0))
+                }
+                Some(_) => return Err(invalid(
+                    "layout must be either {rows, cols, price_cents} or {price_tiers, sections}",
+                )),
+                None => match (self.rows, self.cols) {
+                    (Some(rows), Some(cols)) => {
+                        LayoutSpec::grid(rows, cols, self.price_cents.unwrap_or(0))
+                    }
+                    _ => return Err(invalid(
+                        "give a layout: rows and cols, or layout.sections with layout.price_tiers",
+                    )),
+                },
+            };
+        Ok(NewEvent {
+            name: self.name,
+            venue: self.venue,
+            starts_at: self.starts_at,
+            currency: self.currency,
+            layout,
+            hold_seconds: self.hold_seconds,
+            max_seats_per_customer: self.max_seats_per_customer,
+        })
+    }
+}
+
+impl SectionRequest {
+    fn into_spec(self) -> SectionSpec {
+        SectionSpec {
+            name: self.name,
+            price_tier: self.price_tier,
+            rows: self
+                .rows
+                .into_iter()
+                .map(|r| RowSpec {
+                    label: r.label,
+                    seats: r.seats,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One seat as an adapter received it, before it is known to be a seat id or a label.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeatInput {
+    /// JSON as sent: a seat id (number) or `{section, row, seat}`.
+    Json(Value),
+    /// Typed fields; exactly one of `seat_id` or (`row` and `seat`, maybe `section`) is given.
+    Fields {
+        seat_id: Option<u32>,
+        section: Option<String>,
+        row: Option<String>,
+        seat: Option<String>,
+    },
+}
+
+impl SeatInput {
+    fn into_ref(self) -> Option<SeatRef> {
+        match self {
+            Self::Json(value) => serde_json::from_value(value).ok(),
+            Self::Fields {
+                seat_id: Some(id),
+                section: None,
+                row: None,
+                seat: None,
+            } => Some(SeatRef::Id(id)),
+            Self::Fields {
+                seat_id: None,
+                section,
+                row: Some(row),
+                seat: Some(seat),
+            } => Some(SeatRef::Label {
+                section,
+                row: domain::layout::LabelValue::Text(row),
+                seat: domain::layout::LabelValue::Text(seat),
+            }),
+            Self::Fields { .. } => None,
+        }
+    }
+}
+
+/// Seat references, every malformed one named by its position.
+pub fn seat_refs(seats: Vec<SeatInput>) -> Result<Vec<SeatRef>, CommandError> {
+    let mut refs = Vec::with_capacity(seats.len());
+    let mut problems = Vec::new();
+    for (i, seat) in seats.into_iter().enumerate() {
+        match seat.into_ref() {
+            Some(r) => refs.push(r),
+            None => problems.push(format!(
+                "seats[{i}] must be a seat id (a number from 0) or an object {{section, row, seat}}"
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(refs)
+    } else {
+        Err(CommandError::InvalidSeats(problems))
+    }
+}
+
+/// The customer from up to two places a request may name them (a header and a body field, say):
+/// at least one, and both the same when both are given.
+pub fn customer_id(first: Option<&str>, second: Option<&str>) -> Result<CustomerId, CommandError> {
+    let parse = |raw: Option<&str>| {
+        raw.map(CustomerId::parse)
+            .transpose()
+            .map_err(|e| CommandError::InvalidCustomerId(e.0))
+    };
+    match (parse(first)?, parse(second)?) {
+        (Some(a), Some(b)) if a != b => Err(CommandError::CustomerMismatch),
+        (Some(c), _) | (None, Some(c)) => Ok(c),
+        (None, None) => Err(CommandError::MissingCustomerId),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_top_level_grid_is_a_layout() {
+        let request = CreateEventRequest {
+            name: "x".into(),
+            rows: Some(2),
+            cols: Some(3),
+            price_cents: Some(500),
+            ..Default::default()
+        };
+        let draft = request.into_new_event().unwrap();
+        assert_eq!(draft.layout, LayoutSpec::grid(2, 3, 500));
+    }
+
+    #[test]
+    fn a_grid_given_twice_or_no_layout_is_refused() {
+        let twice = CreateEventRequest {
+            name: "x".into(),
+            rows: Some(2),
+            cols: Some(3),
+            layout: Some(LayoutRequest {
+                rows: Some(1),
+                cols: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            twice.into_new_event().unwrap_err().code(),
+            "invalid_request"
+        );
+        let none = CreateEventRequest {
+            name: "x".into(),
+            ..Default::default()
+        };
+        assert!(none
+            .into_new_event()
+            .unwrap_err()
+            .to_string()
+            .contains("give a layout"));
+    }
+
+    #[test]
+    fn sections_need_price_tiers() {
+        let request = CreateEventRequest {
+            name: "x".into(),
+            layout: Some(LayoutRequest {
+                sections: Some(vec![]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(request
+            .into_new_event()
+            .unwrap_err()
+            .to_string()
+            .contains("needs price_tiers"));
+    }
+
+    #[test]
+    fn seats_by_id_or_label_and_bad_ones_by_position() {
+        let refs = seat_refs(vec![
+            SeatInput::Json(json!(12)),
+            SeatInput::Json(json!({"row": "3", "seat": 4})),
+            SeatInput::Fields {
+                seat_id: None,
+                section: Some("Balcony".into()),
+                row: Some("1".into()),
+                seat: Some("2".into()),
+            },
+        ])
+        .unwrap();
+        assert_eq!(refs[0], SeatRef::Id(12));
+        assert_eq!(refs.len(), 3);
+        let bad = seat_refs(vec![
+            SeatInput::Json(json!(1)),
+            SeatInput::Json(json!("x")),
+            SeatInput::Fields {
+                seat_id: Some(1),
+                section: None,
+                row: Some("1".into()),
+                seat: None,
+            },
+        ])
+        .unwrap_err();
+        let CommandError::InvalidSeats(problems) = bad else {
+            panic!("not a seat problem")
+        };
+        assert!(problems[0].starts_with("seats[1]"));
+        assert!(problems[1].starts_with("seats[2]"));
+    }
+
+    #[test]
+    fn the_customer_is_named_once_or_twice_alike() {
+        assert_eq!(customer_id(Some("a"), None).unwrap().as_str(), "a");
+        assert_eq!(customer_id(None, Some("a")).unwrap().as_str(), "a");
+        assert_eq!(customer_id(Some("a"), Some("a")).unwrap().as_str(), "a");
+        assert_eq!(
+            customer_id(Some("a"), Some("b")).unwrap_err().code(),
+            "customer_mismatch"
+        );
+        assert_eq!(
+            customer_id(None, None).unwrap_err().code(),
+            "missing_customer_id"
+        );
+        assert_eq!(
+            customer_id(Some(""), None).unwrap_err().code(),
+            "invalid_customer_id"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! The request headers the REST API reads, named once.
+
+pub const CUSTOMER_HEADER: &str = "x-customer-id";
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Set on a response replayed from an idempotency key's stored outcome.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";

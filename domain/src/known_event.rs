@@ -1,0 +1,178 @@
+//! A ticketed event with its layout index, and the one in-memory catalog of them that every layer
+//! (commands, GraphQL, analytics) keeps.
+//!
+//! Policy: an event's definition never changes once created, so a [`KnownEvent`] never goes stale
+//! and may be kept for the life of the process. The [`EventCatalog`] is bounded: past its capacity
+//! the least recently used event is forgotten (and loaded again when next needed). It does no I/O:
+//! callers load a definition their own way and [`EventCatalog::insert`] it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use crate::ids::{EventId, SeatBlockId, SeatId};
+use crate::layout::{LayoutError, SeatLabel, VenueLayout};
+use crate::ticketed_event::EventDefinition;
+
+/// A ticketed event as kept in memory: its definition and its layout index.
+#[derive(Debug)]
+pub struct KnownEvent {
+    pub definition: EventDefinition,
+    pub layout: VenueLayout,
+}
+
+impl KnownEvent {
+    pub fn new(definition: EventDefinition) -> Result<Self, LayoutError> {
+        let layout = VenueLayout::new(definition.layout.clone())?;
+        Ok(Self { definition, layout })
+    }
+
+    pub fn event_id(&self) -> EventId {
+        self.definition.event_id
+    }
+
+    /// Labels of the given seats, in the same order (unknown seat ids are left out).
+    pub fn labels(&self, seats: &[SeatId]) -> Vec<SeatLabel> {
+        seats.iter().filter_map(|s| self.layout.label(*s)).collect()
+    }
+
+    /// The aggregate id of seat block `index`.
+    pub fn block_id(&self, index: u32) -> String {
+        SeatBlockId {
+            event_id: self.definition.event_id,
+            index,
+        }
+        .aggregate_id()
+    }
+
+    /// Seats grouped by block, blocks in ascending order.
+    pub fn by_block(&self, seats: &[SeatId]) -> BTreeMap<u32, Vec<SeatId>> {
+        let mut blocks: BTreeMap<u32, Vec<SeatId>> = BTreeMap::new();
+        for seat in seats {
+            if let Some(b) = self.layout.block_of(*seat) {
+                blocks.entry(b).or_default().push(*seat);
+            }
+        }
+        blocks
+    }
+}
+
+/// A bounded map of known events, least recently used forgotten first.
+#[derive(Debug)]
+pub struct EventCatalog {
+    capacity: usize,
+    inner: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    tick: u64,
+    events: HashMap<EventId, (Arc<KnownEvent>, u64)>,
+}
+
+impl EventCatalog {
+    /// Events kept by default: far more than one process sells at once.
+    pub const DEFAULT_CAPACITY: usize = 10_000;
+
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::default(),
+        }
+    }
+
+    pub fn get(&self, event_id: EventId) -> Option<Arc<KnownEvent>> {
+        let mut inner = self.inner.lock().expect("catalog lock");
+        inner.tick += 1;
+        let tick = inner.tick;
+        let (event, used) = inner.events.get_mut(&event_id)?;
+        *used = tick;
+        Some(event.clone())
+    }
+
+    /// Keeps `definition` (or returns the copy already kept); `None` if its layout is invalid.
+    pub fn insert(&self, definition: EventDefinition) -> Option<Arc<KnownEvent>> {
+        if let Some(known) = self.get(definition.event_id) {
+            return Some(known);
+        }
+        let known = Arc::new(KnownEvent::new(definition).ok()?);
+        let mut inner = self.inner.lock().expect("catalog lock");
+        if inner.events.len() >= self.capacity {
+            let oldest = inner
+                .events
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(id, _)| *id);
+            if let Some(id) = oldest {
+                inner.events.remove(&id);
+            }
+        }
+        inner.tick += 1;
+        let tick = inner.tick;
+        inner.events.insert(known.event_id(), (known.clone(), tick));
+        Some(known)
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().expect("catalog lock").events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for EventCatalog {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::{EventPolicy, LayoutSpec, NewEvent};
+
+    fn definition(n: u128) -> EventDefinition {
+        let draft = NewEvent {
+            name: format!("show {n}"),
+            venue: None,
+            starts_at: None,
+            currency: None,
+            layout: LayoutSpec::grid(2, 3, 100),
+            hold_seconds: None,
+            max_seats_per_customer: None,
+        };
+        EventDefinition::validate(
+            EventId(uuid::Uuid::from_u128(n)),
+            draft,
+            &EventPolicy::default(),
+            Utc::now(),
+        )
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn given_a_full_catalog_when_another_event_comes_then_the_least_recently_used_goes() {
+        let catalog = EventCatalog::new(2);
+        catalog.insert(definition(1));
+        catalog.insert(definition(2));
+        catalog.get(EventId(uuid::Uuid::from_u128(1)));
+        catalog.insert(definition(3));
+        assert_eq!(catalog.len(), 2);
+        assert!(catalog.get(EventId(uuid::Uuid::from_u128(1))).is_some());
+        assert!(catalog.get(EventId(uuid::Uuid::from_u128(2))).is_none());
+    }
+
+    #[test]
+    fn given_a_known_event_then_seats_group_by_block_in_order() {
+        let known = KnownEvent::new(definition(1)).unwrap();
+        let blocks = known.by_block(&[SeatId(4), SeatId(0), SeatId(1)]);
+        let all: Vec<SeatId> = blocks.values().flatten().copied().collect();
+        assert_eq!(all.len(), 3);
+        assert_eq!(known.labels(&[SeatId(0), SeatId(99)]).len(), 1);
+        assert!(known.block_id(0).starts_with(&known.event_id().to_string()));
+    }
+}

@@ -1,0 +1,245 @@
+//! The one vocabulary of what is stored in the event store: aggregate type names, event type names,
+//! the payload fields other layers read in SQL, and the typed decoding of a stored event.
+//!
+//! Policy:
+//! - Aggregate type names are the aggregates' own `TYPE`; event type names are what the events'
+//!   `event_type()` writes. Both are spelled here once ([`aggregate_type`], [`event_type`]) and the
+//!   aggregates return these constants, so a reader and the writer can never disagree.
+//! - A stored payload is decoded in one place, [`StoredEvent::decode`], by its aggregate type. An
+//!   aggregate type this code does not know is not an error (it may belong to a newer release):
+//!   the decoder answers `None` and the caller skips it. A known type whose payload does not
+//!   decode is corruption, reported as [`DecodeError`].
+//! - SQL that must read inside a payload builds the path with [`payload_text_sql`] from the
+//!   constants here; no crate spells an event type or a payload field on its own.
+
+use serde::Deserialize;
+
+use crate::customer_allowance::{CustomerAllowanceEvent, ReturnReason};
+use crate::seat_block::{HoldChange, SeatBlockEvent};
+use crate::ticketed_event::{EventDefinition, TicketedEventEvent};
+
+/// The `aggregate_type` column: each aggregate's `TYPE`.
+pub mod aggregate_type {
+    pub const TICKETED_EVENT: &str = "TicketedEvent";
+    pub const SEAT_BLOCK: &str = "SeatBlock";
+    pub const CUSTOMER_ALLOWANCE: &str = "CustomerAllowance";
+}
+
+/// The `event_type` column: what each domain event's `event_type()` returns.
+pub mod event_type {
+    pub const EVENT_CREATED: &str = "EventCreated";
+    pub const SEAT_HELD: &str = "SeatHeld";
+    pub const SEAT_BOOKED: &str = "SeatBooked";
+    pub const SEAT_RELEASED: &str = "SeatReleased";
+    pub const HOLD_EXPIRED: &str = "HoldExpired";
+    pub const ALLOWANCE_RESERVED: &str = "AllowanceReserved";
+    pub const ALLOWANCE_COMMITTED: &str = "AllowanceCommitted";
+    pub const ALLOWANCE_RETURNED: &str = "AllowanceReturned";
+}
+
+/// Payload fields that other layers read in SQL.
+pub mod field {
+    /// A hold's expiry, in every event that carries a [`crate::HoldChange`].
+    pub const EXPIRES_AT: &str = "expires_at";
+}
+
+/// SQL for the text of `field` inside a stored payload of `event_type` (payloads are externally
+/// tagged: `{"SeatHeld": {...}}`), for the `events` row aliased `alias`.
+///
+/// Only the constants of this module are meant as arguments; they hold no quotes.
+pub fn payload_text_sql(alias: &str, event_type: &str, field: &str) -> String {
+    format!("({alias}.payload -> '{event_type}' ->> '{field}')")
+}
+
+/// A stored payload that does not match the code's events.
+#[derive(Debug, thiserror::Error)]
+#[error("stored {aggregate_type} event does not decode: {reason}")]
+pub struct DecodeError {
+    pub aggregate_type: String,
+    pub reason: String,
+}
+
+/// Any stored domain event, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredEvent {
+    Ticketed(TicketedEventEvent),
+    Block(SeatBlockEvent),
+    Allowance(CustomerAllowanceEvent),
+}
+
+impl StoredEvent {
+    /// Decodes a payload by its aggregate type; `None` for an aggregate type this code does not
+    /// know (see the module policy).
+    pub fn decode(
+        aggregate_type: &str,
+        payload: &serde_json::Value,
+    ) -> Result<Option<Self>, DecodeError> {
+        let corrupt = |e: serde_json::Error| DecodeError {
+            aggregate_type: aggregate_type.to_owned(),
+            reason: e.to_string(),
+        };
+        Ok(Some(match aggregate_type {
+            aggregate_type::TICKETED_EVENT => {
+                Self::Ticketed(TicketedEventEvent::deserialize(payload).map_err(corrupt)?)
+            }
+            aggregate_type::SEAT_BLOCK => {
+                Self::Block(SeatBlockEvent::deserialize(payload).map_err(corrupt)?)
+            }
+            aggregate_type::CUSTOMER_ALLOWANCE => {
+                Self::Allowance(CustomerAllowanceEvent::deserialize(payload).map_err(corrupt)?)
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The hold the event is about, if it is about one.
+    pub fn hold_change(&self) -> Option<&HoldChange> {
+        match self {
+            Self::Ticketed(_) => None,
+            Self::Block(e) => Some(e.change()),
+            Self::Allowance(e) => Some(e.change()),
+        }
+    }
+
+    /// The ticketed event this creates, if it creates one.
+    pub fn created_event(&self) -> Option<&EventDefinition> {
+        match self {
+            Self::Ticketed(TicketedEventEvent::EventCreated(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Why an allowance was given back, if this gives one back.
+    pub fn return_reason(&self) -> Option<ReturnReason> {
+        match self {
+            Self::Allowance(CustomerAllowanceEvent::AllowanceReturned { reason, .. }) => {
+                Some(*reason)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use cqrs_es::{Aggregate, DomainEvent};
+    use serde_json::json;
+
+    use super::*;
+    use crate::{CustomerAllowance, CustomerId, EventId, HoldId, SeatBlock, SeatId, TicketedEvent};
+
+    fn change() -> HoldChange {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+        HoldChange {
+            event_id: EventId(uuid::Uuid::from_u128(1)),
+            hold_id: HoldId(uuid::Uuid::from_u128(2)),
+            customer_id: CustomerId::parse("alice").unwrap(),
+            seats: vec![SeatId(3)],
+            expires_at: at + chrono::Duration::minutes(10),
+            at,
+        }
+    }
+
+    #[test]
+    fn aggregate_type_names_are_the_aggregates_own() {
+        assert_eq!(aggregate_type::TICKETED_EVENT, TicketedEvent::TYPE);
+        assert_eq!(aggregate_type::SEAT_BLOCK, SeatBlock::TYPE);
+        assert_eq!(aggregate_type::CUSTOMER_ALLOWANCE, CustomerAllowance::TYPE);
+    }
+
+    #[test]
+    fn every_event_writes_the_type_name_spelled_here_and_names_its_payload_by_it() {
+        let c = change();
+        let returned = CustomerAllowanceEvent::AllowanceReturned {
+            change: c.clone(),
+            reason: ReturnReason::Released,
+        };
+        let cases = [
+            (
+                pair(&SeatBlockEvent::SeatHeld(c.clone())),
+                event_type::SEAT_HELD,
+            ),
+            (
+                pair(&SeatBlockEvent::SeatBooked(c.clone())),
+                event_type::SEAT_BOOKED,
+            ),
+            (
+                pair(&SeatBlockEvent::SeatReleased(c.clone())),
+                event_type::SEAT_RELEASED,
+            ),
+            (
+                pair(&SeatBlockEvent::HoldExpired(c.clone())),
+                event_type::HOLD_EXPIRED,
+            ),
+            (
+                pair(&CustomerAllowanceEvent::AllowanceReserved(c.clone())),
+                event_type::ALLOWANCE_RESERVED,
+            ),
+            (
+                pair(&CustomerAllowanceEvent::AllowanceCommitted(c.clone())),
+                event_type::ALLOWANCE_COMMITTED,
+            ),
+            (pair(&returned), event_type::ALLOWANCE_RETURNED),
+        ];
+        for ((written, payload), expected) in cases {
+            assert_eq!(written, expected);
+            assert!(
+                payload.get(expected).is_some(),
+                "{payload} is tagged {expected}"
+            );
+        }
+    }
+
+    fn pair<E: DomainEvent>(e: &E) -> (String, serde_json::Value) {
+        (e.event_type(), serde_json::to_value(e).unwrap())
+    }
+
+    #[test]
+    fn the_expiry_path_reads_the_field_a_seat_held_event_stores() {
+        let payload = serde_json::to_value(SeatBlockEvent::SeatHeld(change())).unwrap();
+        assert!(payload[event_type::SEAT_HELD][field::EXPIRES_AT].is_string());
+        assert_eq!(
+            payload_text_sql("held", event_type::SEAT_HELD, field::EXPIRES_AT),
+            "(held.payload -> 'SeatHeld' ->> 'expires_at')"
+        );
+    }
+
+    #[test]
+    fn decoding_goes_by_aggregate_type() {
+        let payload = serde_json::to_value(SeatBlockEvent::SeatBooked(change())).unwrap();
+        let decoded = StoredEvent::decode(aggregate_type::SEAT_BLOCK, &payload)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            decoded,
+            StoredEvent::Block(SeatBlockEvent::SeatBooked(change()))
+        );
+        assert_eq!(decoded.hold_change(), Some(&change()));
+    }
+
+    #[test]
+    fn an_unknown_aggregate_type_is_skipped_and_a_bad_payload_is_corrupt() {
+        assert!(StoredEvent::decode("Order", &json!({"OrderPlaced": {}}))
+            .unwrap()
+            .is_none());
+        let bad = StoredEvent::decode(aggregate_type::SEAT_BLOCK, &json!({"SeatHeld": 1}));
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn a_return_says_why() {
+        let returned = StoredEvent::Allowance(CustomerAllowanceEvent::AllowanceReturned {
+            change: change(),
+            reason: ReturnReason::HoldFailed,
+        });
+        assert_eq!(returned.return_reason(), Some(ReturnReason::HoldFailed));
+        for reason in [
+            ReturnReason::Released,
+            ReturnReason::HoldFailed,
+            ReturnReason::BookingFailed,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+    }
+}
