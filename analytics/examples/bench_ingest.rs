@@ -6,6 +6,7 @@
 //! The backlog is written straight into the event store with SQL (valid `SeatHeld` events of a real
 //! ticketed event, one stream each), so the figure is the ingester's, not the command path's.
 
+use domain::stored::{aggregate_type::SEAT_BLOCK, event_type::SEAT_HELD};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,17 +29,17 @@ fn arg(name: &str, default: u64) -> u64 {
 }
 
 async fn append_synthetic(pool: &PgPool, event_id: uuid::Uuid, from: u64, count: u64, seats: u64) {
-    sqlx::query(
+    sqlx::query(&format!(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         SELECT 'SeatBlock', 'bench-' || g, 1, 'SeatHeld', '1',
-                jsonb_build_object('SeatHeld', jsonb_build_object(
+         SELECT '{SEAT_BLOCK}', 'bench-' || g, 1, '{SEAT_HELD}', '1',
+                jsonb_build_object('{SEAT_HELD}', jsonb_build_object(
                     'event_id', $1::text, 'hold_id', md5(g::text)::uuid::text,
                     'customer_id', 'fan' || (g % 5000), 'seats', jsonb_build_array(g % $4),
                     'expires_at', to_char(now() + interval '10 minutes', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                     'at', to_char(clock_timestamp(), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))),
-                '{}'::jsonb
-           FROM generate_series($2::bigint, $2::bigint + $3::bigint - 1) AS g",
-    )
+                '{{}}'::jsonb
+           FROM generate_series($2::bigint, $2::bigint + $3::bigint - 1) AS g"
+    ))
     .bind(event_id.to_string())
     .bind(from as i64)
     .bind(count as i64)

@@ -2,6 +2,7 @@
 //! concurrent booking run, and crashes of the ingester or of ClickHouse lose nothing and count
 //! nothing twice.
 
+use domain::stored::aggregate_type::SEAT_BLOCK;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -183,7 +184,7 @@ async fn every_report_agrees_with_the_event_store() {
     let mut seat_holds: HashMap<u32, u64> = HashMap::new();
     let mut revenue: HashMap<String, u64> = HashMap::new();
     let mut customer_booked: HashMap<String, u64> = HashMap::new();
-    for e in events.iter().filter(|e| e.aggregate_type == "SeatBlock") {
+    for e in events.iter().filter(|e| e.aggregate_type == SEAT_BLOCK) {
         let block: SeatBlockEvent = serde_json::from_value(e.payload.clone()).unwrap();
         let c = block.change();
         let minute = c.at.timestamp() / 60 * 60;

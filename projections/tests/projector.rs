@@ -211,10 +211,12 @@ async fn an_event_committed_out_of_position_order_is_not_skipped() {
     let mut slow = pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('TicketedEvent', $1, 1, 'EventCreated', '1', $2, '{}')",
+         VALUES ($3, $1, 1, $4, '1', $2, '{}')",
     )
     .bind(slow_id.to_string())
     .bind(payload)
+    .bind(domain::stored::aggregate_type::TICKETED_EVENT)
+    .bind(domain::stored::event_type::EVENT_CREATED)
     .execute(&mut *slow)
     .await
     .unwrap();

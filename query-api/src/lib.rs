@@ -2,16 +2,20 @@
 //! and mutations on `POST`, subscriptions over WebSocket (graphql-transport-ws, or the older
 //! graphql-ws) on `/graphql` itself or `/graphql/ws`.
 //!
-//! - [`schema`]: the query, mutation and subscription roots and their limits.
+//! - [`schema`]: the schema, its limits and the query root; [`mutations`], [`subscriptions`]: the
+//!   other roots; [`inputs`]: input types, converted into the core's request shapes.
 //! - [`types`]: the object types; [`loaders`]: batching of children; [`errors`]: codes.
 //! - [`live`]: Redis pub/sub fan-out for subscriptions.
 //! - [`analytics`]: the organizer reports from ClickHouse under `analytics`.
 
 pub mod analytics;
 pub mod errors;
+pub mod inputs;
 pub mod live;
 pub mod loaders;
+pub mod mutations;
 pub mod schema;
+pub mod subscriptions;
 pub mod types;
 
 use async_graphql::http::GraphiQLSource;

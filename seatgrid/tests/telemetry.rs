@@ -4,11 +4,9 @@
 //!
 //! Its own test binary: the tracing subscriber and metrics recorder are global to a process.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use booking::RetryPolicy;
 use command_api::CommandApiConfig;
 use domain::EventPolicy;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -184,7 +182,8 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
                 in_trace.iter().any(|s| {
                     s.name == "projection.apply"
                         && attribute(s, "projection").as_deref() == Some(projection)
-                        && attribute(s, "event_type").as_deref() == Some("SeatHeld")
+                        && attribute(s, "event_type").as_deref()
+                            == Some(domain::stored::event_type::SEAT_HELD)
                 })
             };
             let request = in_trace.iter().any(|s| s.name == "http_request");

@@ -1,15 +1,14 @@
 //! `spawn_app()`: a real server on a free port over a fresh database, and the checks several tests
 //! share (replaying the event store to prove no seat was ever sold twice).
 
+use domain::stored::aggregate_type::SEAT_BLOCK;
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Once;
 use std::time::Duration;
 
-use booking::RetryPolicy;
 use chrono::{DateTime, Utc};
 use command_api::{Application, CommandApiConfig};
-use domain::{EventPolicy, SeatBlockEvent};
+use domain::SeatBlockEvent;
 use projections::EventLog;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -257,7 +256,7 @@ pub async fn replay_and_check_no_double_sale(pool: &PgPool) -> Replay {
     let events = read_every_stored_event(pool).await;
     let mut owners: HashMap<u32, Owner> = HashMap::new();
     let mut replay = Replay::default();
-    for recorded in events.iter().filter(|e| e.aggregate_type == "SeatBlock") {
+    for recorded in events.iter().filter(|e| e.aggregate_type == SEAT_BLOCK) {
         let event: SeatBlockEvent = serde_json::from_value(recorded.payload.clone()).unwrap();
         let change = event.change();
         let hold = change.hold_id.to_string();

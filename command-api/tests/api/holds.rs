@@ -1,3 +1,5 @@
+use domain::stored::aggregate_type::SEAT_BLOCK;
+use domain::stored::event_type::{HOLD_EXPIRED, SEAT_HELD};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -361,12 +363,13 @@ async fn an_expired_hold_frees_its_seats_and_cannot_be_booked() {
 
     // Taking the seat recorded alice's expiry first, in the same append.
     let types: Vec<String> = sqlx::query_scalar(
-        "SELECT event_type FROM events WHERE aggregate_type = 'SeatBlock' ORDER BY sequence",
+        "SELECT event_type FROM events WHERE aggregate_type = $1 ORDER BY sequence",
     )
+    .bind(SEAT_BLOCK)
     .fetch_all(&app.pool)
     .await
     .unwrap();
-    assert_eq!(types, ["SeatHeld", "HoldExpired", "SeatHeld"]);
+    assert_eq!(types, [SEAT_HELD, HOLD_EXPIRED, SEAT_HELD]);
     // An expired hold's seats no longer count against the customer's limit (2 + 9 would be 11).
     app.hold_ok(&event, "alice", json!([0, 1, 2, 4, 5, 6, 7, 8, 9]))
         .await;
@@ -436,13 +439,13 @@ async fn events_carry_hold_customer_seats_expiry_schema_version_and_correlation_
         .await
         .unwrap();
     let hold: Value = response.json().await.unwrap();
-    let (payload, metadata, version): (Value, Value, String) = sqlx::query_as(
-        "SELECT payload, metadata, event_version FROM events WHERE event_type = 'SeatHeld'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    let held = &payload["SeatHeld"];
+    let (payload, metadata, version): (Value, Value, String) =
+        sqlx::query_as("SELECT payload, metadata, event_version FROM events WHERE event_type = $1")
+            .bind(SEAT_HELD)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let held = &payload[SEAT_HELD];
     assert_eq!(held["hold_id"], hold["hold_id"]);
     assert_eq!(held["customer_id"], "alice");
     assert_eq!(held["seats"], json!([1, 2]));

@@ -31,11 +31,11 @@ async fn the_same_key_and_body_replays_the_stored_response_and_holds_once() {
     let again: Value = again.json().await.unwrap();
     assert_eq!(again, first);
 
-    let holds: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'SeatHeld'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let holds: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
+        .bind(domain::stored::event_type::SEAT_HELD)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(holds, 1);
 }
 

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use booking::sweeper;
 use booking::BookingService;
+use domain::stored::event_type::{HOLD_EXPIRED, SEAT_HELD};
 use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
@@ -26,14 +27,15 @@ async fn the_sweeper_records_expiries_nobody_touched_once() {
     );
     assert_eq!(sweeper::sweep_once(&store).await, 0, "nothing left to do");
     let expired: Vec<Value> = sqlx::query_scalar(
-        "SELECT payload FROM events WHERE event_type = 'HoldExpired' ORDER BY aggregate_id",
+        "SELECT payload FROM events WHERE event_type = $1 ORDER BY aggregate_id",
     )
+    .bind(HOLD_EXPIRED)
     .fetch_all(&app.pool)
     .await
     .unwrap();
     assert_eq!(expired.len(), 2);
     for payload in &expired {
-        assert_eq!(payload["HoldExpired"]["hold_id"], lapsed["hold_id"]);
+        assert_eq!(payload[HOLD_EXPIRED]["hold_id"], lapsed["hold_id"]);
     }
     assert_eq!(
         app.hold_status(live["hold_id"].as_str().unwrap()).await,
@@ -52,9 +54,10 @@ async fn watermark(pool: &sqlx::PgPool) -> (i64, i64) {
 async fn held_at(pool: &sqlx::PgPool, hold: &Value) -> (i64, i64) {
     sqlx::query_as(
         "SELECT transaction_id::text::bigint, position FROM events
-          WHERE event_type = 'SeatHeld' AND hold_id = $1::uuid ORDER BY position LIMIT 1",
+          WHERE event_type = $2 AND hold_id = $1::uuid ORDER BY position LIMIT 1",
     )
     .bind(hold["hold_id"].as_str().unwrap())
+    .bind(SEAT_HELD)
     .fetch_one(pool)
     .await
     .unwrap()

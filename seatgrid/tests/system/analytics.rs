@@ -62,13 +62,14 @@ async fn analytics_fields_report_the_sale_and_adhoc_sql_is_read_only() {
         .sum();
     assert_eq!(minute_held, 3);
 
+    let booked = domain::stored::event_type::SEAT_BOOKED;
     let rows = app
         .data(
-            "{ analytics { sql(query: \"SELECT event_type, count() AS n FROM domain_events FINAL WHERE event_type = 'SeatBooked' GROUP BY event_type\") } }",
+            &format!("{{ analytics {{ sql(query: \"SELECT event_type, count() AS n FROM domain_events FINAL WHERE event_type = '{booked}' GROUP BY event_type\") }} }}"),
             json!({}),
         )
         .await;
-    assert_eq!(rows["analytics"]["sql"][0]["event_type"], "SeatBooked");
+    assert_eq!(rows["analytics"]["sql"][0]["event_type"], booked);
     let write = app
         .gql(
             "{ analytics { sql(query: \"DROP TABLE domain_events\") } }",

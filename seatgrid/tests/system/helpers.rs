@@ -2,12 +2,9 @@
 //! prefix, plus a small GraphQL client (HTTP and graphql-transport-ws).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use booking::RetryPolicy;
 use command_api::CommandApiConfig;
-use domain::EventPolicy;
 use futures::{SinkExt, StreamExt};
 use projections::RunnerConfig;
 use seatgrid::system::{System, SystemConfig};
