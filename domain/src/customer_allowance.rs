@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, EventId, HoldId, SeatId};
 use crate::seat_block::HoldChange;
-use crate::stored::{aggregate_type, event_type};
+use crate::stored::names::{aggregate_type, event_type};
 use crate::EVENT_SCHEMA_VERSION;
 
 impl CustomerAllowance {

@@ -22,7 +22,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, EventId, HoldId, SeatId};
-use crate::stored::{aggregate_type, event_type};
+use crate::stored::names::{aggregate_type, event_type};
 use crate::EVENT_SCHEMA_VERSION;
 
 /// What every hold-related domain event carries: whose hold, which seats of this block, until when,

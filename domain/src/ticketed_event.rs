@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::EventId;
 use crate::layout::{LayoutSpec, VenueLayout};
-use crate::stored::{aggregate_type, event_type};
+use crate::stored::names::{aggregate_type, event_type};
 use crate::EVENT_SCHEMA_VERSION;
 
 /// Defaults and caps for what organizers may choose per event.

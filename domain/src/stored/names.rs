@@ -1,0 +1,35 @@
+//! The names of what is stored, with nothing else: the aggregates write these, every reader reads
+//! them (see the policy of [`crate::stored`]).
+
+/// The `aggregate_type` column: each aggregate's `TYPE`.
+pub mod aggregate_type {
+    pub const TICKETED_EVENT: &str = "TicketedEvent";
+    pub const SEAT_BLOCK: &str = "SeatBlock";
+    pub const CUSTOMER_ALLOWANCE: &str = "CustomerAllowance";
+}
+
+/// The `event_type` column: what each domain event's `event_type()` returns.
+pub mod event_type {
+    pub const EVENT_CREATED: &str = "EventCreated";
+    pub const SEAT_HELD: &str = "SeatHeld";
+    pub const SEAT_BOOKED: &str = "SeatBooked";
+    pub const SEAT_RELEASED: &str = "SeatReleased";
+    pub const HOLD_EXPIRED: &str = "HoldExpired";
+    pub const ALLOWANCE_RESERVED: &str = "AllowanceReserved";
+    pub const ALLOWANCE_COMMITTED: &str = "AllowanceCommitted";
+    pub const ALLOWANCE_RETURNED: &str = "AllowanceReturned";
+}
+
+/// Payload fields that other layers read in SQL.
+pub mod field {
+    /// A hold's expiry, in every event that carries a [`crate::HoldChange`].
+    pub const EXPIRES_AT: &str = "expires_at";
+}
+
+/// SQL for the text of `field` inside a stored payload of `event_type` (payloads are externally
+/// tagged: `{"SeatHeld": {...}}`), for the `events` row aliased `alias`.
+///
+/// Only the constants of this module are meant as arguments; they hold no quotes.
+pub fn payload_text_sql(alias: &str, event_type: &str, field: &str) -> String {
+    format!("({alias}.payload -> '{event_type}' ->> '{field}')")
+}
