@@ -146,7 +146,10 @@ impl BookingService {
             })
             .await;
         match created {
-            Ok(()) => Ok(EventView::new(&definition, &layout)),
+            // Kept at once: the caller's next step (reading it back, holding seats) needs it.
+            Ok(()) => Ok(EventView::of(
+                &self.catalog.keep(KnownEvent { definition, layout }),
+            )),
             // Only reachable through an idempotency key re-run: answer with what exists.
             Err(StoreError::Rejected(TicketedEventError::AlreadyCreated(id))) => {
                 self.run_event(id).await

@@ -2,9 +2,7 @@
 //! are the public API's.
 
 use chrono::{DateTime, Utc};
-use domain::{
-    CustomerId, EventDefinition, HoldId, HoldStatus, KnownEvent, SeatId, SeatLabel, VenueLayout,
-};
+use domain::{CustomerId, HoldId, HoldStatus, KnownEvent, SeatId, SeatLabel};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -50,10 +48,7 @@ pub struct RowView {
 
 impl EventView {
     pub fn of(event: &KnownEvent) -> Self {
-        Self::new(&event.definition, &event.layout)
-    }
-
-    pub fn new(definition: &EventDefinition, layout: &VenueLayout) -> Self {
+        let (definition, layout) = (&event.definition, &event.layout);
         let mut first_seats = layout.row_first_seats();
         let spec = layout.spec();
         Self {

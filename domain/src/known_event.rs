@@ -5,9 +5,13 @@
 //! and may be kept for the life of the process. The [`EventCatalog`] is bounded: past its capacity
 //! the least recently used event is forgotten (and loaded again when next needed). It does no I/O:
 //! callers load a definition their own way and [`EventCatalog::insert`] it.
+//!
+//! Every command looks its event up here, so a lookup takes only a shared lock: recency is an
+//! atomic stamp, and only an insert takes the lock exclusively.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use crate::ids::{EventId, SeatBlockId, SeatId};
 use crate::layout::{LayoutError, SeatLabel, VenueLayout};
@@ -60,13 +64,9 @@ impl KnownEvent {
 #[derive(Debug)]
 pub struct EventCatalog {
     capacity: usize,
-    inner: Mutex<Entries>,
-}
-
-#[derive(Debug, Default)]
-struct Entries {
-    tick: u64,
-    events: HashMap<EventId, (Arc<KnownEvent>, u64)>,
+    /// Stamps recency: each lookup or insert takes the next value.
+    clock: AtomicU64,
+    events: RwLock<HashMap<EventId, (Arc<KnownEvent>, AtomicU64)>>,
 }
 
 impl EventCatalog {
@@ -76,16 +76,19 @@ impl EventCatalog {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            inner: Mutex::default(),
+            clock: AtomicU64::new(0),
+            events: RwLock::default(),
         }
     }
 
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     pub fn get(&self, event_id: EventId) -> Option<Arc<KnownEvent>> {
-        let mut inner = self.inner.lock().expect("catalog lock");
-        inner.tick += 1;
-        let tick = inner.tick;
-        let (event, used) = inner.events.get_mut(&event_id)?;
-        *used = tick;
+        let events = self.events.read().expect("catalog lock");
+        let (event, used) = events.get(&event_id)?;
+        used.store(self.tick(), Ordering::Relaxed);
         Some(event.clone())
     }
 
@@ -94,26 +97,32 @@ impl EventCatalog {
         if let Some(known) = self.get(definition.event_id) {
             return Some(known);
         }
-        let known = Arc::new(KnownEvent::new(definition).ok()?);
-        let mut inner = self.inner.lock().expect("catalog lock");
-        if inner.events.len() >= self.capacity {
-            let oldest = inner
-                .events
+        Some(self.keep(KnownEvent::new(definition).ok()?))
+    }
+
+    /// Keeps an event whose layout is already indexed (or returns the copy already kept).
+    pub fn keep(&self, known: KnownEvent) -> Arc<KnownEvent> {
+        let mut events = self.events.write().expect("catalog lock");
+        if let Some((kept, _)) = events.get(&known.event_id()) {
+            return kept.clone();
+        }
+        if events.len() >= self.capacity {
+            let oldest = events
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(_, (_, used))| used.load(Ordering::Relaxed))
                 .map(|(id, _)| *id);
             if let Some(id) = oldest {
-                inner.events.remove(&id);
+                events.remove(&id);
             }
         }
-        inner.tick += 1;
-        let tick = inner.tick;
-        inner.events.insert(known.event_id(), (known.clone(), tick));
-        Some(known)
+        let known = Arc::new(known);
+        let used = AtomicU64::new(self.tick());
+        events.insert(known.event_id(), (known.clone(), used));
+        known
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().expect("catalog lock").events.len()
+        self.events.read().expect("catalog lock").len()
     }
 
     pub fn is_empty(&self) -> bool {
