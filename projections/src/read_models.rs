@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use domain::{EventDefinition, HoldEvent, HoldTrack, SeatBlockEvent, SeatId, StoredEvent};
+use domain::{EventDefinition, HoldTrack, SeatBlockEvent, StoredEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -278,15 +278,6 @@ async fn apply_seats(
     Ok(updates)
 }
 
-/// The hold a stored event is about, as the lifecycle reads it.
-fn hold_event(fact: &StoredEvent) -> Option<HoldEvent<'_>> {
-    match fact {
-        StoredEvent::Block(e) => Some(HoldEvent::Block(e)),
-        StoredEvent::Allowance(e) => Some(HoldEvent::Allowance(e)),
-        StoredEvent::Ticketed(_) => None,
-    }
-}
-
 async fn apply_holds(
     tx: &mut PgConnection,
     facts: &[StoredEvent],
@@ -307,41 +298,25 @@ async fn apply_holds(
     .fetch_all(&mut *tx)
     .await?;
     let mut holds: HashMap<Uuid, HoldRecord> = rows.into_iter().map(|h| (h.hold_id, h)).collect();
-    let mut touched = Vec::new();
-    for event in facts.iter().filter_map(hold_event) {
+    // Each touched hold is followed once through the batch, then written back once.
+    let mut tracks: HashMap<Uuid, HoldTrack> = HashMap::new();
+    for event in facts.iter().filter_map(StoredEvent::hold_event) {
         let change = event.change();
-        let hold = holds.entry(change.hold_id.0).or_insert_with(|| HoldRecord {
-            hold_id: change.hold_id.0,
-            event_id: change.event_id.0,
-            customer_id: change.customer_id.to_string(),
-            status: HoldTrack::new(change).status,
-            seats: Vec::new(),
-            held_seats: 0,
-            expires_at: change.expires_at,
-            created_at: change.at,
-            updated_at: change.at,
-            version: 0,
-        });
-        let mut track = HoldTrack {
-            status: hold.status,
-            seats: hold.seats.iter().map(|s| SeatId(*s as u32)).collect(),
-            held_seats: hold.held_seats as u32,
-            expires_at: hold.expires_at,
-        };
-        track.apply(event);
-        hold.status = track.status;
-        hold.seats = track.seats.iter().map(|s| s.0 as i32).collect();
-        hold.held_seats = track.held_seats as i32;
-        hold.expires_at = track.expires_at;
+        let hold = holds
+            .entry(change.hold_id.0)
+            .or_insert_with(|| HoldRecord::first_seen(change));
         hold.updated_at = change.at;
-        touched.push(hold.hold_id);
+        tracks
+            .entry(hold.hold_id)
+            .or_insert_with(|| hold.track())
+            .apply(event);
     }
-    let dirty: Vec<&HoldRecord> = touched
-        .iter()
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .map(|id| &holds[id])
-        .collect();
+    for (hold_id, track) in &tracks {
+        if let Some(hold) = holds.get_mut(hold_id) {
+            hold.follow(track);
+        }
+    }
+    let dirty: Vec<&HoldRecord> = tracks.keys().map(|id| &holds[id]).collect();
     let json = serde_json::to_value(&dirty).expect("holds serialize");
     let rows = sqlx::query_as(&format!(
         "INSERT INTO rm_holds ({HOLD_COLUMNS})

@@ -3,7 +3,7 @@
 //! speak these types.
 
 use chrono::{DateTime, Utc};
-use domain::{EventDefinition, HoldStatus};
+use domain::{EventDefinition, HoldChange, HoldStatus, HoldTrack, SeatId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -29,6 +29,41 @@ pub struct HoldRecord {
 }
 
 impl HoldRecord {
+    /// A hold the read model has no row for yet, first seen through `change`.
+    pub fn first_seen(change: &HoldChange) -> Self {
+        let track = HoldTrack::new(change);
+        Self {
+            hold_id: change.hold_id.0,
+            event_id: change.event_id.0,
+            customer_id: change.customer_id.to_string(),
+            status: track.status,
+            seats: Vec::new(),
+            held_seats: 0,
+            expires_at: track.expires_at,
+            created_at: change.at,
+            updated_at: change.at,
+            version: 0,
+        }
+    }
+
+    /// The hold's lifecycle as recorded, to apply further events to.
+    pub fn track(&self) -> HoldTrack {
+        HoldTrack {
+            status: self.status,
+            seats: self.seats.iter().map(|s| SeatId(*s as u32)).collect(),
+            held_seats: self.held_seats as u32,
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// Records where the lifecycle has got to.
+    pub fn follow(&mut self, track: &HoldTrack) {
+        self.status = track.status;
+        self.seats = track.seats.iter().map(|s| s.0 as i32).collect();
+        self.held_seats = track.held_seats as i32;
+        self.expires_at = track.expires_at;
+    }
+
     /// The status as of `now`: a hold not booked by its expiry is over, written down or not.
     pub fn status_at(&self, now: DateTime<Utc>) -> HoldStatus {
         self.status.at(self.expires_at, now)

@@ -17,6 +17,7 @@ pub mod names;
 use serde::Deserialize;
 
 use crate::customer_allowance::{CustomerAllowanceEvent, ReturnReason};
+use crate::hold::HoldEvent;
 use crate::seat_block::{HoldChange, SeatBlockEvent};
 use crate::ticketed_event::{EventDefinition, TicketedEventEvent};
 
@@ -61,6 +62,15 @@ impl StoredEvent {
             }
             _ => return Ok(None),
         }))
+    }
+
+    /// The event as the hold lifecycle reads it, if it is about a hold.
+    pub fn hold_event(&self) -> Option<HoldEvent<'_>> {
+        match self {
+            Self::Ticketed(_) => None,
+            Self::Block(e) => Some(HoldEvent::Block(e)),
+            Self::Allowance(e) => Some(HoldEvent::Allowance(e)),
+        }
     }
 
     /// The hold the event is about, if it is about one.
