@@ -28,6 +28,22 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// The HTTP status a refusal of this kind is reported with: REST's status, and GraphQL's
+    /// `extensions.status` (so a client sees the same number through either).
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Invalid => 422,
+            Self::NotFound => 404,
+            Self::Forbidden => 403,
+            Self::Conflict => 409,
+            Self::Unavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error("invalid request: {}", .0.join("; "))]

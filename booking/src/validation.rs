@@ -203,15 +203,28 @@ pub fn seat_refs(seats: Vec<SeatInput>) -> Result<Vec<SeatRef>, CommandError> {
     }
 }
 
-/// The customer from up to two places a request may name them (a header and a body field, say):
-/// at least one, and both the same when both are given.
-pub fn customer_id(first: Option<&str>, second: Option<&str>) -> Result<CustomerId, CommandError> {
+/// The request header that names the customer (until tokens replace it), in both adapters.
+pub const CUSTOMER_HEADER: &str = "x-customer-id";
+
+/// The customer from the [`CUSTOMER_HEADER`] (its raw bytes) and/or a body field or argument: at
+/// least one, and both the same when both are given.
+pub fn customer_id(header: Option<&[u8]>, body: Option<&str>) -> Result<CustomerId, CommandError> {
+    let header = header
+        .map(|raw| {
+            // Header text is visible ASCII (or tab), as HTTP's `HeaderValue::to_str` takes it.
+            raw.iter()
+                .all(|b| *b == b'\t' || (32..127).contains(b))
+                .then(|| std::str::from_utf8(raw).ok())
+                .flatten()
+                .ok_or_else(|| CommandError::InvalidCustomerId("X-Customer-Id is not text".into()))
+        })
+        .transpose()?;
     let parse = |raw: Option<&str>| {
         raw.map(CustomerId::parse)
             .transpose()
             .map_err(|e| CommandError::InvalidCustomerId(e.0))
     };
-    match (parse(first)?, parse(second)?) {
+    match (parse(header)?, parse(body)?) {
         (Some(a), Some(b)) if a != b => Err(CommandError::CustomerMismatch),
         (Some(c), _) | (None, Some(c)) => Ok(c),
         (None, None) => Err(CommandError::MissingCustomerId),
@@ -317,11 +330,11 @@ mod tests {
 
     #[test]
     fn the_customer_is_named_once_or_twice_alike() {
-        assert_eq!(customer_id(Some("a"), None).unwrap().as_str(), "a");
+        assert_eq!(customer_id(Some(b"a"), None).unwrap().as_str(), "a");
         assert_eq!(customer_id(None, Some("a")).unwrap().as_str(), "a");
-        assert_eq!(customer_id(Some("a"), Some("a")).unwrap().as_str(), "a");
+        assert_eq!(customer_id(Some(b"a"), Some("a")).unwrap().as_str(), "a");
         assert_eq!(
-            customer_id(Some("a"), Some("b")).unwrap_err().code(),
+            customer_id(Some(b"a"), Some("b")).unwrap_err().code(),
             "customer_mismatch"
         );
         assert_eq!(
@@ -329,7 +342,11 @@ mod tests {
             "missing_customer_id"
         );
         assert_eq!(
-            customer_id(Some(""), None).unwrap_err().code(),
+            customer_id(Some(b""), None).unwrap_err().code(),
+            "invalid_customer_id"
+        );
+        assert_eq!(
+            customer_id(Some(b"\xff"), None).unwrap_err().code(),
             "invalid_customer_id"
         );
     }

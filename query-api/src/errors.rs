@@ -6,21 +6,8 @@
 use std::sync::Arc;
 
 use async_graphql::{Error, ErrorExtensions};
-use booking::{CommandError, ErrorKind};
+use booking::CommandError;
 use projections::ReadError;
-
-/// The HTTP status REST answers a refusal of this kind with (`extensions.status`).
-fn status(kind: ErrorKind) -> u16 {
-    match kind {
-        ErrorKind::BadRequest => 400,
-        ErrorKind::Invalid => 422,
-        ErrorKind::NotFound => 404,
-        ErrorKind::Forbidden => 403,
-        ErrorKind::Conflict => 409,
-        ErrorKind::Unavailable => 503,
-        ErrorKind::Internal => 500,
-    }
-}
 
 pub fn from_command(e: CommandError) -> Error {
     if let Some(cause) = e.cause() {
@@ -29,7 +16,7 @@ pub fn from_command(e: CommandError) -> Error {
     let (code, kind, retry, details) = (e.code(), e.kind(), e.retry_after_seconds(), e.details());
     Error::new(e.to_string()).extend_with(|_, ext| {
         ext.set("code", code);
-        ext.set("status", status(kind));
+        ext.set("status", kind.status());
         if let Some(s) = retry {
             ext.set("retryAfterSeconds", s);
         }

@@ -30,15 +30,8 @@ fn request_context(ctx: &Context<'_>, mutation: &str, key: Option<&str>) -> Requ
 fn caller(ctx: &Context<'_>, given: Option<&str>) -> Result<domain::CustomerId> {
     let header = ctx
         .data_opt::<RequestMeta>()
-        .and_then(|m| m.headers.get("x-customer-id"))
-        .map(|v| {
-            v.to_str().map_err(|_| {
-                from_command(booking::CommandError::InvalidCustomerId(
-                    "X-Customer-Id is not text".into(),
-                ))
-            })
-        })
-        .transpose()?;
+        .and_then(|m| m.headers.get(validation::CUSTOMER_HEADER))
+        .map(|v| v.as_bytes());
     validation::customer_id(header, given).map_err(from_command)
 }
 

@@ -166,7 +166,7 @@ impl QueryRoot {
 
     /// A customer's holds and bookings.
     async fn customer(&self, id: String) -> Result<Customer> {
-        let id = validation::customer_id(Some(&id), None).map_err(from_command)?;
+        let id = validation::customer_id(None, Some(&id)).map_err(from_command)?;
         Ok(Customer { id: id.to_string() })
     }
 }

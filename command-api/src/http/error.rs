@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use booking::{CommandError, ErrorKind};
+use booking::CommandError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -101,16 +101,8 @@ impl IntoResponse for ApiError {
 /// The core's refusals as HTTP: the one place a [`CommandError`] becomes a status.
 impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
-        use StatusCode as S;
-        let status = match e.kind() {
-            ErrorKind::BadRequest => S::BAD_REQUEST,
-            ErrorKind::Invalid => S::UNPROCESSABLE_ENTITY,
-            ErrorKind::NotFound => S::NOT_FOUND,
-            ErrorKind::Forbidden => S::FORBIDDEN,
-            ErrorKind::Conflict => S::CONFLICT,
-            ErrorKind::Unavailable => S::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => S::INTERNAL_SERVER_ERROR,
-        };
+        let status =
+            StatusCode::from_u16(e.kind().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if let Some(cause) = e.cause() {
             tracing::error!(%cause, code = e.code(), "command failed");
         }

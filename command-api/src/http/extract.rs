@@ -8,7 +8,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use booking::{CommandError, RequestContext};
+use booking::RequestContext;
 use domain::CustomerId;
 use serde::de::DeserializeOwned;
 
@@ -64,14 +64,8 @@ where
 
 /// The caller's customer id, from the header and/or the body's `customer_id`.
 pub fn customer_id(headers: &HeaderMap, from_body: Option<&str>) -> Result<CustomerId, ApiError> {
-    let from_header = match headers.get(CUSTOMER_HEADER) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| CommandError::InvalidCustomerId("X-Customer-Id is not text".into()))?,
-        ),
-    };
-    Ok(booking::validation::customer_id(from_header, from_body)?)
+    let header = headers.get(CUSTOMER_HEADER).map(|v| v.as_bytes());
+    Ok(booking::validation::customer_id(header, from_body)?)
 }
 
 /// The request's correlation id (the `X-Request-Id` set by the server or sent by the client) and
