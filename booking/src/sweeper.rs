@@ -10,7 +10,7 @@
 //! the oldest hold still open and never passes a hold that some reader cannot see yet, so a pass
 //! costs in proportion to the holds of the last hold period, not to the whole history.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use domain::stored::{aggregate_type::SEAT_BLOCK, event_type::SEAT_HELD, field, payload_text_sql};
@@ -44,6 +44,41 @@ fn seat_holds_above() -> String {
     )
 }
 
+/// The next watermark (see [`advance_watermark`]); the SQL is built once.
+static ADVANCE_WATERMARK: LazyLock<String> = LazyLock::new(|| {
+    let (above, open) = (seat_holds_above(), still_open());
+    format!(
+        "SELECT tx, position FROM (
+        (SELECT held.transaction_id::text::bigint AS tx, held.position - 1 AS position, 0 AS pick
+           FROM events held
+          WHERE {above} AND {VISIBLE_TO_EVERY_READER} AND {open}
+          ORDER BY held.transaction_id, held.position LIMIT 1)
+        UNION ALL
+        (SELECT held.transaction_id::text::bigint, held.position, 1
+           FROM events held
+          WHERE {above} AND {VISIBLE_TO_EVERY_READER}
+          ORDER BY held.transaction_id DESC, held.position DESC LIMIT 1)
+     ) candidates
+     ORDER BY pick LIMIT 1"
+    )
+});
+
+/// Blocks with lapsed holds (see [`blocks_with_lapsed_holds`]); the SQL is built once.
+static LAPSED_BLOCKS: LazyLock<String> = LazyLock::new(|| {
+    let (above, open) = (seat_holds_above(), still_open());
+    let expires_at = payload_text_sql("held", SEAT_HELD, field::EXPIRES_AT);
+    format!(
+        "SELECT DISTINCT aggregate_id FROM (
+        SELECT held.aggregate_id
+          FROM events held
+         WHERE {above}
+           AND {expires_at}::timestamptz <= now()
+           AND {open}
+         ORDER BY held.transaction_id, held.position
+         LIMIT $3) lapsed"
+    )
+});
+
 /// Moves the watermark over the seat holds that are closed and visible to every reader, and
 /// returns it. It stops just before the first seat hold still open; with none open, it moves to
 /// the last seat hold below `pg_snapshot_xmin`, so a hold whose transaction commits later (with a
@@ -53,25 +88,11 @@ pub async fn advance_watermark(pool: &sqlx::PgPool) -> Result<GlobalPosition, sq
         sqlx::query_as("SELECT transaction_id, position FROM hold_sweeper_watermark")
             .fetch_one(pool)
             .await?;
-    let (above, open) = (seat_holds_above(), still_open());
-    let next: Option<(i64, i64)> = sqlx::query_as(&format!(
-        "SELECT tx, position FROM (
-            (SELECT held.transaction_id::text::bigint AS tx, held.position - 1 AS position, 0 AS pick
-               FROM events held
-              WHERE {above} AND {VISIBLE_TO_EVERY_READER} AND {open}
-              ORDER BY held.transaction_id, held.position LIMIT 1)
-            UNION ALL
-            (SELECT held.transaction_id::text::bigint, held.position, 1
-               FROM events held
-              WHERE {above} AND {VISIBLE_TO_EVERY_READER}
-              ORDER BY held.transaction_id DESC, held.position DESC LIMIT 1)
-         ) candidates
-         ORDER BY pick LIMIT 1"
-    ))
-    .bind(tx)
-    .bind(position)
-    .fetch_optional(pool)
-    .await?;
+    let next: Option<(i64, i64)> = sqlx::query_as(&ADVANCE_WATERMARK)
+        .bind(tx)
+        .bind(position)
+        .fetch_optional(pool)
+        .await?;
     let Some((tx, position)) = next else {
         return Ok(GlobalPosition::from_stored(tx, position));
     };
@@ -96,23 +117,12 @@ pub async fn blocks_with_lapsed_holds(
     pool: &sqlx::PgPool,
     watermark: GlobalPosition,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let (above, open) = (seat_holds_above(), still_open());
-    let expires_at = payload_text_sql("held", SEAT_HELD, field::EXPIRES_AT);
-    sqlx::query_scalar(&format!(
-        "SELECT DISTINCT aggregate_id FROM (
-            SELECT held.aggregate_id
-              FROM events held
-             WHERE {above}
-               AND {expires_at}::timestamptz <= now()
-               AND {open}
-             ORDER BY held.transaction_id, held.position
-             LIMIT $3) lapsed"
-    ))
-    .bind(watermark.stored_transaction_id())
-    .bind(watermark.position)
-    .bind(LAPSED_HOLDS_PER_PASS)
-    .fetch_all(pool)
-    .await
+    sqlx::query_scalar(&LAPSED_BLOCKS)
+        .bind(watermark.stored_transaction_id())
+        .bind(watermark.position)
+        .bind(LAPSED_HOLDS_PER_PASS)
+        .fetch_all(pool)
+        .await
 }
 
 /// One pass: expire what is due, purge old idempotency keys. Returns the blocks touched.
