@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use domain::{
     AllowanceEntry, CustomerAllowance, EventId, HoldId, HoldProgress, HoldStatus, KnownEvent,
-    SeatBlock, SeatId, SeatStatus,
+    SeatBlock, SeatId,
 };
 
 use crate::error::CommandError;
@@ -21,15 +21,6 @@ pub(crate) struct LocatedHold {
     pub event: Arc<KnownEvent>,
     pub allowance_id: String,
     pub entry: AllowanceEntry,
-}
-
-/// The compact code of a seat's status in a seat map.
-pub fn seat_code(status: SeatStatus) -> char {
-    match status {
-        SeatStatus::Available => 'A',
-        SeatStatus::Held => 'H',
-        SeatStatus::Booked => 'B',
-    }
 }
 
 impl BookingService {
@@ -64,7 +55,7 @@ impl BookingService {
         for (index, id) in ids.iter().enumerate() {
             let block = blocks.get(id).unwrap_or(&empty);
             for seat in known.layout.block_seats(index as u32) {
-                seats.push(seat_code(block.seat_status(SeatId(seat), now)));
+                seats.push(block.seat_status(SeatId(seat), now).code() as char);
             }
         }
         Ok(SeatMapView::new(event_id.0, seats, "strong"))
@@ -137,19 +128,5 @@ impl BookingService {
             change.expires_at,
             status,
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seat_codes_are_the_compact_encoding() {
-        let codes: String = [SeatStatus::Available, SeatStatus::Held, SeatStatus::Booked]
-            .into_iter()
-            .map(seat_code)
-            .collect();
-        assert_eq!(codes, "AHB");
     }
 }

@@ -2,7 +2,7 @@
 //! are the public API's.
 
 use chrono::{DateTime, Utc};
-use domain::{CustomerId, HoldId, HoldStatus, KnownEvent, SeatId, SeatLabel};
+use domain::{CustomerId, HoldId, HoldStatus, KnownEvent, SeatId, SeatLabel, SeatStatus};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -161,7 +161,10 @@ impl SeatMapView {
     /// The view of a compact seat map, with its counts.
     pub fn new(event_id: Uuid, seats: String, consistency: &str) -> Self {
         let count = |c: u8| seats.bytes().filter(|b| *b == c).count() as u32;
-        let (held, booked) = (count(b'H'), count(b'B'));
+        let (held, booked) = (
+            count(SeatStatus::Held.code()),
+            count(SeatStatus::Booked.code()),
+        );
         let seat_count = seats.len() as u32;
         Self {
             event_id,

@@ -165,6 +165,27 @@ pub enum SeatStatus {
     Booked,
 }
 
+impl SeatStatus {
+    /// The seat's byte in a compact seat map (one byte per seat id): `A`, `H` or `B`. Every seat
+    /// map, strong or projected, uses this encoding.
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Available => b'A',
+            Self::Held => b'H',
+            Self::Booked => b'B',
+        }
+    }
+
+    /// The status a compact seat map's byte stands for (anything unknown reads as available).
+    pub const fn from_code(code: u8) -> Self {
+        match code {
+            b'H' => Self::Held,
+            b'B' => Self::Booked,
+            _ => Self::Available,
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct SeatBlock {
     event_id: Option<EventId>,
@@ -446,6 +467,16 @@ mod tests {
     }
     fn alice_holds_1_2() -> SeatBlockEvent {
         SeatBlockEvent::SeatHeld(change(1, alice(), &[1, 2], 600, 0))
+    }
+
+    #[test]
+    fn seat_codes_are_the_compact_encoding_and_read_back() {
+        let all = [SeatStatus::Available, SeatStatus::Held, SeatStatus::Booked];
+        let codes: String = all.iter().map(|s| s.code() as char).collect();
+        assert_eq!(codes, "AHB");
+        for status in all {
+            assert_eq!(SeatStatus::from_code(status.code()), status);
+        }
     }
 
     #[test]

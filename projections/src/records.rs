@@ -3,13 +3,13 @@
 //! speak these types.
 
 use chrono::{DateTime, Utc};
-use domain::{EventDefinition, HoldChange, HoldStatus, HoldTrack, SeatId};
+use domain::{EventDefinition, HoldChange, HoldStatus, HoldTrack, SeatId, SeatStatus};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub const AVAILABLE: u8 = b'A';
-pub const HELD: u8 = b'H';
-pub const BOOKED: u8 = b'B';
+pub const AVAILABLE: u8 = SeatStatus::Available.code();
+pub const HELD: u8 = SeatStatus::Held.code();
+pub const BOOKED: u8 = SeatStatus::Booked.code();
 
 /// A hold as the read models keep it (`rm_holds`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]

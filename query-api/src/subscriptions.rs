@@ -18,7 +18,7 @@ use crate::errors::{coded, from_command, not_found};
 use crate::live::LiveUpdates;
 use crate::mutations::commands;
 use crate::schema::{load_event, reads};
-use crate::types::{Hold, SeatChange, SeatStatus};
+use crate::types::{Hold, SeatChange};
 
 fn live<'a>(ctx: &Context<'a>) -> Result<(&'a LiveUpdates, &'a projections::Cache)> {
     match (
@@ -68,7 +68,7 @@ impl SubscriptionRoot {
                                 .map(|(seat, status)| SeatChange {
                                     event_id: update.event_id,
                                     seat_id: *seat,
-                                    status: SeatStatus::from_code(*status),
+                                    status: domain::SeatStatus::from_code(*status as u8).into(),
                                     version: update.version,
                                 })
                                 .collect();

@@ -419,18 +419,9 @@ pub struct SeatChange {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::SeatStatus")]
 pub enum SeatStatus {
     Available,
     Held,
     Booked,
-}
-
-impl SeatStatus {
-    pub fn from_code(c: char) -> Self {
-        match c {
-            'H' => Self::Held,
-            'B' => Self::Booked,
-            _ => Self::Available,
-        }
-    }
 }
