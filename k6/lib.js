@@ -6,10 +6,31 @@
 // the `name` and `status` tags (see `withFigures`); only rare events (5xx, the audit's findings) go
 // to custom counters.
 import http from 'k6/http';
+import crypto from 'k6/crypto';
+import encoding from 'k6/encoding';
 import { sleep } from 'k6';
 import { Counter } from 'k6/metrics';
 
 export const BASE = __ENV.BASE_URL || 'http://127.0.0.1:5000';
+
+// Bearer tokens, signed here with the server's development secret (HS256, as `seatgrid token`
+// does): scripts/k6 and the benchmarks export AUTH_HS256_SECRET, the same one the server uses.
+const SECRET = __ENV.AUTH_HS256_SECRET;
+const JWT_HEADER = encoding.b64encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' }), 'rawurl');
+export function token(sub, role) {
+  if (!SECRET) throw new Error('set AUTH_HS256_SECRET (scripts/k6 does) to sign tokens');
+  const now = Math.floor(Date.now() / 1000);
+  const claims = encoding.b64encode(
+    JSON.stringify({ sub, role: role || 'buyer', iat: now, exp: now + 3600 }), 'rawurl');
+  const signature = crypto.hmac('sha256', SECRET, `${JWT_HEADER}.${claims}`, 'base64rawurl');
+  return `${JWT_HEADER}.${claims}.${signature}`;
+}
+// The organizer every scenario's event belongs to (the audit reads its holds as them).
+export const ORGANIZER = 'k6-organizer';
+function authorized(params, sub, role) {
+  const headers = Object.assign({}, params.headers || {}, { Authorization: `Bearer ${token(sub, role)}` });
+  return Object.assign({}, params, { headers });
+}
 
 // The seed's crash test (its tests/k6/crash_test.js) pauses 0.1 s after every iteration. With
 // PAUSE_SECONDS=0 the same shape is a closed loop with no pause at all, which saturates the machine.
@@ -70,7 +91,8 @@ export function withFigures(targets) {
 }
 export function createEvent(name, rows, cols, extra) {
   const body = Object.assign({ name, rows, cols, price_cents: 5000 }, extra || {});
-  const res = http.post(`${BASE}/api/events`, JSON.stringify(body), JSON_READ_BODY);
+  const res = http.post(`${BASE}/api/events`, JSON.stringify(body),
+    authorized(JSON_READ_BODY, ORGANIZER, 'organizer'));
   if (res.status !== 201) {
     throw new Error(`cannot create the event: ${res.status} ${res.body}`);
   }
@@ -91,25 +113,33 @@ export function readSeatMap(eventId) {
 export function hold(eventId, customer, seats) {
   const res = http.post(
     `${BASE}/api/events/${eventId}/holds`,
-    JSON.stringify({ customer_id: customer, seats }),
-    HOLD_PARAMS,
+    JSON.stringify({ seats }),
+    authorized(HOLD_PARAMS, customer),
   );
   count(res);
   return res;
 }
 
 export function book(holdId, customer) {
-  const res = http.post(`${BASE}/api/holds/${holdId}/book`, null, {
-    headers: { 'X-Customer-Id': customer },
-    tags: { name: 'book' },
-  });
+  const res = http.post(`${BASE}/api/holds/${holdId}/book`, null,
+    authorized({ tags: { name: 'book' } }, customer));
   count(res);
   return res;
 }
 
+// GraphQL as the scenarios' organizer (the audit reads the event's holds).
 function graphql(query, variables) {
-  const res = http.post(`${BASE}/graphql`, JSON.stringify({ query, variables }), JSON_READ_BODY);
+  const res = http.post(`${BASE}/graphql`, JSON.stringify({ query, variables }),
+    authorized(JSON_READ_BODY, ORGANIZER, 'organizer'));
   return res.json();
+}
+
+// Releases a hold as its customer.
+export function release(holdId, customer) {
+  const res = http.del(`${BASE}/api/holds/${holdId}`, null,
+    authorized({ tags: { name: 'release' } }, customer));
+  count(res);
+  return res;
 }
 
 // The audit, through the API only: every live hold (held or booked) of the event, from the read

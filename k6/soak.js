@@ -3,7 +3,7 @@
 import http from 'k6/http';
 import { sleep } from 'k6';
 import { Trend } from 'k6/metrics';
-import { audit, BASE, createEvent, hold, readSeatMap, summary, withFigures } from './lib.js';
+import { audit, BASE, createEvent, hold, readSeatMap, release, summary, withFigures } from './lib.js';
 
 // Sampled from the server's /metrics while the soak runs.
 const projectionLag = new Trend('projection_lag_ms');
@@ -50,10 +50,7 @@ export default function (data) {
   const res = hold(data.event.id, customer, [Math.floor(Math.random() * 2000)]);
   if (res.status === 201) {
     sleep(0.2);
-    http.del(`${BASE}/api/holds/${res.json().hold_id}`, null, {
-      headers: { 'X-Customer-Id': customer },
-      tags: { name: 'release' },
-    });
+    release(res.json().hold_id, customer);
   }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use analytics::{IngestConfig, Ingester, CLICKHOUSE_STREAM};
 use booking::EventStore;
-use booking::{BookingCommands, BookingService, RequestContext, RetryPolicy};
+use booking::{BookingCommands, BookingService, Caller, RequestContext, RetryPolicy};
 use clickhouse::Row;
 use domain::{EventPolicy, LayoutSpec, NewEvent};
 use projections::Checkpoints;
@@ -92,14 +92,19 @@ async fn main() {
     let event = service
         .create_event(
             NewEvent {
+                organizer: None,
                 name: "Ingest bench".into(),
                 venue: None,
                 starts_at: None,
                 currency: None,
-                layout: LayoutSpec::grid(100, 200, 1000),
+                layout: LayoutSpec::grid(100, 200, 1000).unwrap(),
                 hold_seconds: None,
                 max_seats_per_customer: None,
             },
+            &Caller::new(
+                domain::CustomerId::parse("organizer").unwrap(),
+                booking::Role::Organizer,
+            ),
             &RequestContext::default(),
         )
         .await

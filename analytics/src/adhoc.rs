@@ -5,8 +5,17 @@
 //! then runs it as a user whose profile is `readonly = 1` with row, memory and time limits
 //! (`scripts/clickhouse/users.xml`); whatever slips past the first check is refused by the server,
 //! and a query over the limits is stopped there. Either refusal comes back as a clear error.
+//! An organizer's query is confined to their own events' rows first ([`crate::scope`]). Results
+//! are capped at [`MAX_RESULT_BYTES`] here too, whatever the server's profile says.
 
 use std::time::Duration;
+
+use crate::scope::{confine, Scope};
+
+/// The most result bytes one ad-hoc query may return.
+pub const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
+/// How long one ad-hoc query may take, end to end.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdhocError {
@@ -22,6 +31,7 @@ pub enum AdhocError {
 #[derive(Clone)]
 pub struct AdhocSql {
     client: clickhouse::Client,
+    database: String,
 }
 
 const READ_ONLY_STARTS: &[&str] = &["select", "with", "show", "describe", "desc", "exists"];
@@ -42,23 +52,39 @@ pub fn check(sql: &str) -> Result<&str, AdhocError> {
 }
 
 impl AdhocSql {
-    /// `client` must log in as the read-only user.
-    pub fn new(client: clickhouse::Client) -> Self {
+    /// `client` must log in as the read-only user; `database` is SeatGrid's.
+    pub fn new(client: clickhouse::Client, database: &str) -> Self {
         Self {
+            // The time limit is the profile's (`readonly = 1` forbids setting it per query).
             client: client.with_setting("wait_end_of_query", "1"),
+            database: database.to_owned(),
         }
     }
 
-    pub async fn run(&self, sql: &str) -> Result<String, AdhocError> {
-        let sql = check(sql)?;
-        let query = self.client.query(sql);
+    /// Runs `sql` over the rows `scope` allows.
+    pub async fn run(&self, sql: &str, scope: &Scope) -> Result<String, AdhocError> {
+        let sql = confine(check(sql)?, &self.database, scope)?;
+        let query = self.client.query(&sql);
         let fetch = async {
             let mut cursor = query.fetch_bytes("JSONEachRow")?;
-            cursor.collect().await
+            let mut out = Vec::new();
+            while let Some(chunk) = cursor.next().await? {
+                if out.len() + chunk.len() > MAX_RESULT_BYTES {
+                    return Ok(None);
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(Some(out))
         };
-        match tokio::time::timeout(Duration::from_secs(30), fetch).await {
-            Err(_) => Err(AdhocError::Refused("no answer within 30 s".into())),
-            Ok(Ok(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        match tokio::time::timeout(TIMEOUT + Duration::from_secs(1), fetch).await {
+            Err(_) => Err(AdhocError::Refused(format!(
+                "no answer within {} s",
+                TIMEOUT.as_secs()
+            ))),
+            Ok(Ok(None)) => Err(AdhocError::Refused(format!(
+                "the result is larger than {MAX_RESULT_BYTES} bytes; aggregate or add a LIMIT"
+            ))),
+            Ok(Ok(Some(bytes))) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
             Ok(Err(clickhouse::error::Error::BadResponse(msg))) => Err(AdhocError::Refused(msg)),
             Ok(Err(e @ clickhouse::error::Error::Network(_))) => {
                 Err(AdhocError::Unavailable(e.to_string()))

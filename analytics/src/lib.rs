@@ -1,5 +1,5 @@
 //! SeatGrid's analytics: every domain event streamed into ClickHouse ([`ingest`]), organizer
-//! reports over it ([`reports`]), and read-only ad-hoc SQL ([`adhoc`]).
+//! reports over it ([`reports`]), and read-only ad-hoc SQL ([`adhoc`], confined by [`scope`]).
 //!
 //! Everything sent to ClickHouse runs on Debian's 18.16 and on current ClickHouse: no
 //! `DateTime64`, no server-side parameters, `FINAL` instead of insert deduplication, validation off
@@ -9,11 +9,13 @@ pub mod adhoc;
 pub mod ingest;
 pub mod reports;
 pub mod rows;
+pub mod scope;
 
 pub use adhoc::{AdhocError, AdhocSql};
 pub use ingest::{IngestConfig, Ingester, CLICKHOUSE_STREAM};
 pub use reports::Reports;
 pub use rows::EventRow;
+pub use scope::Scope;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -59,7 +61,8 @@ impl ClickHouseConfig {
 
 /// ClickHouse for tests and benchmarks: the server named by `CLICKHOUSE_URL` (default: the local
 /// one the project's scripts start), as `default` without a password, with the read-only
-/// `seatgrid_reader` that server's users file defines.
+/// `seatgrid_test_reader` that server's users file defines (`seatgrid_reader`'s profile, without
+/// its `allow_databases`, since test databases have random names).
 #[cfg(feature = "testing")]
 pub mod testing {
     use super::ClickHouseConfig;
@@ -75,8 +78,8 @@ pub mod testing {
             database: database.to_owned(),
             user: "default".into(),
             password: String::new().into(),
-            reader_user: "seatgrid_reader".into(),
-            reader_password: String::from("seatgrid_reader").into(),
+            reader_user: "seatgrid_test_reader".into(),
+            reader_password: String::from("seatgrid_test_reader").into(),
         }
     }
 

@@ -12,11 +12,11 @@ use analytics::reports::Reports;
 use analytics::testing::{fresh_config, server_url};
 use analytics::{ClickHouseConfig, EventRow, IngestConfig, Ingester, CLICKHOUSE_STREAM};
 use booking::EventStore;
-use booking::{BookingCommands, BookingService, RequestContext, RetryPolicy};
+use booking::{BookingCommands, BookingService, Caller, RequestContext, RetryPolicy};
 use clickhouse::Row;
 use domain::{
-    CustomerId, EventId, EventPolicy, HoldId, LayoutSpec, NewEvent, PriceTier, RowSpec,
-    SeatBlockEvent, SeatRef, SectionSpec,
+    EventId, EventPolicy, HoldId, LayoutSpec, NewEvent, PriceTier, RowSpec, SeatBlockEvent,
+    SeatRef, SectionSpec,
 };
 use migrations::testing::fresh_database;
 use projections::{Checkpoints, EventLog};
@@ -42,6 +42,7 @@ fn venue() -> NewEvent {
             .collect()
     };
     NewEvent {
+        organizer: None,
         name: "Analytics night".into(),
         venue: None,
         starts_at: None,
@@ -86,17 +87,14 @@ async fn sale(service: Arc<BookingService>, event_id: EventId, customers: u32) {
         .map(|c| {
             let service = service.clone();
             tokio::spawn(async move {
-                let customer = CustomerId::parse(&format!("fan{}", c % 20)).unwrap();
+                let customer = Caller::buyer(&format!("fan{}", c % 20)).unwrap();
                 let first = (c * 3) % 78;
                 let seats = vec![SeatRef::Id(first), SeatRef::Id(first + 1)];
-                if let Ok(hold) = service
-                    .hold_seats(event_id, customer.clone(), seats, &ctx())
-                    .await
-                {
+                if let Ok(hold) = service.hold_seats(event_id, &customer, seats, &ctx()).await {
                     let id = HoldId(hold.hold_id);
                     match c % 3 {
-                        0 => drop(service.book_hold(id, customer, &ctx()).await),
-                        1 => drop(service.release_hold(id, customer, &ctx()).await),
+                        0 => drop(service.book_hold(id, &customer, &ctx()).await),
+                        1 => drop(service.release_hold(id, &customer, &ctx()).await),
                         _ => {}
                     }
                 }
@@ -168,7 +166,17 @@ async fn setup(url: &str) -> (PgPool, Arc<BookingService>, ClickHouseConfig) {
 async fn every_report_agrees_with_the_event_store() {
     let (pool, service, ch) = setup(&server_url()).await;
     let ingester = start_ingester(&pool, &ch);
-    let event = service.create_event(venue(), &ctx()).await.unwrap();
+    let event = service
+        .create_event(
+            venue(),
+            &booking::Caller::new(
+                domain::CustomerId::parse("organizer").unwrap(),
+                booking::Role::Organizer,
+            ),
+            &ctx(),
+        )
+        .await
+        .unwrap();
     let event_id = EventId(event.id);
     sale(service.clone(), event_id, 60).await;
     wait_ingested(&pool).await;
@@ -284,7 +292,17 @@ async fn every_report_agrees_with_the_event_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingester_killed_mid_batch_and_a_resent_batch_count_exactly_once() {
     let (pool, service, ch) = setup(&server_url()).await;
-    let event = service.create_event(venue(), &ctx()).await.unwrap();
+    let event = service
+        .create_event(
+            venue(),
+            &booking::Caller::new(
+                domain::CustomerId::parse("organizer").unwrap(),
+                booking::Role::Organizer,
+            ),
+            &ctx(),
+        )
+        .await
+        .unwrap();
     let writer = tokio::spawn(sale(service.clone(), EventId(event.id), 90));
     // The ingester is killed again and again while the sale runs.
     for round in 0..6u64 {
@@ -416,7 +434,17 @@ async fn ingestion_catches_up_after_clickhouse_restarts_without_slowing_commands
     server.wait_up().await;
     let (pool, service, ch) = setup(&server.url()).await;
     let ingester = start_ingester(&pool, &ch);
-    let event = service.create_event(venue(), &ctx()).await.unwrap();
+    let event = service
+        .create_event(
+            venue(),
+            &booking::Caller::new(
+                domain::CustomerId::parse("organizer").unwrap(),
+                booking::Role::Organizer,
+            ),
+            &ctx(),
+        )
+        .await
+        .unwrap();
     sale(service.clone(), EventId(event.id), 20).await;
     wait_ingested(&pool).await;
 

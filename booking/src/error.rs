@@ -19,7 +19,9 @@ pub enum ErrorKind {
     /// A request that can never succeed as sent.
     Invalid,
     NotFound,
-    /// Someone else's resource.
+    /// No valid credentials: who is asking is unknown.
+    Unauthenticated,
+    /// Someone else's resource, or not allowed for the caller's role.
     Forbidden,
     /// The state of the seats or the hold refuses it now.
     Conflict,
@@ -36,6 +38,7 @@ impl ErrorKind {
             Self::BadRequest => 400,
             Self::Invalid => 422,
             Self::NotFound => 404,
+            Self::Unauthenticated => 401,
             Self::Forbidden => 403,
             Self::Conflict => 409,
             Self::Unavailable => 503,
@@ -52,10 +55,10 @@ pub enum CommandError {
     InvalidSeats(Vec<String>),
     #[error("{0}")]
     InvalidCustomerId(String),
-    #[error("the X-Customer-Id header and the body's customer_id differ")]
-    CustomerMismatch,
-    #[error("say who you are: send an X-Customer-Id header (or customer_id in the body)")]
-    MissingCustomerId,
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("no such seats in this event: {}", .0.join(", "))]
     UnknownSeats(Vec<String>),
     #[error("seats listed more than once: {}", seat_list(.0))]
@@ -115,8 +118,8 @@ impl CommandError {
             Self::Invalid(_) => "invalid_request",
             Self::InvalidSeats(_) => "invalid_seat",
             Self::InvalidCustomerId(_) => "invalid_customer_id",
-            Self::CustomerMismatch => "customer_mismatch",
-            Self::MissingCustomerId => "missing_customer_id",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::Forbidden(_) => "forbidden",
             Self::UnknownSeats(_) => "unknown_seats",
             Self::DuplicateSeats(_) => "duplicate_seats",
             Self::NoSeats => "no_seats",
@@ -142,11 +145,11 @@ impl CommandError {
     pub fn kind(&self) -> ErrorKind {
         use ErrorKind as K;
         match self {
-            Self::MissingCustomerId | Self::InvalidIdempotencyKey { .. } => K::BadRequest,
+            Self::InvalidIdempotencyKey { .. } => K::BadRequest,
+            Self::Unauthenticated(_) => K::Unauthenticated,
             Self::Invalid(_)
             | Self::InvalidSeats(_)
             | Self::InvalidCustomerId(_)
-            | Self::CustomerMismatch
             | Self::UnknownSeats(_)
             | Self::DuplicateSeats(_)
             | Self::NoSeats
@@ -154,7 +157,7 @@ impl CommandError {
             | Self::CustomerLimitExceeded { .. }
             | Self::IdempotencyKeyReused => K::Invalid,
             Self::EventNotFound(_) | Self::HoldNotFound(_) => K::NotFound,
-            Self::NotHoldOwner(_) => K::Forbidden,
+            Self::NotHoldOwner(_) | Self::Forbidden(_) => K::Forbidden,
             Self::SeatsUnavailable(_)
             | Self::HoldExpired(_)
             | Self::HoldReleased(_)
@@ -232,6 +235,15 @@ impl From<LoadError> for CommandError {
     }
 }
 
+impl From<domain::LayoutError> for CommandError {
+    fn from(e: domain::LayoutError) -> Self {
+        match e {
+            domain::LayoutError::UnknownSeats(bad) => Self::UnknownSeats(bad),
+            domain::LayoutError::Invalid(msg) => Self::Invalid(vec![msg]),
+        }
+    }
+}
+
 impl From<sqlx::Error> for CommandError {
     fn from(e: sqlx::Error) -> Self {
         Self::Unavailable(e.to_string())
@@ -247,9 +259,14 @@ mod tests {
         let cases = [
             (CommandError::NoSeats, "no_seats", ErrorKind::Invalid),
             (
-                CommandError::MissingCustomerId,
-                "missing_customer_id",
-                ErrorKind::BadRequest,
+                CommandError::Unauthenticated("no token".into()),
+                "unauthenticated",
+                ErrorKind::Unauthenticated,
+            ),
+            (
+                CommandError::Forbidden("organizers only".into()),
+                "forbidden",
+                ErrorKind::Forbidden,
             ),
             (
                 CommandError::NotHoldOwner(HoldId(uuid::Uuid::nil())),

@@ -7,6 +7,7 @@
 //! - [`service`]: the [`BookingCommands`] trait and [`BookingService`], creating events;
 //!   [`place_hold`], [`book_release`], [`reads`], [`expiry`]: the service's steps.
 //! - [`validation`]: request shapes and checks shared by both adapters; [`error`]: the one error.
+//! - [`identity`]: callers, roles and who may do what; [`tokens`]: verifying and minting JWTs.
 //! - [`context`]: who asked, and ids derived from idempotency seeds; [`idempotency`]: stored
 //!   outcomes of requests with an idempotency key.
 //! - [`store`]: the Postgres event store, with the bounded conflict retry.
@@ -17,15 +18,19 @@ pub mod context;
 pub mod error;
 pub mod expiry;
 pub mod idempotency;
+pub mod identity;
 pub mod place_hold;
 pub mod reads;
 pub mod service;
 pub mod store;
 pub mod sweeper;
+pub mod tokens;
 pub mod validation;
 pub mod views;
 
 pub use context::RequestContext;
 pub use error::{CommandError, ErrorKind};
+pub use identity::{Caller, Role};
 pub use service::{BookingCommands, BookingService};
 pub use store::{EventStore, RetryPolicy};
+pub use tokens::Authenticator;

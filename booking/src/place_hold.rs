@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, Utc};
 use domain::{
     AllowanceError, CustomerAllowance, CustomerAllowanceCommand, CustomerId, EventId, HoldId,
-    KnownEvent, LayoutError, ReturnReason, SeatBlock, SeatBlockCommand, SeatBlockError, SeatId,
-    SeatRef, SeatStatus,
+    KnownEvent, ReturnReason, SeatBlock, SeatBlockCommand, SeatBlockError, SeatId, SeatRef,
+    SeatStatus,
 };
 
 use crate::context::RequestContext;
@@ -30,10 +30,7 @@ pub fn resolve_seats(event: &KnownEvent, refs: &[SeatRef]) -> Result<Vec<SeatId>
             requested: refs.len() as u32,
         });
     }
-    let seats = event.layout.resolve(refs).map_err(|e| match e {
-        LayoutError::UnknownSeats(bad) => CommandError::UnknownSeats(bad),
-        LayoutError::Invalid(msg) => CommandError::Invalid(vec![msg]),
-    })?;
+    let seats = event.layout.resolve(refs)?;
     let mut seen = HashSet::new();
     let duplicates: Vec<SeatId> = seats.iter().copied().filter(|s| !seen.insert(*s)).collect();
     if !duplicates.is_empty() {
@@ -204,11 +201,12 @@ mod tests {
     /// Given a 2 x 5 grid with a limit of 3 seats per customer.
     fn event() -> KnownEvent {
         let draft = NewEvent {
+            organizer: None,
             name: "show".into(),
             venue: None,
             starts_at: None,
             currency: None,
-            layout: LayoutSpec::grid(2, 5, 1_000),
+            layout: LayoutSpec::grid(2, 5, 1_000).unwrap(),
             hold_seconds: None,
             max_seats_per_customer: Some(3),
         };

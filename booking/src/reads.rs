@@ -13,6 +13,7 @@ use domain::{
 };
 
 use crate::error::CommandError;
+use crate::identity::Caller;
 use crate::service::BookingService;
 use crate::views::{hold_view, EventView, HoldView, SeatMapView};
 
@@ -61,9 +62,21 @@ impl BookingService {
         Ok(SeatMapView::new(event_id.0, seats, "strong"))
     }
 
-    pub(crate) async fn run_hold(&self, hold_id: HoldId) -> Result<HoldView, CommandError> {
+    /// A hold for its customer or the manager of its event; anyone else is refused.
+    pub(crate) async fn run_hold(
+        &self,
+        hold_id: HoldId,
+        caller: &Caller,
+    ) -> Result<HoldView, CommandError> {
         let located = self.locate(hold_id).await?;
-        self.located_hold_view(&located, Utc::now()).await
+        let view = self.located_hold_view(&located, Utc::now()).await?;
+        if caller.customer.as_str() != view.customer_id {
+            let event = self.load_known_event(EventId(view.event_id)).await?;
+            if !caller.manages(&event.definition) {
+                return Err(CommandError::NotHoldOwner(hold_id));
+            }
+        }
+        Ok(view)
     }
 
     pub(crate) async fn locate(&self, hold_id: HoldId) -> Result<LocatedHold, CommandError> {

@@ -12,7 +12,9 @@
 //!   instant. A hold that had expired at that instant cannot be booked.
 //! - With an idempotency seed, the new event's or hold's id is derived from it, so a request
 //!   re-run after a crash lands on the same aggregate and is a no-op there.
-//! - Ownership (only the hold's customer may book or release it) is checked here and nowhere else.
+//! - Who may do what ([`crate::identity`]) is checked here and nowhere else: the customer of a
+//!   command is the caller's token subject; only the hold's customer may book or release it; only
+//!   organizers create events, which they then manage.
 //! - Every command is counted by outcome (`seatgrid_commands_total{command, outcome}`).
 
 use std::sync::Arc;
@@ -20,12 +22,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::{
-    CustomerId, EventCatalog, EventDefinition, EventId, EventPolicy, HoldId, KnownEvent, NewEvent,
-    SeatRef, TicketedEvent, TicketedEventCommand, TicketedEventError,
+    EventCatalog, EventDefinition, EventId, EventPolicy, HoldId, KnownEvent, NewEvent, SeatRef,
+    TicketedEvent, TicketedEventCommand, TicketedEventError,
 };
 
 use crate::context::RequestContext;
 use crate::error::CommandError;
+use crate::identity::{Caller, Role};
 use crate::store::{EventStore, StoreError};
 use crate::views::{EventView, HoldView, SeatMapView};
 
@@ -45,31 +48,36 @@ pub trait BookingCommands: Send + Sync {
         event_id: EventId,
         seats: String,
     ) -> Result<SeatMapView, CommandError>;
-    /// A hold's status now, from the event store.
-    async fn hold(&self, hold_id: HoldId) -> Result<HoldView, CommandError>;
+    /// A hold's status now, from the event store, for its customer or its event's manager.
+    async fn hold(&self, hold_id: HoldId, caller: &Caller) -> Result<HoldView, CommandError>;
 
+    /// A new ticketed event, managed by `caller` (an organizer or admin).
     async fn create_event(
         &self,
         draft: NewEvent,
+        caller: &Caller,
         ctx: &RequestContext,
     ) -> Result<EventView, CommandError>;
+    /// Holds seats for the caller.
     async fn hold_seats(
         &self,
         event_id: EventId,
-        customer_id: CustomerId,
+        caller: &Caller,
         seats: Vec<SeatRef>,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError>;
+    /// Books the caller's own hold.
     async fn book_hold(
         &self,
         hold_id: HoldId,
-        customer_id: CustomerId,
+        caller: &Caller,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError>;
+    /// Releases the caller's own hold.
     async fn release_hold(
         &self,
         hold_id: HoldId,
-        customer_id: CustomerId,
+        caller: &Caller,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError>;
 }
@@ -181,49 +189,57 @@ impl BookingCommands for BookingService {
         self.run_projected_seat_map(event_id, seats).await
     }
 
-    async fn hold(&self, hold_id: HoldId) -> Result<HoldView, CommandError> {
-        self.run_hold(hold_id).await
+    async fn hold(&self, hold_id: HoldId, caller: &Caller) -> Result<HoldView, CommandError> {
+        self.run_hold(hold_id, caller).await
     }
 
     async fn create_event(
         &self,
-        draft: NewEvent,
+        mut draft: NewEvent,
+        caller: &Caller,
         ctx: &RequestContext,
     ) -> Result<EventView, CommandError> {
+        if let Err(refused) = caller.require(Role::Organizer) {
+            return counted("create_event", Err(refused));
+        }
+        draft.organizer = Some(caller.customer.clone());
         counted("create_event", self.run_create_event(draft, ctx).await)
     }
 
     async fn hold_seats(
         &self,
         event_id: EventId,
-        customer_id: CustomerId,
+        caller: &Caller,
         seats: Vec<SeatRef>,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError> {
+        let customer = caller.customer.clone();
         counted(
             "hold",
-            self.run_hold_seats(event_id, customer_id, seats, ctx).await,
+            self.run_hold_seats(event_id, customer, seats, ctx).await,
         )
     }
 
     async fn book_hold(
         &self,
         hold_id: HoldId,
-        customer_id: CustomerId,
+        caller: &Caller,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError> {
-        counted("book", self.run_book_hold(hold_id, customer_id, ctx).await)
+        let customer = caller.customer.clone();
+        counted("book", self.run_book_hold(hold_id, customer, ctx).await)
     }
 
     async fn release_hold(
         &self,
         hold_id: HoldId,
-        customer_id: CustomerId,
+        caller: &Caller,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError> {
+        let customer = caller.customer.clone();
         counted(
             "release",
-            self.run_release_hold(hold_id, customer_id, ctx).await,
+            self.run_release_hold(hold_id, customer, ctx).await,
         )
     }
 }

@@ -8,7 +8,7 @@
 //! [`domain::EventDefinition::validate`].
 
 use chrono::{DateTime, Utc};
-use domain::{CustomerId, LayoutSpec, NewEvent, PriceTier, RowSpec, SeatRef, SectionSpec};
+use domain::{LayoutSpec, NewEvent, PriceTier, RowSpec, SeatRef, SectionSpec};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -103,6 +103,7 @@ impl CreateEventRequest {
                     price_tiers: None,
                 }) if self.rows.is_none() && self.cols.is_none() => {
                     LayoutSpec::grid(rows, cols, price_cents.or(self.price_cents).unwrap_or(0))
+                        .map_err(CommandError::from)?
                 }
                 Some(_) => return Err(invalid(
                     "layout must be either {rows, cols, price_cents} or {price_tiers, sections}",
@@ -110,6 +111,7 @@ impl CreateEventRequest {
                 None => match (self.rows, self.cols) {
                     (Some(rows), Some(cols)) => {
                         LayoutSpec::grid(rows, cols, self.price_cents.unwrap_or(0))
+                            .map_err(CommandError::from)?
                     }
                     _ => return Err(invalid(
                         "give a layout: rows and cols, or layout.sections with layout.price_tiers",
@@ -117,6 +119,7 @@ impl CreateEventRequest {
                 },
             };
         Ok(NewEvent {
+            organizer: None,
             name: self.name,
             venue: self.venue,
             starts_at: self.starts_at,
@@ -203,34 +206,6 @@ pub fn seat_refs(seats: Vec<SeatInput>) -> Result<Vec<SeatRef>, CommandError> {
     }
 }
 
-/// The request header that names the customer (until tokens replace it), in both adapters.
-pub const CUSTOMER_HEADER: &str = "x-customer-id";
-
-/// The customer from the [`CUSTOMER_HEADER`] (its raw bytes) and/or a body field or argument: at
-/// least one, and both the same when both are given.
-pub fn customer_id(header: Option<&[u8]>, body: Option<&str>) -> Result<CustomerId, CommandError> {
-    let header = header
-        .map(|raw| {
-            // Header text is visible ASCII (or tab), as HTTP's `HeaderValue::to_str` takes it.
-            raw.iter()
-                .all(|b| *b == b'\t' || (32..127).contains(b))
-                .then(|| std::str::from_utf8(raw).ok())
-                .flatten()
-                .ok_or_else(|| CommandError::InvalidCustomerId("X-Customer-Id is not text".into()))
-        })
-        .transpose()?;
-    let parse = |raw: Option<&str>| {
-        raw.map(CustomerId::parse)
-            .transpose()
-            .map_err(|e| CommandError::InvalidCustomerId(e.0))
-    };
-    match (parse(header)?, parse(body)?) {
-        (Some(a), Some(b)) if a != b => Err(CommandError::CustomerMismatch),
-        (Some(c), _) | (None, Some(c)) => Ok(c),
-        (None, None) => Err(CommandError::MissingCustomerId),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -247,7 +222,7 @@ mod tests {
             ..Default::default()
         };
         let draft = request.into_new_event().unwrap();
-        assert_eq!(draft.layout, LayoutSpec::grid(2, 3, 500));
+        assert_eq!(draft.layout, LayoutSpec::grid(2, 3, 500).unwrap());
     }
 
     #[test]
@@ -326,28 +301,5 @@ mod tests {
         };
         assert!(problems[0].starts_with("seats[1]"));
         assert!(problems[1].starts_with("seats[2]"));
-    }
-
-    #[test]
-    fn the_customer_is_named_once_or_twice_alike() {
-        assert_eq!(customer_id(Some(b"a"), None).unwrap().as_str(), "a");
-        assert_eq!(customer_id(None, Some("a")).unwrap().as_str(), "a");
-        assert_eq!(customer_id(Some(b"a"), Some("a")).unwrap().as_str(), "a");
-        assert_eq!(
-            customer_id(Some(b"a"), Some("b")).unwrap_err().code(),
-            "customer_mismatch"
-        );
-        assert_eq!(
-            customer_id(None, None).unwrap_err().code(),
-            "missing_customer_id"
-        );
-        assert_eq!(
-            customer_id(Some(b""), None).unwrap_err().code(),
-            "invalid_customer_id"
-        );
-        assert_eq!(
-            customer_id(Some(b"\xff"), None).unwrap_err().code(),
-            "invalid_customer_id"
-        );
     }
 }

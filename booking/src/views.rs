@@ -151,7 +151,9 @@ pub fn hold_view(
         customer_id: customer_id.to_string(),
         status,
         expires_at,
-        total_cents: seats.iter().map(|s| s.price_cents).sum(),
+        // Bounded by the layout's maximum price and seat count, so the checked sum is always `Some`.
+        total_cents: domain::VenueLayout::total_cents(seats.iter().map(|s| s.price_cents))
+            .unwrap_or(u64::MAX),
         seats,
         currency: event.definition.currency.clone(),
     }

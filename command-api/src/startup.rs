@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use booking::{sweeper, BookingService, EventStore, RetryPolicy};
+use booking::{sweeper, Authenticator, BookingService, EventStore, RetryPolicy};
 use domain::{EventCatalog, EventPolicy};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
+use crate::http::limits::{self, Limiters, RateLimits};
 use crate::http::{self, AppState};
 
 /// Everything the command API needs to know; read from the environment by the binary.
@@ -24,17 +25,30 @@ pub struct CommandApiConfig {
     pub retry: RetryPolicy,
     /// How often the expiry sweeper runs; `None` disables it.
     pub sweep_interval: Option<Duration>,
+    /// The largest request body on any route, GraphQL included.
     pub max_body_bytes: usize,
+    /// Verifies callers' bearer tokens.
+    pub auth: Arc<Authenticator>,
+    /// How long a request may run before it is answered 503.
+    pub request_timeout: Duration,
+    /// Rate limits per client and per customer; `None` turns them off.
+    pub rate_limits: Option<RateLimits>,
 }
 
 impl Default for CommandApiConfig {
+    /// Defaults with an authenticator nobody can mint for (a random secret): real servers
+    /// configure one (see `seatgrid`'s `AUTH_*` settings), tests use [`crate::testing`].
     fn default() -> Self {
+        let secret: [u8; 32] = std::array::from_fn(|_| rand::random());
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
             policy: EventPolicy::default(),
             retry: RetryPolicy::default(),
             sweep_interval: Some(Duration::from_secs(5)),
             max_body_bytes: 64 * 1024,
+            auth: Arc::new(Authenticator::hs256(&secret).expect("a 32-byte secret is a key")),
+            request_timeout: Duration::from_secs(30),
+            rate_limits: Some(RateLimits::default()),
         }
     }
 }
@@ -52,6 +66,8 @@ pub struct Application {
     service: Arc<BookingService>,
     state: AppState,
     sweep_interval: Option<Duration>,
+    request_timeout: Duration,
+    limiters: Option<Arc<Limiters>>,
     extra_routes: Router,
 }
 
@@ -76,13 +92,18 @@ impl Application {
         Ok(Self {
             listener,
             service: service.clone(),
+            limiters: config
+                .rate_limits
+                .map(|limits| Limiters::new(limits, config.auth.clone())),
             state: AppState {
                 service,
+                auth: config.auth,
                 pool,
                 max_body_bytes: config.max_body_bytes,
                 projected: None,
             },
             sweep_interval: config.sweep_interval,
+            request_timeout: config.request_timeout,
             extra_routes: Router::new(),
         })
     }
@@ -109,6 +130,11 @@ impl Application {
         self
     }
 
+    /// The authenticator the server verifies tokens with (for routes added beside it).
+    pub fn auth(&self) -> Arc<Authenticator> {
+        self.state.auth.clone()
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.state.pool
     }
@@ -121,18 +147,47 @@ impl Application {
         let sweeper = self
             .sweep_interval
             .map(|every| sweeper::spawn(self.service.clone(), every));
-        let app = self
+        let timeout = self.request_timeout;
+        let mut app = self
             .extra_routes
-            .merge(http::router(self.state))
+            .merge(http::router(self.state.clone()))
+            .layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                    tokio::time::timeout(timeout, next.run(request))
+                        .await
+                        .unwrap_or_else(|_| limits::timed_out(timeout))
+                },
+            ))
+            // Every route, GraphQL included: a body over the limit is refused as it streams in.
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(
+                self.state.max_body_bytes,
+            ))
+            .layer(axum::middleware::map_response(
+                http::problem_for_every_error,
+            ));
+        let cleanup = self.limiters.as_ref().map(|limiters| {
+            app = app.clone().layer(axum::middleware::from_fn_with_state(
+                limiters.clone(),
+                limits::rate_limit,
+            ));
+            limiters.spawn_cleanup()
+        });
+        let app = app
             .layer(axum::middleware::from_fn(http::observability::track))
             .layer(
                 tower_http::trace::TraceLayer::new_for_http()
                     .make_span_with(http::observability::request_span),
             );
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         if let Some(task) = sweeper {
+            task.abort();
+        }
+        if let Some(task) = cleanup {
             task.abort();
         }
         result

@@ -47,8 +47,8 @@ macro_rules! uuid_id {
 uuid_id!(EventId, "an event id");
 uuid_id!(HoldId, "a hold id");
 
-/// Who holds and books seats. Until real authentication lands this is an opaque, caller-chosen
-/// string: 1 to 64 characters from `A-Z a-z 0-9 . _ @ : -`.
+/// Who holds and books seats: the subject of the caller's verified token (see `booking::identity`),
+/// 1 to 64 characters from `A-Z a-z 0-9 . _ @ : | -` (identity providers' subjects fit).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CustomerId(String);
@@ -57,10 +57,10 @@ impl CustomerId {
     pub const MAX_LEN: usize = 64;
 
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
-        let ok_char = |c: char| c.is_ascii_alphanumeric() || "._@:-".contains(c);
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || "._@:|-".contains(c);
         if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.chars().all(ok_char) {
             return Err(InvalidId(format!(
-                "a customer id is 1 to {} characters from A-Z a-z 0-9 . _ @ : -, got {raw:?}",
+                "a customer id is 1 to {} characters from A-Z a-z 0-9 . _ @ : | -, got {raw:?}",
                 Self::MAX_LEN
             )));
         }

@@ -145,11 +145,12 @@ mod tests {
 
     fn definition(n: u128) -> EventDefinition {
         let draft = NewEvent {
+            organizer: None,
             name: format!("show {n}"),
             venue: None,
             starts_at: None,
             currency: None,
-            layout: LayoutSpec::grid(2, 3, 100),
+            layout: LayoutSpec::grid(2, 3, 100).unwrap(),
             hold_seconds: None,
             max_seats_per_customer: None,
         };

@@ -24,6 +24,10 @@ pub const MAX_ROWS_PER_SECTION: usize = 1_000;
 pub const MAX_SECTIONS: usize = 200;
 pub const MAX_PRICE_TIERS: usize = 50;
 pub const MAX_LABEL_LEN: usize = 64;
+/// The highest price of one seat, in minor units (10,000,000.00). With at most
+/// [`MAX_SEATS_PER_EVENT`] seats, no total of an event's prices can overflow a `u64`, and every
+/// total stays exact in a JSON number (below 2^53).
+pub const MAX_PRICE_CENTS: u64 = 1_000_000_000;
 
 /// A layout as the organizer describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,9 +61,25 @@ impl LayoutSpec {
     pub const GRID_PRICE_TIER: &'static str = "Standard";
 
     /// The seed document's simple form: `rows` x `cols` seats in one section at one price. Rows are
-    /// labelled `1..=rows`.
-    pub fn grid(rows: u32, cols: u32, price_cents: u64) -> Self {
-        Self {
+    /// labelled `1..=rows`. The sizes are checked before anything is allocated from them.
+    pub fn grid(rows: u32, cols: u32, price_cents: u64) -> Result<Self, LayoutError> {
+        let seats = u64::from(rows) * u64::from(cols);
+        if rows == 0 || rows as usize > MAX_ROWS_PER_SECTION {
+            return Err(LayoutError::Invalid(format!(
+                "rows must be 1 to {MAX_ROWS_PER_SECTION}"
+            )));
+        }
+        if cols == 0 || cols > MAX_SEATS_PER_ROW {
+            return Err(LayoutError::Invalid(format!(
+                "cols must be 1 to {MAX_SEATS_PER_ROW}"
+            )));
+        }
+        if seats > u64::from(MAX_SEATS_PER_EVENT) {
+            return Err(LayoutError::Invalid(format!(
+                "an event has at most {MAX_SEATS_PER_EVENT} seats, not {seats}"
+            )));
+        }
+        Ok(Self {
             price_tiers: vec![PriceTier {
                 name: Self::GRID_PRICE_TIER.into(),
                 price_cents,
@@ -74,7 +94,7 @@ impl LayoutSpec {
                     })
                     .collect(),
             }],
-        }
+        })
     }
 }
 
@@ -170,6 +190,12 @@ impl VenueLayout {
         let mut tier_names = HashSet::new();
         for tier in &spec.price_tiers {
             check_label("price tier name", &tier.name)?;
+            if tier.price_cents > MAX_PRICE_CENTS {
+                return invalid(format!(
+                    "price tier {:?} costs more than the maximum of {MAX_PRICE_CENTS} cents",
+                    tier.name
+                ));
+            }
             if !tier_names.insert(tier.name.as_str()) {
                 return invalid(format!("price tier {:?} is listed twice", tier.name));
             }
@@ -241,6 +267,12 @@ impl VenueLayout {
 
     pub fn spec(&self) -> &LayoutSpec {
         &self.spec
+    }
+
+    /// The total price of `prices`, checked: `None` only past `u64` (which validated layouts, with
+    /// [`MAX_PRICE_CENTS`] and [`MAX_SEATS_PER_EVENT`], cannot reach).
+    pub fn total_cents(prices: impl IntoIterator<Item = u64>) -> Option<u64> {
+        prices.into_iter().try_fold(0u64, u64::checked_add)
     }
 
     pub fn seat_count(&self) -> u32 {
@@ -396,7 +428,7 @@ mod tests {
 
     #[test]
     fn grid_numbers_seats_row_by_row() {
-        let layout = VenueLayout::new(LayoutSpec::grid(10, 10, 5000)).unwrap();
+        let layout = VenueLayout::new(LayoutSpec::grid(10, 10, 5000).unwrap()).unwrap();
         assert_eq!(layout.seat_count(), 100);
         assert_eq!(layout.block_count(), 10);
         let label = layout.label(SeatId(23)).unwrap();
@@ -457,7 +489,9 @@ mod tests {
         let mut spec = two_sections();
         spec.sections[0].rows[1].label = "A".into();
         assert!(VenueLayout::new(spec).is_err());
-        assert!(VenueLayout::new(LayoutSpec::grid(0, 10, 1)).is_err());
-        assert!(VenueLayout::new(LayoutSpec::grid(1000, 101, 1)).is_err());
+        assert!(LayoutSpec::grid(0, 10, 1).is_err());
+        assert!(LayoutSpec::grid(1000, 101, 1).is_err());
+        assert!(LayoutSpec::grid(u32::MAX, 1, 1).is_err());
+        assert!(LayoutSpec::grid(1, u32::MAX, 1).is_err());
     }
 }

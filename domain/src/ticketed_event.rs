@@ -9,7 +9,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::EventId;
+use crate::ids::{CustomerId, EventId};
 use crate::layout::{LayoutSpec, VenueLayout};
 use crate::stored::names::{aggregate_type, event_type};
 use crate::EVENT_SCHEMA_VERSION;
@@ -46,6 +46,8 @@ pub struct NewEvent {
     pub layout: LayoutSpec,
     pub hold_seconds: Option<u32>,
     pub max_seats_per_customer: Option<u32>,
+    /// Who creates it (the organizer who manages it); `None` for events made by tools.
+    pub organizer: Option<CustomerId>,
 }
 
 /// A valid ticketed event, as recorded in `EventCreated`.
@@ -60,6 +62,9 @@ pub struct EventDefinition {
     pub hold_seconds: u32,
     pub max_seats_per_customer: u32,
     pub created_at: DateTime<Utc>,
+    /// The organizer who created it and manages it (absent in events recorded before tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizer: Option<CustomerId>,
 }
 
 impl EventDefinition {
@@ -131,6 +136,7 @@ impl EventDefinition {
                     hold_seconds,
                     max_seats_per_customer,
                     created_at: now,
+                    organizer: draft.organizer,
                 },
                 layout,
             )),
@@ -212,11 +218,12 @@ mod tests {
 
     fn draft() -> NewEvent {
         NewEvent {
+            organizer: None,
             name: "Flash sale".into(),
             venue: Some("Arena".into()),
             starts_at: None,
             currency: None,
-            layout: LayoutSpec::grid(10, 10, 5000),
+            layout: LayoutSpec::grid(10, 10, 5000).unwrap(),
             hold_seconds: None,
             max_seats_per_customer: None,
         }

@@ -94,12 +94,15 @@ impl Projection for ReadModelProjection {
     }
 
     async fn after_commit(&self, changes: ReadModelChanges) {
+        // Labels take no value from users (no event ids): the series stay few whatever the sales.
         for update in &changes.seats {
-            let event = update.event_id.to_string();
-            let (available, held, booked) = update.counts;
-            for (status, n) in [("available", available), ("held", held), ("booked", booked)] {
-                metrics::gauge!("seatgrid_event_seats", "event_id" => event.clone(), "status" => status)
-                    .set(f64::from(n));
+            for (_, code) in &update.changes {
+                let to = match domain::SeatStatus::from_code(*code as u8) {
+                    domain::SeatStatus::Available => "available",
+                    domain::SeatStatus::Held => "held",
+                    domain::SeatStatus::Booked => "booked",
+                };
+                metrics::counter!("seatgrid_seat_changes_total", "to" => to).increment(1);
             }
         }
         let Some(cache) = &self.cache else { return };

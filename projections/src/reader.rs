@@ -130,6 +130,17 @@ impl ReadModels {
         Ok(self.holds(&[hold_id]).await?.remove(&hold_id))
     }
 
+    /// The events an organizer created (at most 10,000, oldest first).
+    pub async fn organizer_events(&self, organizer: &str) -> Result<Vec<Uuid>, ReadError> {
+        Ok(sqlx::query_scalar(
+            "SELECT event_id FROM rm_events WHERE definition->>'organizer' = $1
+              ORDER BY list_order LIMIT 10000",
+        )
+        .bind(organizer)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// A customer's holds (bookings included), newest first, optionally for one event.
     pub async fn customer_holds(
         &self,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use booking::EventStore;
-use booking::{BookingCommands, BookingService, RequestContext, RetryPolicy};
+use booking::{BookingCommands, BookingService, Caller, RequestContext, RetryPolicy};
 use chrono::Utc;
 use domain::{
-    CustomerId, EventDefinition, EventId, EventPolicy, HoldId, LayoutSpec, NewEvent, SeatRef,
+    EventDefinition, EventId, EventPolicy, HoldId, LayoutSpec, NewEvent, SeatRef,
     TicketedEventEvent,
 };
 use migrations::testing::fresh_database;
@@ -29,11 +29,12 @@ fn service(pool: &PgPool) -> Arc<BookingService> {
 
 fn grid(name: &str, rows: u32, cols: u32) -> NewEvent {
     NewEvent {
+        organizer: None,
         name: name.into(),
         venue: None,
         starts_at: None,
         currency: None,
-        layout: LayoutSpec::grid(rows, cols, 1000),
+        layout: LayoutSpec::grid(rows, cols, 1000).unwrap(),
         hold_seconds: None,
         max_seats_per_customer: None,
     }
@@ -90,7 +91,14 @@ async fn a_projector_killed_mid_stream_converges_to_a_fresh_replay() {
     let (_url, pool) = fresh_database(12).await;
     let service = service(&pool);
     let event = service
-        .create_event(grid("Kill test", 10, 20), &ctx())
+        .create_event(
+            grid("Kill test", 10, 20),
+            &booking::Caller::new(
+                domain::CustomerId::parse("organizer").unwrap(),
+                booking::Role::Organizer,
+            ),
+            &ctx(),
+        )
         .await
         .unwrap();
     let event_id = EventId(event.id);
@@ -100,17 +108,17 @@ async fn a_projector_killed_mid_stream_converges_to_a_fresh_replay() {
             let service = service.clone();
             tokio::spawn(async move {
                 for n in 0..25u32 {
-                    let customer = CustomerId::parse(&format!("w{w}-{n}")).unwrap();
+                    let customer = Caller::buyer(&format!("w{w}-{n}")).unwrap();
                     let seat = (w * 37 + n * 11) % 200;
                     let held = service
-                        .hold_seats(event_id, customer.clone(), vec![SeatRef::Id(seat)], &ctx())
+                        .hold_seats(event_id, &customer, vec![SeatRef::Id(seat)], &ctx())
                         .await;
                     if let Ok(hold) = held {
                         let hold_id = HoldId(hold.hold_id);
                         let _ = if n % 3 == 0 {
-                            service.release_hold(hold_id, customer, &ctx()).await
+                            service.release_hold(hold_id, &customer, &ctx()).await
                         } else {
-                            service.book_hold(hold_id, customer, &ctx()).await
+                            service.book_hold(hold_id, &customer, &ctx()).await
                         };
                     }
                 }
@@ -149,21 +157,23 @@ async fn a_redelivered_batch_changes_nothing() {
     let (_url, pool) = fresh_database(4).await;
     let service = service(&pool);
     let event = service
-        .create_event(grid("Twice", 1, 10), &ctx())
-        .await
-        .unwrap();
-    let customer = CustomerId::parse("kim").unwrap();
-    let hold = service
-        .hold_seats(
-            EventId(event.id),
-            customer.clone(),
-            vec![SeatRef::Id(2)],
+        .create_event(
+            grid("Twice", 1, 10),
+            &booking::Caller::new(
+                domain::CustomerId::parse("organizer").unwrap(),
+                booking::Role::Organizer,
+            ),
             &ctx(),
         )
         .await
         .unwrap();
+    let customer = Caller::buyer("kim").unwrap();
+    let hold = service
+        .hold_seats(EventId(event.id), &customer, vec![SeatRef::Id(2)], &ctx())
+        .await
+        .unwrap();
     service
-        .book_hold(HoldId(hold.hold_id), customer, &ctx())
+        .book_hold(HoldId(hold.hold_id), &customer, &ctx())
         .await
         .unwrap();
 
@@ -223,7 +233,14 @@ async fn an_event_committed_out_of_position_order_is_not_skipped() {
 
     // ...while a later one commits first.
     let quick = service(&pool)
-        .create_event(grid("Quick", 1, 5), &ctx())
+        .create_event(
+            grid("Quick", 1, 5),
+            &booking::Caller::new(
+                domain::CustomerId::parse("organizer").unwrap(),
+                booking::Role::Organizer,
+            ),
+            &ctx(),
+        )
         .await
         .unwrap();
     let projected = |id: Uuid| {

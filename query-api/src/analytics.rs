@@ -1,11 +1,16 @@
 //! The `analytics` query field: the organizer reports from ClickHouse, and read-only ad-hoc SQL.
+//!
+//! Policy: each report is for the event's organizer and admins; ad-hoc SQL is for organizers
+//! (over their own events' rows only, see [`analytics::Scope`]) and admins (every row).
 //! Figures lag the sale by the ingester's batching (about a second).
 
 use async_graphql::{Context, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
-use crate::errors::coded;
+use crate::auth;
+use crate::errors::{coded, from_command, not_found, read_failed};
+use crate::schema::{load_event, reads};
 
 /// What the analytics fields need; absent when the server runs without ClickHouse.
 #[derive(Clone)]
@@ -23,6 +28,18 @@ fn sources<'a>(ctx: &Context<'a>) -> Result<&'a AnalyticsSources> {
                 "this server runs without ClickHouse",
             )
         })
+}
+
+/// The sources, for a caller who manages `event_id` (its organizer or an admin).
+async fn managed<'a>(ctx: &Context<'a>, event_id: Uuid) -> Result<&'a AnalyticsSources> {
+    let Some(event) = load_event(ctx, event_id).await? else {
+        return Err(not_found(
+            "event_not_found",
+            format!("event {event_id} does not exist"),
+        ));
+    };
+    auth::manager(ctx, &event.definition)?;
+    sources(ctx)
 }
 
 fn failed(e: clickhouse::error::Error) -> async_graphql::Error {
@@ -110,7 +127,8 @@ fn at_ms(ms: i64) -> Option<DateTime<Utc>> {
 impl AnalyticsQuery {
     /// Seats held and booked per minute.
     async fn sales_velocity(&self, ctx: &Context<'_>, event_id: Uuid) -> Result<Vec<MinuteSales>> {
-        let rows = sources(ctx)?
+        let rows = managed(ctx, event_id)
+            .await?
             .reports
             .velocity(event_id)
             .await
@@ -130,7 +148,8 @@ impl AnalyticsQuery {
 
     /// How holds ended: booked, released, expired, failed.
     async fn conversion(&self, ctx: &Context<'_>, event_id: Uuid) -> Result<Conversion> {
-        let r = sources(ctx)?
+        let r = managed(ctx, event_id)
+            .await?
             .reports
             .conversion(event_id)
             .await
@@ -150,7 +169,8 @@ impl AnalyticsQuery {
     }
 
     async fn sell_out(&self, ctx: &Context<'_>, event_id: Uuid) -> Result<SellOut> {
-        let r = sources(ctx)?
+        let r = managed(ctx, event_id)
+            .await?
             .reports
             .sell_out(event_id)
             .await
@@ -167,7 +187,12 @@ impl AnalyticsQuery {
 
     /// Demand per section and row, most held first.
     async fn demand_heat(&self, ctx: &Context<'_>, event_id: Uuid) -> Result<Vec<RowDemand>> {
-        let rows = sources(ctx)?.reports.heat(event_id).await.map_err(failed)?;
+        let rows = managed(ctx, event_id)
+            .await?
+            .reports
+            .heat(event_id)
+            .await
+            .map_err(failed)?;
         Ok(rows
             .into_iter()
             .map(|r| RowDemand {
@@ -186,7 +211,8 @@ impl AnalyticsQuery {
         event_id: Uuid,
         #[graphql(default = 10, validator(minimum = 1, maximum = 1000))] limit: u32,
     ) -> Result<Vec<HotSeat>> {
-        let rows = sources(ctx)?
+        let rows = managed(ctx, event_id)
+            .await?
             .reports
             .hot_seats(event_id, limit)
             .await
@@ -207,7 +233,8 @@ impl AnalyticsQuery {
         ctx: &Context<'_>,
         event_id: Uuid,
     ) -> Result<Vec<TierRevenue>> {
-        let rows = sources(ctx)?
+        let rows = managed(ctx, event_id)
+            .await?
             .reports
             .revenue_by_tier(event_id)
             .await
@@ -229,7 +256,8 @@ impl AnalyticsQuery {
         event_id: Uuid,
         #[graphql(default = 10, validator(minimum = 1, maximum = 1000))] limit: u32,
     ) -> Result<Vec<CustomerSeats>> {
-        let rows = sources(ctx)?
+        let rows = managed(ctx, event_id)
+            .await?
             .reports
             .top_customers(event_id, limit)
             .await
@@ -248,11 +276,30 @@ impl AnalyticsQuery {
     /// Runs one read-only statement as ClickHouse's read-only user (row and time limits apply);
     /// one JSON object per result row. The table is `domain_events`.
     async fn sql(&self, ctx: &Context<'_>, query: String) -> Result<Vec<Json<serde_json::Value>>> {
-        let lines = sources(ctx)?.adhoc.run(&query).await.map_err(|e| match e {
-            analytics::AdhocError::NotReadOnly => coded("sql_not_read_only", e.to_string()),
-            analytics::AdhocError::Refused(_) => coded("sql_refused", e.to_string()),
-            analytics::AdhocError::Unavailable(_) => coded("analytics_unavailable", e.to_string()),
-        })?;
+        let caller = auth::caller(ctx)?;
+        caller
+            .require(booking::Role::Organizer)
+            .map_err(from_command)?;
+        let scope = if caller.role == booking::Role::Admin || caller.all_events {
+            analytics::Scope::All
+        } else {
+            let events = reads(ctx)
+                .organizer_events(caller.customer.as_str())
+                .await
+                .map_err(|e| read_failed(std::sync::Arc::new(e)))?;
+            analytics::Scope::Events(events)
+        };
+        let lines = sources(ctx)?
+            .adhoc
+            .run(&query, &scope)
+            .await
+            .map_err(|e| match e {
+                analytics::AdhocError::NotReadOnly => coded("sql_not_read_only", e.to_string()),
+                analytics::AdhocError::Refused(_) => coded("sql_refused", e.to_string()),
+                analytics::AdhocError::Unavailable(_) => {
+                    coded("analytics_unavailable", e.to_string())
+                }
+            })?;
         Ok(lines
             .lines()
             .filter(|l| !l.trim().is_empty())

@@ -5,57 +5,120 @@
 //! - [`schema`]: the schema, its limits and the query root; [`mutations`], [`subscriptions`]: the
 //!   other roots; [`inputs`]: input types, converted into the core's request shapes.
 //! - [`types`]: the object types; [`loaders`]: batching of children; [`errors`]: codes.
-//! - [`live`]: Redis pub/sub fan-out for subscriptions.
+//! - [`live`]: Redis pub/sub fan-out for subscriptions; [`ws`]: the WebSocket endpoint's limits.
+//! - [`auth`]: the caller, from the bearer token (header, or `connection_init` payload).
 //! - [`analytics`]: the organizer reports from ClickHouse under `analytics`.
 
 pub mod analytics;
+pub mod auth;
 pub mod errors;
 pub mod inputs;
+pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod mutations;
 pub mod schema;
 pub mod subscriptions;
 pub mod types;
+pub mod ws;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{
-    GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLSubscription, GraphQLWebSocket,
-};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse};
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use booking::Authenticator;
 
 pub use analytics::AnalyticsSources;
+pub use auth::Identity;
 pub use live::LiveUpdates;
-pub use schema::{build_schema, sdl, RequestMeta, SeatGridSchema, MAX_COMPLEXITY, MAX_DEPTH};
+pub use schema::{
+    build_schema, sdl, RequestMeta, SeatGridSchema, MAX_ALIASES, MAX_COMPLEXITY, MAX_DEPTH,
+};
+pub use ws::WsLimits;
 
 pub const GRAPHQL_PATH: &str = "/graphql";
 pub const GRAPHQL_WS_PATH: &str = "/graphql/ws";
 
-/// The GraphQL routes, ready to merge into the application's router.
-pub fn router(schema: SeatGridSchema) -> Router {
+#[derive(Clone)]
+struct GraphqlState {
+    schema: SeatGridSchema,
+    auth: Arc<Authenticator>,
+    limits: WsLimits,
+    connections: Arc<ws::Connections>,
+}
+
+/// The GraphQL routes, ready to merge into the application's router. Callers are verified with
+/// `auth`; subscriptions are held to `limits`.
+pub fn router(schema: SeatGridSchema, auth: Arc<Authenticator>, limits: WsLimits) -> Router {
+    let state = GraphqlState {
+        schema,
+        auth,
+        limits,
+        connections: Arc::default(),
+    };
     Router::new()
         .route(GRAPHQL_PATH, get(graphiql_or_subscription).post(graphql))
-        .route_service(GRAPHQL_WS_PATH, GraphQLSubscription::new(schema.clone()))
-        .with_state(schema)
+        .route(GRAPHQL_WS_PATH, get(graphiql_or_subscription))
+        .with_state(state)
+}
+
+/// The client's address, as the server saw the connection (unknown: one shared address).
+pub fn client_ip(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
 }
 
 /// A WebSocket upgrade starts a subscription session; any other `GET` gets the GraphiQL page.
-async fn graphiql_or_subscription(
-    State(schema): State<SeatGridSchema>,
-    protocol: Result<GraphQLProtocol, StatusCode>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
+async fn graphiql_or_subscription(State(state): State<GraphqlState>, request: Request) -> Response {
+    let client = client_ip(&request);
+    let (mut parts, _) = request.into_parts();
+    let protocol = <GraphQLProtocol as axum::extract::FromRequestParts<()>>::from_request_parts(
+        &mut parts,
+        &(),
+    )
+    .await;
+    let upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection> =
+        <WebSocketUpgrade as axum::extract::FromRequestParts<()>>::from_request_parts(
+            &mut parts,
+            &(),
+        )
+        .await;
     match (protocol, upgrade) {
-        (Ok(protocol), Ok(upgrade)) => upgrade
-            .protocols(ALL_WEBSOCKET_PROTOCOLS)
-            .on_upgrade(move |stream| GraphQLWebSocket::new(stream, schema, protocol).serve())
-            .into_response(),
+        (Ok(protocol), Ok(upgrade)) => {
+            let Some(slot) = state.connections.open(client, state.limits.max_per_client) else {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, "10")],
+                    format!(
+                        "at most {} subscription connections per client",
+                        state.limits.max_per_client
+                    ),
+                )
+                    .into_response();
+            };
+            let GraphqlState {
+                schema,
+                auth,
+                limits,
+                ..
+            } = state;
+            upgrade
+                .protocols(ALL_WEBSOCKET_PROTOCOLS)
+                .on_upgrade(move |socket| ws::serve(socket, schema, protocol, auth, limits, slot))
+                .into_response()
+        }
         _ => Html(
             GraphiQLSource::build()
                 .endpoint(GRAPHQL_PATH)
@@ -67,7 +130,7 @@ async fn graphiql_or_subscription(
 }
 
 async fn graphql(
-    State(schema): State<SeatGridSchema>,
+    State(state): State<GraphqlState>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
@@ -76,11 +139,18 @@ async fn graphql(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let identity = Identity::from_header(
+        &state.auth,
+        headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
+    );
     let meta = RequestMeta {
         correlation_id,
         headers,
     };
-    let mut response = schema.execute(request.into_inner().data(meta)).await;
+    let mut response = state
+        .schema
+        .execute(request.into_inner().data(meta).data(identity))
+        .await;
     for error in &mut response.errors {
         give_code(error);
     }
@@ -96,6 +166,8 @@ fn give_code(error: &mut async_graphql::ServerError) {
     }
     let code = if error.message.contains("nested too deep") {
         "query_too_deep"
+    } else if error.message.contains("aliases") {
+        "too_many_aliases"
     } else if error.message.contains("too complex") {
         "query_too_complex"
     } else {

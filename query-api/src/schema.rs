@@ -8,7 +8,8 @@
 //! - Mutations return the command side's own answer, so a client sees its write at once.
 //! - With `idempotencyKey`, the new event's or hold's id is derived from the key (as REST does),
 //!   so a retried mutation lands on the same aggregate and changes nothing.
-//! - Depth and complexity are limited ([`MAX_DEPTH`], [`MAX_COMPLEXITY`]).
+//! - Depth, complexity and aliases are limited ([`MAX_DEPTH`], [`MAX_COMPLEXITY`],
+//!   [`MAX_ALIASES`]; see [`crate::limits`]).
 
 use std::sync::Arc;
 
@@ -16,14 +17,14 @@ use async_graphql::connection::{Connection, Edge};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Object, Result, Schema};
 use axum::http::HeaderMap;
-use booking::validation;
-use booking::BookingCommands;
+use booking::{BookingCommands, CommandError};
 use chrono::Utc;
-use domain::EventCatalog;
+use domain::{CustomerId, EventCatalog, HoldId};
 use projections::{HoldRecord, ReadModels};
 use uuid::Uuid;
 
 use crate::analytics::{AnalyticsQuery, AnalyticsSources};
+use crate::auth;
 use crate::errors::{coded, from_command, read_failed};
 use crate::live::LiveUpdates;
 use crate::loaders::{EventLoader, SeatMapLoader};
@@ -33,6 +34,7 @@ use crate::types::{Event, Hold, HoldStatus, SeatMapObject};
 
 pub const MAX_DEPTH: usize = 10;
 pub const MAX_COMPLEXITY: usize = 2_000;
+pub use crate::limits::MAX_ALIASES;
 const MAX_PAGE: usize = 100;
 
 pub type SeatGridSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -65,6 +67,8 @@ pub fn build_schema(
         .data(analytics)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .limit_directives(10)
+        .extension(crate::limits::AliasLimit)
         .finish()
 }
 
@@ -96,6 +100,7 @@ pub struct QueryRoot;
 #[Object]
 impl QueryRoot {
     /// Ticketed events, oldest first (Relay-style cursor pagination; at most 100 per page).
+    #[graphql(complexity = "(first.clamp(1, MAX_PAGE as i32) as usize) * child_complexity")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -150,13 +155,24 @@ impl QueryRoot {
         }))
     }
 
-    /// A hold (or booking), or null if there is none with this id.
+    /// A hold (or booking), or null if there is none with this id. For its customer, and for its
+    /// event's organizer and admins.
     async fn hold(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Hold>> {
-        let hold = reads(ctx)
+        let caller = auth::caller(ctx)?;
+        let Some(hold) = reads(ctx)
             .hold(id)
             .await
-            .map_err(|e| read_failed(Arc::new(e)))?;
-        Ok(hold.map(|h| Hold::from_record(&h, Utc::now())))
+            .map_err(|e| read_failed(Arc::new(e)))?
+        else {
+            return Ok(None);
+        };
+        if caller.customer.as_str() != hold.customer_id {
+            let event = load_event(ctx, hold.event_id).await?;
+            if !event.is_some_and(|e| caller.manages(&e.definition)) {
+                return Err(from_command(CommandError::NotHoldOwner(HoldId(id))));
+            }
+        }
+        Ok(Some(Hold::from_record(&hold, Utc::now())))
     }
 
     /// Organizer reports from ClickHouse (sales velocity, conversion, demand, revenue, ...).
@@ -164,9 +180,16 @@ impl QueryRoot {
         AnalyticsQuery
     }
 
-    /// A customer's holds and bookings.
-    async fn customer(&self, id: String) -> Result<Customer> {
-        let id = validation::customer_id(None, Some(&id)).map_err(from_command)?;
+    /// A customer's holds and bookings: the caller's own (`id` may be left out), or anyone's for
+    /// an admin.
+    async fn customer(&self, ctx: &Context<'_>, id: Option<String>) -> Result<Customer> {
+        let caller = auth::caller(ctx)?;
+        let id = match id {
+            None => caller.customer.clone(),
+            Some(raw) => CustomerId::parse(&raw)
+                .map_err(|e| from_command(CommandError::InvalidCustomerId(e.0)))?,
+        };
+        caller.require_customer(&id).map_err(from_command)?;
         Ok(Customer { id: id.to_string() })
     }
 }

@@ -84,13 +84,20 @@ impl SubscriptionRoot {
     }
 
     /// A hold's status now and at every change, until it is booked, released, expired or failed.
+    /// For the hold's customer and its event's organizer (token in the `connection_init` payload).
     /// An expiry is pushed at the hold's `expiresAt`, without waiting for anything to be written.
     async fn hold(&self, ctx: &Context<'_>, id: Uuid) -> Result<impl Stream<Item = Hold>> {
         let (live, cache) = live(ctx)?;
         let rx = live.subscribe();
         // The command side is authoritative and never behind, so the first answer comes from it;
         // projected changes follow (older ones are ignored, see `HoldStatus::rank`).
-        let first = Hold::from_view(&commands(ctx).hold(HoldId(id)).await.map_err(from_command)?);
+        let caller = crate::auth::caller(ctx)?;
+        let first = Hold::from_view(
+            &commands(ctx)
+                .hold(HoldId(id), caller)
+                .await
+                .map_err(from_command)?,
+        );
         let channel = cache.hold_channel(id);
         struct State {
             rx: tokio::sync::broadcast::Receiver<Arc<crate::live::LiveMessage>>,

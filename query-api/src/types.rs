@@ -127,8 +127,9 @@ impl Event {
             None => Vec::new(),
         })
     }
-    /// The event's holds and bookings, in hold id order (cursor pagination, 100 per page at most).
+    /// The event's holds and bookings with their customers, for its organizer and admins, in hold id order (cursor pagination, 100 per page at most).
     /// With `live: true`, only those keeping their seats now: booked, or held and not expired.
+    #[graphql(complexity = "(first.clamp(1, 100) as usize) * child_complexity")]
     async fn holds(
         &self,
         ctx: &Context<'_>,
@@ -136,6 +137,7 @@ impl Event {
         after: Option<String>,
         live: Option<bool>,
     ) -> Result<async_graphql::connection::Connection<String, Hold>> {
+        crate::auth::manager(ctx, &self.definition)?;
         let live = live.unwrap_or(false);
         use async_graphql::connection::{Connection, Edge};
         if !(0..=100).contains(&first) {
@@ -386,7 +388,8 @@ impl Hold {
     }
     /// Sum of the seats' prices, in the event's currency.
     async fn total_cents(&self, ctx: &Context<'_>) -> Result<u64> {
-        Ok(self.seats(ctx).await?.iter().map(|s| s.price_cents).sum())
+        domain::VenueLayout::total_cents(self.seats(ctx).await?.iter().map(|s| s.price_cents))
+            .ok_or_else(|| "the total is out of range".into())
     }
     async fn event(&self, ctx: &Context<'_>) -> Result<Event> {
         ctx.data_unchecked::<DataLoader<EventLoader>>()

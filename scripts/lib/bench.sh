@@ -5,11 +5,13 @@ BENCH_PORT=${BENCH_PORT:-5055}
 BENCH_URL="http://127.0.0.1:$BENCH_PORT"
 
 # start_bench_server DBNAME [ENV=VALUE...]: a fresh database, a release server in the background.
+# Rate limits are off (SEATGRID_RATE_LIMITS=off): every simulated buyer comes from one address.
 start_bench_server() {
   local db=$1; shift
+  ensure_dev_secret
   psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
   env DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" SEATGRID_LISTEN="127.0.0.1:$BENCH_PORT" \
-    SEATGRID_REDIS_PREFIX="sgbench:$db:" RUST_LOG=warn "$@" \
+    SEATGRID_REDIS_PREFIX="sgbench:$db:" SEATGRID_RATE_LIMITS=off RUST_LOG=warn "$@" \
     "$ROOT/target/release/seatgrid" serve >"$LOCAL/bench-server.log" 2>&1 &
   BENCH_PID=$!
   trap 'kill $BENCH_PID 2>/dev/null || true' EXIT

@@ -63,6 +63,19 @@ ensure_clickhouse() {
   wait_for 60 ClickHouse clickhouse_up
 }
 
+# The development token secret: AUTH_HS256_SECRET if set, else one made once for this checkout
+# (.local/dev-secret, readable by its owner only). The server verifies tokens with it; `seatgrid
+# token`, the k6 scenarios and the benchmarks sign with it.
+ensure_dev_secret() {
+  if [ -z "${AUTH_HS256_SECRET:-}" ]; then
+    if [ ! -s "$LOCAL/dev-secret" ]; then
+      (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$LOCAL/dev-secret")
+    fi
+    AUTH_HS256_SECRET=$(cat "$LOCAL/dev-secret")
+  fi
+  export AUTH_HS256_SECRET
+}
+
 ensure_services() {
   ensure_postgres
   ensure_redis

@@ -62,11 +62,21 @@ fn summary(name: &str, mut ms: Vec<f64>) -> String {
 async fn main() {
     let args = args();
     let client = reqwest::Client::new();
+    // Tokens signed with the server's development secret (scripts/bench-freshness exports it).
+    let secret = std::env::var("AUTH_HS256_SECRET").expect("AUTH_HS256_SECRET is set");
+    let minter = Arc::new(booking::Authenticator::hs256(secret.as_bytes()).expect("a secret"));
+    let hour = Duration::from_secs(3600);
+    let bearer = {
+        let minter = minter.clone();
+        move |sub: &str, role| format!("Bearer {}", minter.mint(sub, role, hour).expect("mints"))
+    };
+    let organizer = bearer("bench-organizer", booking::Role::Organizer);
     let holds = (args.rate * args.seconds) as usize;
     let cols = 100;
     let rows = holds.div_ceil(cols).max(1);
     let created: Value = client
         .post(format!("{}/api/events", args.url))
+        .header("authorization", &organizer)
         .json(&json!({"name": "Freshness bench", "rows": rows, "cols": cols, "price_cents": 1000}))
         .send()
         .await
@@ -147,11 +157,13 @@ async fn main() {
         let client = client.clone();
         let url = args.url.clone();
         let event_id = event_id.clone();
+        let authorization = bearer(&format!("fan{seat}"), booking::Role::Buyer);
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
             let r = client
                 .post(format!("{url}/api/events/{event_id}/holds"))
-                .json(&json!({"customer_id": format!("fan{seat}"), "seats": [seat]}))
+                .header("authorization", authorization)
+                .json(&json!({"seats": [seat]}))
                 .send()
                 .await;
             let acked = Instant::now();

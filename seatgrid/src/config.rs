@@ -1,7 +1,8 @@
 //! Typed configuration, read from the environment in this one place, by one library (`envy`).
 //!
-//! Connection settings (`DATABASE_URL`, `REDIS_URL`, `CLICKHOUSE_*`, `LOG_FORMAT`) plus
-//! `SEATGRID_*` variables, each with a default that works on a developer machine. Every value that
+//! Connection settings (`DATABASE_URL`, `REDIS_URL`, `CLICKHOUSE_*`, `LOG_FORMAT`), the token
+//! keys (`AUTH_*`, see [`crate::auth`]) plus `SEATGRID_*` variables, each with a default that
+//! works on a developer machine (except the token key, which `scripts/up` sets). Every value that
 //! may hold a password is a [`SecretString`], so `Debug` never prints it. `RUST_LOG` filters logs
 //! and `LOG_FORMAT=json` switches them to JSON lines.
 
@@ -9,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use booking::RetryPolicy;
+use command_api::http::limits::{Rate, RateLimits};
 use command_api::CommandApiConfig;
 use domain::EventPolicy;
 use secrecy::{ExposeSecret, SecretString};
@@ -26,6 +28,8 @@ pub struct Settings {
     pub redis_url: SecretString,
     /// `CLICKHOUSE_*`: analytics; `CLICKHOUSE_URL=off` runs without them.
     pub clickhouse: Option<analytics::ClickHouseConfig>,
+    /// `AUTH_*`: where tokens are verified from.
+    pub auth: crate::auth::AuthSettings,
     pub app: AppSettings,
 }
 
@@ -73,6 +77,31 @@ pub struct AppSettings {
     pub sweep_seconds: u64,
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// A request running longer is answered 503.
+    #[serde(default = "defaults::request_timeout_seconds")]
+    pub request_timeout_seconds: u64,
+    /// How long a request waits for a database connection before a 503 with `Retry-After`.
+    #[serde(default = "defaults::db_acquire_timeout_ms")]
+    pub db_acquire_timeout_ms: u64,
+    /// PostgreSQL's `statement_timeout` on every connection of the pool.
+    #[serde(default = "defaults::db_statement_timeout_ms")]
+    pub db_statement_timeout_ms: u64,
+    /// `off` turns rate limiting off (benchmarks only); anything else leaves it on.
+    #[serde(default = "defaults::on")]
+    pub rate_limits: String,
+    #[serde(default = "defaults::client_per_second")]
+    pub rate_limit_client_per_second: u32,
+    #[serde(default = "defaults::client_burst")]
+    pub rate_limit_client_burst: u32,
+    #[serde(default = "defaults::customer_per_second")]
+    pub rate_limit_customer_per_second: u32,
+    #[serde(default = "defaults::customer_burst")]
+    pub rate_limit_customer_burst: u32,
+    /// GraphQL WebSockets: live operations per connection, connections per client address.
+    #[serde(default = "defaults::ws_max_subscriptions")]
+    pub ws_max_subscriptions: usize,
+    #[serde(default = "defaults::ws_max_per_client")]
+    pub ws_max_per_client: usize,
     /// Prepended to every Redis key and channel, so installations can share one Redis.
     #[serde(default = "defaults::redis_prefix")]
     pub redis_prefix: String,
@@ -154,6 +183,36 @@ mod defaults {
     pub fn redis_prefix() -> String {
         "sg:".into()
     }
+    pub fn request_timeout_seconds() -> u64 {
+        30
+    }
+    pub fn db_acquire_timeout_ms() -> u64 {
+        1_000
+    }
+    pub fn db_statement_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn on() -> String {
+        "on".into()
+    }
+    pub fn client_per_second() -> u32 {
+        50
+    }
+    pub fn client_burst() -> u32 {
+        100
+    }
+    pub fn customer_per_second() -> u32 {
+        5
+    }
+    pub fn customer_burst() -> u32 {
+        20
+    }
+    pub fn ws_max_subscriptions() -> usize {
+        20
+    }
+    pub fn ws_max_per_client() -> usize {
+        50
+    }
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/seatgrid";
@@ -172,7 +231,7 @@ impl Settings {
         let connections: Connections =
             envy::from_iter(vars.clone()).map_err(|e| ConfigError(e.to_string()))?;
         let mut app: AppSettings = envy::prefixed("SEATGRID_")
-            .from_iter(vars)
+            .from_iter(vars.clone())
             .map_err(|e| ConfigError(format!("SEATGRID_{e}")))?;
         if let Some(format) = &connections.log_format {
             app.log_format = match format.to_ascii_lowercase().as_str() {
@@ -185,6 +244,9 @@ impl Settings {
                 }
             };
         }
+        let auth: crate::auth::AuthSettings = envy::prefixed("AUTH_")
+            .from_iter(vars.clone())
+            .map_err(|e| ConfigError(format!("AUTH_{e}")))?;
         let c = connections;
         let clickhouse = (c.clickhouse_url != "off").then(|| analytics::ClickHouseConfig {
             url: c.clickhouse_url,
@@ -198,6 +260,7 @@ impl Settings {
             database_url: c.database_url,
             redis_url: c.redis_url,
             clickhouse,
+            auth,
             app,
         };
         settings.check()?;
@@ -206,7 +269,7 @@ impl Settings {
 
     fn check(&self) -> Result<(), ConfigError> {
         let a = &self.app;
-        let problems: Vec<&str> = [
+        let problems: Vec<String> = [
             (a.db_max_connections == 0, "SEATGRID_DB_MAX_CONNECTIONS must be at least 1"),
             (a.hold_seconds_max < 10, "SEATGRID_HOLD_SECONDS_MAX must be at least 10"),
             (
@@ -219,9 +282,16 @@ impl Settings {
             ),
             (a.command_attempts == 0, "SEATGRID_COMMAND_ATTEMPTS must be at least 1"),
             (a.max_body_bytes < 1024, "SEATGRID_MAX_BODY_BYTES must be at least 1024"),
+            (a.request_timeout_seconds == 0, "SEATGRID_REQUEST_TIMEOUT_SECONDS must be at least 1"),
+            (a.db_acquire_timeout_ms == 0, "SEATGRID_DB_ACQUIRE_TIMEOUT_MS must be at least 1"),
+            (
+                a.rate_limit_client_per_second == 0 || a.rate_limit_customer_per_second == 0,
+                "SEATGRID_RATE_LIMIT_*_PER_SECOND must be at least 1 (SEATGRID_RATE_LIMITS=off turns them off)",
+            ),
         ]
         .into_iter()
-        .filter_map(|(bad, msg)| bad.then_some(msg))
+        .filter_map(|(bad, msg)| bad.then_some(msg.to_owned()))
+        .chain(self.auth.problems())
         .collect();
         if problems.is_empty() {
             Ok(())
@@ -233,6 +303,7 @@ impl Settings {
     pub fn system(&self) -> crate::system::SystemConfig {
         crate::system::SystemConfig {
             command: self.command_api(),
+            ws: self.ws_limits(),
             redis_url: self.redis_url.expose_secret().to_owned(),
             redis_prefix: self.app.redis_prefix.clone(),
             runner: projections::RunnerConfig::default(),
@@ -258,6 +329,28 @@ impl Settings {
             },
             sweep_interval: (a.sweep_seconds > 0).then(|| Duration::from_secs(a.sweep_seconds)),
             max_body_bytes: a.max_body_bytes,
+            request_timeout: Duration::from_secs(a.request_timeout_seconds),
+            rate_limits: (a.rate_limits != "off").then_some(RateLimits {
+                per_client: Rate {
+                    per_second: a.rate_limit_client_per_second,
+                    burst: a.rate_limit_client_burst,
+                },
+                per_customer: Rate {
+                    per_second: a.rate_limit_customer_per_second,
+                    burst: a.rate_limit_customer_burst,
+                },
+            }),
+            // The authenticator is built from `self.auth` when the server starts (JWKS fetch).
+            ..CommandApiConfig::default()
+        }
+    }
+
+    /// The GraphQL WebSocket limits.
+    pub fn ws_limits(&self) -> query_api::WsLimits {
+        query_api::WsLimits {
+            max_subscriptions: self.app.ws_max_subscriptions,
+            max_per_client: self.app.ws_max_per_client,
+            ..query_api::WsLimits::default()
         }
     }
 }
@@ -288,6 +381,7 @@ mod tests {
             ("REDIS_URL", "redis://:hunter2@cache"),
             ("CLICKHOUSE_PASSWORD", "hunter2"),
             ("CLICKHOUSE_READER_PASSWORD", "hunter2"),
+            ("AUTH_HS256_SECRET", "hunter2hunter2hunter2hunter2hunter2"),
         ]))
         .unwrap();
         let printed = format!("{s:?}");
@@ -300,11 +394,13 @@ mod tests {
         let error = Settings::from_vars(vars(&[
             ("SEATGRID_DB_MAX_CONNECTIONS", "0"),
             ("SEATGRID_MAX_BODY_BYTES", "10"),
+            ("AUTH_HS256_SECRET", "short"),
         ]))
         .unwrap_err()
         .to_string();
         assert!(error.contains("SEATGRID_DB_MAX_CONNECTIONS"), "{error}");
         assert!(error.contains("SEATGRID_MAX_BODY_BYTES"), "{error}");
+        assert!(error.contains("AUTH_HS256_SECRET"), "{error}");
         let bad = Settings::from_vars(vars(&[("SEATGRID_LISTEN", "nowhere")]));
         assert!(bad.is_err());
         assert!(Settings::from_vars(vars(&[("CLICKHOUSE_URL", "off")]))

@@ -1,6 +1,7 @@
 //! The `seatgrid` binary's library: the command line, logging set-up, and running the components
 //! (command API, sweeper, projector, GraphQL API) in one process ([`system`]).
 
+pub mod auth;
 pub mod config;
 pub mod report;
 pub mod system;
@@ -9,9 +10,9 @@ pub mod telemetry;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use booking::{BookingCommands, RequestContext};
+use booking::{BookingCommands, Caller, RequestContext, Role};
 use clap::{Parser, Subcommand};
-use domain::{LayoutSpec, NewEvent, PriceTier, RowSpec, SectionSpec};
+use domain::{CustomerId, LayoutSpec, NewEvent, PriceTier, RowSpec, SectionSpec};
 use projections::ReadModelProjection;
 use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
@@ -57,6 +58,18 @@ pub enum Command {
         /// For example: "SELECT event_type, count() FROM domain_events FINAL GROUP BY event_type"
         query: String,
     },
+    /// Mint a bearer token from the development secret (AUTH_HS256_SECRET) and print it.
+    Token {
+        /// The subject: the customer (or organizer) the token names.
+        #[arg(long)]
+        sub: String,
+        /// buyer, organizer or admin.
+        #[arg(long, default_value = "buyer", value_parser = ["buyer", "organizer", "admin"])]
+        role: String,
+        /// How long the token is valid, in hours.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+    },
     /// Drop a projection's read model and replay it from the first event. A running server keeps
     /// serving meanwhile and its projector replays (this command only resets).
     Rebuild {
@@ -88,14 +101,27 @@ async fn run_command(
         }
         Command::Serve { seed_demo } => serve(settings, seed_demo, telemetry).await,
         Command::Rebuild { projection } => rebuild(settings, &projection).await,
+        Command::Token { sub, role, hours } => {
+            CustomerId::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;
+            let role = Role::parse(&role).context("--role must be buyer, organizer or admin")?;
+            let token = settings.auth.minter()?.mint(
+                &sub,
+                role,
+                Duration::from_secs(hours.saturating_mul(3600)),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
         Command::Report {
             event_id,
             sql,
             limit,
         } => report::print(clickhouse(&settings)?, event_id, sql, limit).await,
         Command::Sql { query } => {
-            let out = analytics::AdhocSql::new(clickhouse(&settings)?.reader())
-                .run(&query)
+            // An operator's tool (it needs the server's credentials): every row.
+            let ch = clickhouse(&settings)?;
+            let out = analytics::AdhocSql::new(ch.reader(), &ch.database)
+                .run(&query, &analytics::Scope::All)
                 .await?;
             print!("{out}");
             Ok(())
@@ -108,10 +134,16 @@ async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     migrations::ensure_database(url)
         .await
         .context("cannot reach PostgreSQL at DATABASE_URL")?;
+    let options: sqlx::postgres::PgConnectOptions = url
+        .parse()
+        .context("DATABASE_URL is not a PostgreSQL URL")?;
+    // Time limits: no statement runs longer than the statement timeout, and a request that
+    // cannot get a connection soon is answered 503 with Retry-After instead of waiting.
+    let statement_timeout = format!("{}ms", settings.app.db_statement_timeout_ms);
     PgPoolOptions::new()
         .max_connections(settings.app.db_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
+        .acquire_timeout(Duration::from_millis(settings.app.db_acquire_timeout_ms))
+        .connect_with(options.options([("statement_timeout", statement_timeout.as_str())]))
         .await
         .context("cannot connect to PostgreSQL at DATABASE_URL")
 }
@@ -142,8 +174,10 @@ async fn serve(
     seed_demo: bool,
     telemetry: &telemetry::Telemetry,
 ) -> anyhow::Result<()> {
+    let mut config = settings.system();
+    config.command.auth = settings.auth.authenticator().await?;
     let pool = connect(&settings).await?;
-    let app = System::build(settings.system(), pool, Some(telemetry.metrics())).await?;
+    let app = System::build(config, pool, Some(telemetry.metrics())).await?;
     let base = format!("http://{}", app.local_addr());
     println!("SeatGrid is up at {base}");
     println!("  REST API      {base}/api  (OpenAPI: {base}/api/openapi.json)");
@@ -155,6 +189,7 @@ async fn serve(
             .service()
             .create_event(
                 demo_event(),
+                &Caller::new(demo_organizer(), Role::Organizer),
                 &RequestContext {
                     correlation_id: "seed-demo".into(),
                     id_seed: Some("seatgrid-demo-event".into()),
@@ -167,9 +202,23 @@ async fn serve(
             event.id, event.seat_count
         );
         println!("  its seat map  {base}/api/events/{}/seats", event.id);
+        // Ready tokens, when the server has the development secret.
+        if let Ok(minter) = settings.auth.minter() {
+            let day = Duration::from_secs(24 * 3600);
+            let organizer = minter.mint(demo_organizer().as_str(), Role::Organizer, day)?;
+            let buyer = minter.mint("alice", Role::Buyer, day)?;
+            println!("  organizer token (manages the demo event, 24 h):\n    {organizer}");
+            println!("  buyer token (alice, 24 h):\n    {buyer}");
+            println!("  more: seatgrid token --sub bob --role buyer");
+        }
     }
     app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
+}
+
+/// The organizer of the demo event.
+pub fn demo_organizer() -> CustomerId {
+    CustomerId::parse("demo-organizer").expect("a valid customer id")
 }
 
 /// The demo event `scripts/up` seeds: two sections at two prices.
@@ -184,6 +233,7 @@ pub fn demo_event() -> NewEvent {
             .collect()
     };
     NewEvent {
+        organizer: None,
         name: "SeatGrid Demo Night".into(),
         venue: Some("Demo Arena".into()),
         starts_at: None,

@@ -28,6 +28,8 @@ use sqlx::PgPool;
 #[derive(Debug, Clone)]
 pub struct SystemConfig {
     pub command: CommandApiConfig,
+    /// Limits of GraphQL subscriptions over WebSocket.
+    pub ws: query_api::WsLimits,
     pub redis_url: String,
     /// Prefix of every Redis key and channel.
     pub redis_prefix: String,
@@ -68,7 +70,7 @@ impl System {
         let reads = ReadModels::new(pool.clone(), Some(cache.clone()));
         let sources = config.clickhouse.as_ref().map(|ch| AnalyticsSources {
             reports: analytics::Reports::new(ch.writer()),
-            adhoc: analytics::AdhocSql::new(ch.reader()),
+            adhoc: analytics::AdhocSql::new(ch.reader(), &ch.database),
         });
         let schema = query_api::build_schema(
             reads.clone(),
@@ -85,7 +87,7 @@ impl System {
             (ch, ingester)
         });
         let app = app.with_projected_seat_maps(Arc::new(ProjectedFromReadModels(reads.clone())));
-        let mut routes = query_api::router(schema);
+        let mut routes = query_api::router(schema, app.auth(), config.ws);
         if let Some(handle) = metrics {
             routes = routes.route("/metrics", get(move || std::future::ready(handle.render())));
         }

@@ -4,6 +4,8 @@
 //!
 //! Its own test binary: the tracing subscriber and metrics recorder are global to a process.
 
+use booking::Role;
+use command_api::testing::bearer;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -98,6 +100,7 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
 
     let (_, pool) = migrations::testing::fresh_database(8).await;
     let config = SystemConfig {
+        ws: query_api::WsLimits::default(),
         command: CommandApiConfig {
             policy: EventPolicy::default(),
             ..command_api::testing::config()
@@ -122,6 +125,7 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
 
     let event: Value = client
         .post(format!("{base}/api/events"))
+        .header("authorization", bearer("olga", Role::Organizer))
         .json(&json!({"name": "Traced", "rows": 2, "cols": 5}))
         .send()
         .await
@@ -138,7 +142,8 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
         async move {
             let r = client
                 .post(url)
-                .json(&json!({"customer_id": "tia", "seats": [seat]}))
+                .header("authorization", bearer("tia", Role::Buyer))
+                .json(&json!({"seats": [seat]}))
                 .send()
                 .await
                 .unwrap();
@@ -156,6 +161,7 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
     for _ in 0..200 {
         let body: Value = client
             .post(format!("{base}/graphql"))
+            .header("authorization", bearer("tia", Role::Buyer))
             .json(&query)
             .send()
             .await

@@ -1,7 +1,7 @@
 //! `/api/events`: create a ticketed event, read it, read its seat map, hold seats in it.
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use booking::validation::{seat_refs, CreateEventRequest, SeatInput};
@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Authenticated;
 use super::error::{ApiError, Problem};
-use super::extract::{customer_id, ApiJson, Context, PathId};
+use super::extract::{ApiJson, Context, PathId};
 use super::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,21 +26,26 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(hold_seats))
 }
 
+/// Creates an event managed by the caller (organizers and admins).
 #[utoipa::path(post, path = "/events", tag = "events",
+    security(("bearer" = [])),
     request_body = CreateEventRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h")),
     responses(
         (status = 201, description = "Created", body = EventView),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an organizer", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid event or layout", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_event(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     Context(ctx): Context,
     ApiJson(request): ApiJson<CreateEventRequest>,
 ) -> Result<Response, ApiError> {
     let draft = request.into_new_event()?;
-    let view = state.service.create_event(draft, &ctx).await?;
+    let view = state.service.create_event(draft, &caller, &ctx).await?;
     let location = format!("/api/events/{}", view.id);
     Ok((
         StatusCode::CREATED,
@@ -105,26 +111,25 @@ pub async fn get_seat_map(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(map)).into_response())
 }
 
-/// Seats to hold for a customer. Each seat is a seat id (number) or `{section, row, seat}`
-/// (`section` may be left out when the event has one section).
+/// Seats to hold for the caller (the token's subject). Each seat is a seat id (number) or
+/// `{section, row, seat}` (`section` may be left out when the event has one section).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
-    /// Who holds; may instead be sent as the `X-Customer-Id` header.
-    pub customer_id: Option<String>,
     #[schema(value_type = Vec<Object>, example = json!([12, {"row": "3", "seat": 4}]))]
     pub seats: Vec<Value>,
 }
 
 #[utoipa::path(post, path = "/events/{event_id}/holds", tag = "holds",
+    security(("bearer" = [])),
     request_body = HoldRequest,
     params(
         ("event_id" = uuid::Uuid, Path),
-        ("X-Customer-Id" = Option<String>, Header, description = "The customer (or customer_id in the body)"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h"),
     ),
     responses(
         (status = 201, description = "Held until expires_at", body = HoldView),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Some seats are not available (listed in `seats`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown, duplicate, no or too many seats; over the customer's limit", body = Problem, content_type = "application/problem+json"),
@@ -132,16 +137,15 @@ pub struct HoldRequest {
     ))]
 pub async fn hold_seats(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     PathId(event_id): PathId<EventId>,
     Context(ctx): Context,
-    headers: HeaderMap,
     ApiJson(request): ApiJson<HoldRequest>,
 ) -> Result<Response, ApiError> {
-    let customer = customer_id(&headers, request.customer_id.as_deref())?;
     let seats = seat_refs(request.seats.into_iter().map(SeatInput::Json).collect())?;
     let view = state
         .service
-        .hold_seats(event_id, customer, seats, &ctx)
+        .hold_seats(event_id, &caller, seats, &ctx)
         .await?;
     let location = format!("/api/holds/{}", view.hold_id);
     Ok((

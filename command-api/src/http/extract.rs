@@ -1,35 +1,19 @@
-//! Request extractors whose failures are problem+json: JSON bodies, ids in paths, the caller's
-//! customer id and the request context.
-//!
-//! Policy for the customer id (until real authentication replaces it): it comes from the
-//! `X-Customer-Id` header or from a `customer_id` field in the body; if both are given they must
-//! agree (the core's [`booking::validation::customer_id`] decides).
+//! Request extractors whose failures are problem+json: JSON bodies, ids in paths and the request
+//! context. The caller is [`super::auth::Authenticated`].
 
 use axum::extract::{FromRequest, FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use booking::RequestContext;
-use domain::CustomerId;
-use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use super::headers::{CUSTOMER_HEADER, REQUEST_ID_HEADER};
+use super::headers::REQUEST_ID_HEADER;
 use super::idempotency::IdempotencySeed;
 
 /// A JSON body; syntax errors are 400, wrong shapes or types 422, other media types 415.
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
-
-/// Parses an optional JSON body from raw bytes (empty means absent), with [`ApiJson`]'s errors.
-pub fn optional_json<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    axum::Json::<T>::from_bytes(body)
-        .map(|j| Some(j.0))
-        .map_err(ApiError::from)
-}
 
 /// An id in the path; one that does not parse names nothing, so it is a 404.
 pub struct PathId<T>(pub T);
@@ -60,12 +44,6 @@ where
             .map(PathId)
             .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, T::CODE, format!("not found: {e}")))
     }
-}
-
-/// The caller's customer id, from the header and/or the body's `customer_id`.
-pub fn customer_id(headers: &HeaderMap, from_body: Option<&str>) -> Result<CustomerId, ApiError> {
-    let header = headers.get(CUSTOMER_HEADER).map(|v| v.as_bytes());
-    Ok(booking::validation::customer_id(header, from_body)?)
 }
 
 /// The request's correlation id (the `X-Request-Id` set by the server or sent by the client) and

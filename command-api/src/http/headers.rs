@@ -1,6 +1,5 @@
 //! The request headers the REST API reads, named once.
 
-pub use booking::validation::CUSTOMER_HEADER;
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Set on a response replayed from an idempotency key's stored outcome.

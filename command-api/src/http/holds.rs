@@ -1,18 +1,16 @@
 //! `/api/holds/{hold_id}`: a hold's status, booking it, releasing it.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use booking::views::HoldView;
 use domain::HoldId;
-use serde::Deserialize;
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::Authenticated;
 use super::error::{ApiError, Problem};
-use super::extract::{customer_id, optional_json, Context, PathId};
+use super::extract::{Context, PathId};
 use super::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -22,70 +20,61 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/holds/{hold_id}", tag = "holds",
+    security(("bearer" = [])),
     params(("hold_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, body = HoldView),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither the hold's customer nor its event's organizer", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_hold(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     PathId(hold_id): PathId<HoldId>,
 ) -> Result<Json<HoldView>, ApiError> {
-    Ok(Json(state.service.hold(hold_id).await?))
+    Ok(Json(state.service.hold(hold_id, &caller).await?))
 }
 
-/// Optional body of a booking: who books, if not sent as `X-Customer-Id`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BookRequest {
-    pub customer_id: Option<String>,
-}
-
+/// Books the caller's hold. A body, if any, is ignored: the customer is the token's subject.
 #[utoipa::path(post, path = "/holds/{hold_id}/book", tag = "holds",
-    request_body(content = Option<BookRequest>, description = "Optional"),
+    security(("bearer" = [])),
     params(
         ("hold_id" = uuid::Uuid, Path),
-        ("X-Customer-Id" = Option<String>, Header, description = "The hold's customer (or customer_id in the body)"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h"),
     ),
     responses(
         (status = 200, description = "Booked (again: booking twice is idempotent)", body = HoldView),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Someone else's hold", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Expired, released, failed, or booked by someone else", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn book_hold(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     PathId(hold_id): PathId<HoldId>,
     Context(ctx): Context,
-    headers: HeaderMap,
-    body: Bytes,
 ) -> Result<Json<HoldView>, ApiError> {
-    let request: Option<BookRequest> = optional_json(&body)?;
-    let customer = customer_id(&headers, request.and_then(|r| r.customer_id).as_deref())?;
-    Ok(Json(
-        state.service.book_hold(hold_id, customer, &ctx).await?,
-    ))
+    Ok(Json(state.service.book_hold(hold_id, &caller, &ctx).await?))
 }
 
 #[utoipa::path(delete, path = "/holds/{hold_id}", tag = "holds",
-    params(
-        ("hold_id" = uuid::Uuid, Path),
-        ("X-Customer-Id" = String, Header, description = "The hold's customer"),
-    ),
+    security(("bearer" = [])),
+    params(("hold_id" = uuid::Uuid, Path)),
     responses(
         (status = 204, description = "Released (or already released or expired)"),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Someone else's hold", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already booked", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn release_hold(
     State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
     PathId(hold_id): PathId<HoldId>,
     Context(ctx): Context,
-    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let customer = customer_id(&headers, None)?;
-    state.service.release_hold(hold_id, customer, &ctx).await?;
+    state.service.release_hold(hold_id, &caller, &ctx).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,18 +2,21 @@
 //! applies (stored for 24 hours; the same key with the same request replays the stored response,
 //! marked `Idempotent-Replayed: true`; in flight: 409; another request: 422; a 5xx frees the key).
 //!
-//! A REST request is the same request when its method, path, `X-Customer-Id` header and body are.
+//! Keys belong to the caller (the token's subject): two callers never share a key's outcome, and a
+//! refreshed token still replays. A request without a valid token runs without idempotency (it is
+//! refused as unauthenticated anyway). A REST request is the same request when its method, path and
+//! body are.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use booking::idempotency::{self, Claim, IdempotencyStore, StoredResponse};
 use booking::CommandError;
 
 use super::error::ApiError;
-use super::headers::{CUSTOMER_HEADER, IDEMPOTENCY_HEADER, REPLAYED_HEADER};
+use super::headers::{IDEMPOTENCY_HEADER, REPLAYED_HEADER};
 use super::AppState;
 
 /// The headers of a response worth replaying.
@@ -42,7 +45,13 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     if let Err(e) = idempotency::check_key(&key) {
         return ApiError::from(e).into_response();
     }
-    let (parts, body) = request.into_parts();
+    let header = request.headers().get(header::AUTHORIZATION);
+    let Ok(Some(caller)) = state.auth.authenticate(header.map(HeaderValue::as_bytes)) else {
+        return next.run(request).await;
+    };
+    let key = format!("{}\n{key}", caller.customer);
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(caller);
     let body = match to_bytes(body, state.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
@@ -56,7 +65,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             .into_response()
         }
     };
-    let fingerprint = fingerprint(&parts.method, parts.uri.path(), &parts.headers, &body);
+    let fingerprint = fingerprint(&parts.method, parts.uri.path(), &body);
     let store = IdempotencyStore::new(state.pool.clone());
     let seed = match store.claim(&key, &fingerprint).await {
         Ok(Claim::Run { seed }) => seed,
@@ -99,12 +108,8 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     }
 }
 
-fn fingerprint(method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-    let customer = headers
-        .get(CUSTOMER_HEADER)
-        .map(HeaderValue::as_bytes)
-        .unwrap_or_default();
-    idempotency::fingerprint(&[method.as_str().as_bytes(), path.as_bytes(), customer, body])
+fn fingerprint(method: &Method, path: &str, body: &[u8]) -> Vec<u8> {
+    idempotency::fingerprint(&[method.as_str().as_bytes(), path.as_bytes(), body])
 }
 
 fn replay(stored: StoredResponse) -> Response {

@@ -3,6 +3,7 @@
 //! and the cross-cutting layers (request ids, body limit, idempotency, problem+json for every
 //! error). Request spans and metrics wrap the whole server ([`observability`], applied at start).
 
+pub mod auth;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -10,6 +11,7 @@ pub mod headers;
 pub mod health;
 pub mod holds;
 pub mod idempotency;
+pub mod limits;
 pub mod observability;
 pub mod openapi;
 
@@ -33,6 +35,8 @@ use error::{ApiError, PROBLEM_JSON};
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<dyn BookingCommands>,
+    /// Verifies bearer tokens ([`auth`]).
+    pub auth: Arc<booking::Authenticator>,
     pub pool: PgPool,
     pub max_body_bytes: usize,
     /// Fast seat maps from the read side, when this process has one.
@@ -89,14 +93,20 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Turns error responses the framework produced (405, 413, plain-text rejections) into
-/// problem+json, so clients see one error format everywhere.
-async fn problem_for_every_error(response: Response) -> Response {
+/// problem+json, so clients see one error format everywhere. JSON errors (problem+json, and
+/// GraphQL's own error responses) pass as they are.
+pub async fn problem_for_every_error(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
+    let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .is_some_and(|v| {
+            let v = v.as_bytes();
+            v.starts_with(PROBLEM_JSON.as_bytes())
+                || v.starts_with(b"application/json")
+                || v.starts_with(b"application/graphql-response+json")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -8,7 +8,9 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{replay_and_check_no_double_sale, seat_ids, spawn_app};
+use booking::Role;
+
+use crate::helpers::{bearer, replay_and_check_no_double_sale, seat_ids, spawn_app};
 
 const CLIENTS: usize = 200;
 
@@ -41,11 +43,12 @@ async fn two_hundred_clients_racing_for_fifty_seats_never_share_one() {
                 let first: u64 = rng.random_range(0..48);
                 let count = rng.random_range(1..=3);
                 let seats: Vec<u64> = (first..first + count).collect();
-                let customer = format!("fan-{i}");
+                let customer = bearer(&format!("fan-{i}"), Role::Buyer);
                 start.wait().await;
                 let response = client
                     .post(format!("{base}/api/events/{event}/holds"))
-                    .json(&json!({"customer_id": customer, "seats": seats}))
+                    .header("authorization", &customer)
+                    .json(&json!({"seats": seats}))
                     .send()
                     .await
                     .unwrap();
@@ -62,7 +65,7 @@ async fn two_hundred_clients_racing_for_fifty_seats_never_share_one() {
                     0 | 1 => {
                         let r = client
                             .request(Method::POST, format!("{base}/api/holds/{hold_id}/book"))
-                            .header("x-customer-id", &customer)
+                            .header("authorization", &customer)
                             .send()
                             .await
                             .unwrap();
@@ -76,7 +79,7 @@ async fn two_hundred_clients_racing_for_fifty_seats_never_share_one() {
                     2 => {
                         let r = client
                             .request(Method::DELETE, format!("{base}/api/holds/{hold_id}"))
-                            .header("x-customer-id", &customer)
+                            .header("authorization", &customer)
                             .send()
                             .await
                             .unwrap();

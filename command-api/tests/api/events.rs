@@ -1,7 +1,9 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app};
+use booking::Role;
+
+use crate::helpers::{assert_problem, bearer, spawn_app, ORGANIZER};
 
 #[tokio::test]
 async fn creating_a_grid_event_returns_201_with_location_and_layout() {
@@ -103,6 +105,7 @@ async fn malformed_or_mistyped_bodies_are_400_or_422_never_500() {
     let send = |body: &'static str, content_type: &'static str| {
         app.client
             .post(app.url("/api/events"))
+            .header("authorization", bearer(ORGANIZER, Role::Organizer))
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -167,6 +170,7 @@ async fn oversized_bodies_are_413() {
     let response = app
         .client
         .post(app.url("/api/events"))
+        .header("authorization", bearer(ORGANIZER, Role::Organizer))
         .header("content-type", "application/json")
         .body(huge)
         .send()

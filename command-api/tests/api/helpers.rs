@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Once;
 use std::time::Duration;
 
+use booking::Role;
 use chrono::{DateTime, Utc};
+pub use command_api::testing::bearer;
 use command_api::{Application, CommandApiConfig};
 use domain::SeatBlockEvent;
 use projections::EventLog;
@@ -16,6 +18,9 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 static TRACING: Once = Once::new();
+
+/// The organizer who creates the tests' events (`TestApp::post` acts as them).
+pub const ORGANIZER: &str = "olga";
 
 fn init_tracing() {
     TRACING.call_once(|| {
@@ -45,9 +50,14 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config()).await
+}
+
+/// A server with `config` (say, with rate limits on).
+pub async fn spawn_app_with(config: CommandApiConfig) -> TestApp {
     init_tracing();
     let (db_url, pool) = migrations::testing::fresh_database(5).await;
-    start_on(db_url, pool).await
+    start_with(db_url, pool, config).await
 }
 
 /// Starts a server on an existing database (for restarts). The server opens its own pool inside
@@ -55,6 +65,10 @@ pub async fn spawn_app() -> TestApp {
 /// pool shared with a crashed server would hand the next one dead connections. `pool` stays the
 /// test's, for its own checks.
 pub async fn start_on(db_url: String, pool: PgPool) -> TestApp {
+    start_with(db_url, pool, test_config()).await
+}
+
+async fn start_with(db_url: String, pool: PgPool, config: CommandApiConfig) -> TestApp {
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let server_url = db_url.clone();
@@ -70,7 +84,7 @@ pub async fn start_on(db_url: String, pool: PgPool) -> TestApp {
                 .connect(&server_url)
                 .await
                 .expect("server pool");
-            let app = Application::build(test_config(), server_pool)
+            let app = Application::build(config, server_pool)
                 .await
                 .expect("build app");
             addr_tx.send(app.local_addr()).expect("report address");
@@ -116,17 +130,25 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// `POST` as the organizer [`ORGANIZER`] (who creates the tests' events).
     pub async fn post(&self, path: &str, body: &Value) -> Response {
         self.client
             .post(self.url(path))
+            .header("authorization", bearer(ORGANIZER, Role::Organizer))
             .json(body)
             .send()
             .await
             .unwrap()
     }
 
+    /// `GET` as an admin (who may read every hold).
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+        self.client
+            .get(self.url(path))
+            .header("authorization", bearer("root", Role::Admin))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Creates a grid event and returns its id.
@@ -142,12 +164,15 @@ impl TestApp {
         view["id"].as_str().unwrap().to_owned()
     }
 
+    /// Holds `seats` as the buyer `customer`.
     pub async fn hold(&self, event_id: &str, customer: &str, seats: Value) -> Response {
-        self.post(
-            &format!("/api/events/{event_id}/holds"),
-            &json!({"customer_id": customer, "seats": seats}),
-        )
-        .await
+        self.client
+            .post(self.url(&format!("/api/events/{event_id}/holds")))
+            .header("authorization", bearer(customer, Role::Buyer))
+            .json(&json!({"seats": seats}))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Holds seats that must be free; returns the hold's view.
@@ -165,7 +190,7 @@ impl TestApp {
     ) -> Response {
         self.client
             .request(method, self.url(path))
-            .header("x-customer-id", customer)
+            .header("authorization", bearer(customer, Role::Buyer))
             .send()
             .await
             .unwrap()

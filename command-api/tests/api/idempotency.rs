@@ -1,12 +1,31 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app, TestApp};
+use booking::Role;
 
+use crate::helpers::{assert_problem, bearer, spawn_app, TestApp, ORGANIZER};
+
+/// `POST` with an idempotency key: events as the organizer, holds as the buyer alice.
 async fn post_with_key(app: &TestApp, path: &str, key: &str, body: &Value) -> reqwest::Response {
+    let caller = if path == "/api/events" {
+        bearer(ORGANIZER, Role::Organizer)
+    } else {
+        bearer("alice", Role::Buyer)
+    };
+    post_as(app, &caller, path, key, body).await
+}
+
+async fn post_as(
+    app: &TestApp,
+    authorization: &str,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> reqwest::Response {
     app.client
         .post(app.url(path))
         .header("idempotency-key", key)
+        .header("authorization", authorization)
         .json(body)
         .send()
         .await
@@ -14,11 +33,52 @@ async fn post_with_key(app: &TestApp, path: &str, key: &str, body: &Value) -> re
 }
 
 #[tokio::test]
+async fn a_key_belongs_to_its_caller() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 10, json!({})).await;
+    let path = format!("/api/events/{event}/holds");
+    let alices = post_as(
+        &app,
+        &bearer("alice", Role::Buyer),
+        &path,
+        "same",
+        &json!({"seats": [1]}),
+    )
+    .await;
+    assert_eq!(alices.status(), StatusCode::CREATED);
+    let alices: Value = alices.json().await.unwrap();
+    // Bob's request with the same key is his own: it runs, and is not told about alice's hold.
+    let bobs = post_as(
+        &app,
+        &bearer("bob", Role::Buyer),
+        &path,
+        "same",
+        &json!({"seats": [2]}),
+    )
+    .await;
+    assert_eq!(bobs.status(), StatusCode::CREATED);
+    assert!(bobs.headers().get("idempotent-replayed").is_none());
+    let bobs: Value = bobs.json().await.unwrap();
+    assert_eq!(bobs["customer_id"], "bob");
+    assert_ne!(bobs["hold_id"], alices["hold_id"]);
+    // Without a valid token there is no replay to be had, only a 401.
+    let anonymous = app
+        .client
+        .post(app.url(&path))
+        .header("idempotency-key", "same")
+        .json(&json!({"seats": [1]}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(anonymous, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+}
+
+#[tokio::test]
 async fn the_same_key_and_body_replays_the_stored_response_and_holds_once() {
     let app = spawn_app().await;
     let event = app.create_grid_event(1, 10, json!({})).await;
     let path = format!("/api/events/{event}/holds");
-    let body = json!({"customer_id": "alice", "seats": [1, 2]});
+    let body = json!({"seats": [1, 2]});
     let first = post_with_key(&app, &path, "key-1", &body).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let location = first.headers()["location"].clone();
@@ -45,7 +105,7 @@ async fn errors_are_replayed_too() {
     let event = app.create_grid_event(1, 10, json!({})).await;
     let path = format!("/api/events/{event}/holds");
     app.hold_ok(&event, "bob", json!([1])).await;
-    let body = json!({"customer_id": "alice", "seats": [1]});
+    let body = json!({"seats": [1]});
     assert_problem(
         post_with_key(&app, &path, "k", &body).await,
         StatusCode::CONFLICT,
@@ -63,28 +123,18 @@ async fn the_same_key_with_a_different_body_is_422() {
     let app = spawn_app().await;
     let event = app.create_grid_event(1, 10, json!({})).await;
     let path = format!("/api/events/{event}/holds");
-    post_with_key(
-        &app,
-        &path,
-        "key-2",
-        &json!({"customer_id": "alice", "seats": [1]}),
-    )
-    .await;
-    let other = post_with_key(
-        &app,
-        &path,
-        "key-2",
-        &json!({"customer_id": "alice", "seats": [2]}),
-    )
-    .await;
+    post_with_key(&app, &path, "key-2", &json!({"seats": [1]})).await;
+    let other = post_with_key(&app, &path, "key-2", &json!({"seats": [2]})).await;
     assert_problem(
         other,
         StatusCode::UNPROCESSABLE_ENTITY,
         "idempotency_key_reused",
     )
     .await;
-    let other_path = post_with_key(
+    // The same caller's key on another route is another request too.
+    let other_path = post_as(
         &app,
+        &bearer("alice", Role::Buyer),
         "/api/events",
         "key-2",
         &json!({"name": "x", "rows": 1, "cols": 1}),
@@ -104,11 +154,11 @@ async fn a_key_still_in_flight_is_409_and_a_stale_one_is_taken_over() {
     let event = app.create_grid_event(1, 10, json!({})).await;
     let path = format!("/api/events/{event}/holds");
     // A request with this key is being processed (by another server, say).
-    sqlx::query("INSERT INTO idempotency_keys (key, fingerprint, state) VALUES ('busy', '\\x00', 'in_flight')")
+    sqlx::query("INSERT INTO idempotency_keys (key, fingerprint, state) VALUES (E'alice\\nbusy', '\\x00', 'in_flight')")
         .execute(&app.pool)
         .await
         .unwrap();
-    let body = json!({"customer_id": "alice", "seats": [1]});
+    let body = json!({"seats": [1]});
     assert_problem(
         post_with_key(&app, &path, "busy", &body).await,
         StatusCode::CONFLICT,
@@ -118,7 +168,7 @@ async fn a_key_still_in_flight_is_409_and_a_stale_one_is_taken_over() {
 
     // Its server died long ago: the key is free again and the request runs.
     sqlx::query(
-        "UPDATE idempotency_keys SET updated_at = now() - interval '10 minutes' WHERE key = 'busy'",
+        "UPDATE idempotency_keys SET updated_at = now() - interval '10 minutes' WHERE key = E'alice\\nbusy'",
     )
     .execute(&app.pool)
     .await
@@ -163,7 +213,7 @@ async fn a_rerun_after_a_crash_lands_on_the_same_hold() {
     let app = spawn_app().await;
     let event = app.create_grid_event(1, 10, json!({})).await;
     let path = format!("/api/events/{event}/holds");
-    let body = json!({"customer_id": "alice", "seats": [3]});
+    let body = json!({"seats": [3]});
     let first: Value = post_with_key(&app, &path, "crashy", &body)
         .await
         .json()

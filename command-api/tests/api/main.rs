@@ -1,6 +1,7 @@
 //! End-to-end tests of the command API over HTTP, against a real PostgreSQL (one database per
 //! test). Compiled as one test binary. `TEST_LOG=1` shows the server's logs.
 
+mod access;
 mod concurrency;
 mod events;
 mod health;

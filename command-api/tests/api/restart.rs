@@ -7,7 +7,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{replay_and_check_no_double_sale, seat_ids, spawn_app, start_on};
+use booking::Role;
+
+use crate::helpers::{bearer, replay_and_check_no_double_sale, seat_ids, spawn_app, start_on};
 
 /// A hold id and its seats, as a client saw them in a 201.
 type Acknowledged = (String, Vec<u64>);
@@ -30,7 +32,8 @@ async fn a_crash_mid_load_loses_nothing_acknowledged() {
                     let seat = (c * 5 + round) % 200;
                     let sent = client
                         .post(format!("{base}/api/events/{event}/holds"))
-                        .json(&json!({"customer_id": format!("c{c}"), "seats": [seat]}))
+                        .header("authorization", bearer(&format!("c{c}"), Role::Buyer))
+                        .json(&json!({"seats": [seat]}))
                         .send()
                         .await;
                     let Ok(response) = sent else { return };

@@ -15,11 +15,21 @@ async fn analytics_fields_report_the_sale_and_adhoc_sql_is_read_only() {
         .unwrap()
         .to_owned();
     app.hold(&event, "lea", &[7]).await;
-    app.data(
-        "mutation($h: UUID!) { bookHold(holdId: $h, customerId: \"kai\") { status } }",
-        json!({"h": a}),
-    )
-    .await;
+    app.as_buyer("kai")
+        .data(
+            "mutation($h: UUID!) { bookHold(holdId: $h) { status } }",
+            json!({"h": a}),
+        )
+        .await;
+    // Another organizer's event, whose rows olga's SQL must not see.
+    let oscar = app.as_("oscar", booking::Role::Organizer);
+    oscar
+        .data(
+            "mutation { createEvent(input: {name: \"Elsewhere\", layout: {rows: 1, cols: 2}}) { id } }",
+            json!({}),
+        )
+        .await;
+    let olga = app.as_organizer();
 
     let query = "query($e: UUID!) { analytics {
         salesVelocity(eventId: $e) { minute seatsHeld seatsBooked }
@@ -29,14 +39,22 @@ async fn analytics_fields_report_the_sale_and_adhoc_sql_is_read_only() {
         hotSeats(eventId: $e, limit: 2) { seatId holds }
         revenueByPriceTier(eventId: $e) { priceTier seatsBooked revenueCents }
         topCustomers(eventId: $e, limit: 5) { customerId seatsBooked seatsHeld holds } } }";
+    // Reports are for the event's organizer and admins.
+    for (who, code) in [
+        (app.anonymous(), "unauthenticated"),
+        (app.as_buyer("kai"), "forbidden"),
+        (oscar.clone(), "forbidden"),
+    ] {
+        assert_eq!(error_code(&who.gql(query, json!({"e": event})).await), code);
+    }
     eventually(Duration::from_secs(15), || async {
-        let d = app.data(query, json!({"e": event})).await;
+        let d = olga.data(query, json!({"e": event})).await;
         (d["analytics"]["conversion"]["booked"] == 1).then_some(())
     })
     .await;
     // Each field is its own ClickHouse query, resolved side by side, so one answer can straddle a
     // batch landing; once the booking is in, a fresh answer sees every batch in every field.
-    let report = app.data(query, json!({"e": event})).await["analytics"].clone();
+    let report = olga.data(query, json!({"e": event})).await["analytics"].clone();
     assert_eq!(report["conversion"]["holds"], 2);
     assert_eq!(report["conversion"]["conversionRate"], 0.5);
     assert_eq!(report["sellOut"]["capacity"], 10);
@@ -63,21 +81,46 @@ async fn analytics_fields_report_the_sale_and_adhoc_sql_is_read_only() {
     assert_eq!(minute_held, 3);
 
     let booked = domain::stored::event_type::SEAT_BOOKED;
-    let rows = app
+    let rows = olga
         .data(
             &format!("{{ analytics {{ sql(query: \"SELECT event_type, count() AS n FROM domain_events FINAL WHERE event_type = '{booked}' GROUP BY event_type\") }} }}"),
             json!({}),
         )
         .await;
     assert_eq!(rows["analytics"]["sql"][0]["event_type"], booked);
-    let write = app
+    // An organizer's SQL sees only their own events' rows; an admin's sees every row.
+    let events =
+        "{ analytics { sql(query: \"SELECT uniqExact(event_id) AS n FROM domain_events\") } }";
+    let everyone = eventually(Duration::from_secs(15), || async {
+        let d = app.as_admin().data(events, json!({})).await;
+        (d["analytics"]["sql"][0]["n"] == "2" || d["analytics"]["sql"][0]["n"] == 2).then_some(d)
+    })
+    .await;
+    let hers = olga.data(events, json!({})).await;
+    assert_eq!(
+        hers["analytics"]["sql"][0]["n"]
+            .to_string()
+            .trim_matches('"'),
+        "1",
+        "{hers} vs {everyone}"
+    );
+    let buyer = app.as_buyer("kai").gql(events, json!({})).await;
+    assert_eq!(error_code(&buyer), "forbidden");
+    let elsewhere = olga
+        .gql(
+            "{ analytics { sql(query: \"SELECT * FROM system.tables\") } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&elsewhere), "sql_refused");
+    let write = olga
         .gql(
             "{ analytics { sql(query: \"DROP TABLE domain_events\") } }",
             json!({}),
         )
         .await;
     assert_eq!(error_code(&write), "sql_not_read_only");
-    let sneaky = app
+    let sneaky = olga
         .gql(
             "{ analytics { sql(query: \"SELECT 1 FORMAT TSV; DROP TABLE domain_events\") } }",
             json!({}),
@@ -85,6 +128,7 @@ async fn analytics_fields_report_the_sale_and_adhoc_sql_is_read_only() {
         .await;
     assert_eq!(error_code(&sneaky), "sql_not_read_only");
     let huge = app
+        .as_admin()
         .gql(
             "{ analytics { sql(query: \"SELECT number FROM system.numbers\") } }",
             json!({}),
@@ -100,11 +144,13 @@ async fn analytics_fields_report_the_sale_and_adhoc_sql_is_read_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analytics_without_clickhouse_is_a_clear_error() {
     let app = spawn_system().await;
-    let body = app
-        .gql(
-            "query($e: UUID!) { analytics { conversion(eventId: $e) { holds } } }",
-            json!({"e": uuid::Uuid::new_v4()}),
-        )
-        .await;
+    let event = app.create_grid_event(1, 2, 600).await;
+    let query = "query($e: UUID!) { analytics { conversion(eventId: $e) { holds } } }";
+    let body = app.as_organizer().gql(query, json!({"e": event})).await;
     assert_eq!(error_code(&body), "analytics_unavailable");
+    let unknown = app
+        .as_admin()
+        .gql(query, json!({"e": uuid::Uuid::new_v4()}))
+        .await;
+    assert_eq!(error_code(&unknown), "event_not_found");
 }

@@ -27,7 +27,14 @@ async fn flushall_during_traffic_keeps_answers_correct_and_the_cache_refills() {
                     for attempt in 0.. {
                         let r = client
                             .post(format!("{app_address}/api/events/{event}/holds"))
-                            .json(&json!({"customer_id": format!("c{i}"), "seats": [seat]}))
+                            .header(
+                                "authorization",
+                                command_api::testing::bearer(
+                                    &format!("c{i}"),
+                                    booking::Role::Buyer,
+                                ),
+                            )
+                            .json(&json!({"seats": [seat]}))
                             .send()
                             .await
                             .unwrap();

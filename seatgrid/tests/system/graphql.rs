@@ -22,7 +22,7 @@ const SECTIONS_EVENT: &str = r#"mutation($key: String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_event_then_query_layout_availability_and_seat_map() {
     let app = spawn_system().await;
-    let created = app.data(SECTIONS_EVENT, json!({})).await;
+    let created = app.as_organizer().data(SECTIONS_EVENT, json!({})).await;
     let event = &created["createEvent"];
     let id = event["id"].as_str().unwrap();
     assert_eq!(event["seatCount"], 10);
@@ -30,8 +30,9 @@ async fn create_event_then_query_layout_availability_and_seat_map() {
     assert_eq!(event["sections"][0]["priceCents"], 9000);
 
     let held = app
+        .as_buyer("ann")
         .gql(
-            r#"mutation($e: UUID!) { holdSeats(eventId: $e, customerId: "ann",
+            r#"mutation($e: UUID!) { holdSeats(eventId: $e,
                  seats: [{section: "Stalls", row: "B", seat: "2"}, {seatId: 7}]) {
                  id status customerId totalCents seats { seatId section row seat priceTier priceCents } } }"#,
             json!({"e": id}),
@@ -125,27 +126,27 @@ async fn hold_book_release_and_customer_views() {
         .unwrap()
         .to_owned();
 
-    let book =
-        "mutation($h: UUID!, $c: String) { bookHold(holdId: $h, customerId: $c) { id status } }";
-    let booked = app.data(book, json!({"h": kept, "c": "cara"})).await;
+    let cara = app.as_buyer("cara");
+    let book = "mutation($h: UUID!) { bookHold(holdId: $h) { id status } }";
+    let booked = cara.data(book, json!({"h": kept})).await;
     assert_eq!(booked["bookHold"]["status"], "BOOKED");
     // Booking twice by the owner is idempotent.
-    let again = app.data(book, json!({"h": kept, "c": "cara"})).await;
+    let again = cara.data(book, json!({"h": kept})).await;
     assert_eq!(again["bookHold"]["status"], "BOOKED");
-    let released = app
+    let released = cara
         .data(
-            "mutation($h: UUID!) { releaseHold(holdId: $h, customerId: \"cara\") { status } }",
+            "mutation($h: UUID!) { releaseHold(holdId: $h) { status } }",
             json!({"h": dropped}),
         )
         .await;
     assert_eq!(released["releaseHold"]["status"], "RELEASED");
 
     assert_eq!(app.wait_for_read_side(&event).await, "BBAAAAAAAA");
-    let data = app
+    let data = cara
         .data(
             "query($h: UUID!, $e: UUID!) {
                hold(id: $h) { id status customerId seats { seatId } event { id } }
-               customer(id: \"cara\") {
+               customer {
                  id holds(eventId: $e) { id status } bookings { id status totalCents } } }",
             json!({"h": kept, "e": event}),
         )
@@ -165,10 +166,11 @@ async fn hold_book_release_and_customer_views() {
     let holds = "query($e: UUID!, $after: String, $live: Boolean) { event(id: $e) {
         holds(first: 1, after: $after, live: $live) { edges { node { id status } }
                                                       pageInfo { hasNextPage endCursor } } } }";
-    let first = app.data(holds, json!({"e": event})).await["event"]["holds"].clone();
+    let organizer = app.as_organizer();
+    let first = organizer.data(holds, json!({"e": event})).await["event"]["holds"].clone();
     assert_eq!(first["edges"].as_array().unwrap().len(), 1);
     assert_eq!(first["pageInfo"]["hasNextPage"], true);
-    let second = app
+    let second = organizer
         .data(
             holds,
             json!({"e": event, "after": first["pageInfo"]["endCursor"]}),
@@ -176,13 +178,16 @@ async fn hold_book_release_and_customer_views() {
         .await["event"]["holds"]
         .clone();
     assert_eq!(second["pageInfo"]["hasNextPage"], false);
-    let live = app.data(holds, json!({"e": event, "live": true})).await["event"]["holds"].clone();
+    let live = organizer
+        .data(holds, json!({"e": event, "live": true}))
+        .await["event"]["holds"]
+        .clone();
     assert_eq!(
         live["edges"],
         json!([{"node": {"id": kept, "status": "BOOKED"}}])
     );
 
-    let nothing = app
+    let nothing = cara
         .data(
             "query($id: UUID!) { hold(id: $id) { id } event(id: $id) { id } seatMap(eventId: $id) { seats } }",
             json!({"id": uuid::Uuid::new_v4()}),
@@ -236,8 +241,9 @@ async fn mutations_answer_with_the_same_codes_as_rest() {
     ];
     for (what, seats, code) in cases {
         let body = app
+            .as_buyer("eve")
             .gql(
-                "mutation($e: UUID!, $s: [SeatInput!]!) { holdSeats(eventId: $e, customerId: \"eve\", seats: $s) { id } }",
+                "mutation($e: UUID!, $s: [SeatInput!]!) { holdSeats(eventId: $e, seats: $s) { id } }",
                 json!({"e": event, "s": seats}),
             )
             .await;
@@ -249,29 +255,37 @@ async fn mutations_answer_with_the_same_codes_as_rest() {
         .await;
     assert_eq!(error_code(&missing), "event_not_found");
     let bad_customer = app.hold(&event, "not a valid id!", &[3]).await;
-    assert_eq!(error_code(&bad_customer), "invalid_customer_id");
+    assert_eq!(error_code(&bad_customer), "unauthenticated");
+    assert_eq!(bad_customer["errors"][0]["extensions"]["status"], 401);
     let nobody = app
         .gql(
             "mutation($e: UUID!) { holdSeats(eventId: $e, seats: [{seatId: 3}]) { id } }",
             json!({"e": event}),
         )
         .await;
-    assert_eq!(error_code(&nobody), "missing_customer_id");
+    assert_eq!(error_code(&nobody), "unauthenticated");
 
-    let book =
-        "mutation($h: UUID!, $c: String!) { bookHold(holdId: $h, customerId: $c) { status } }";
-    let stolen = app.gql(book, json!({"h": hold_id, "c": "eve"})).await;
+    let book = "mutation($h: UUID!) { bookHold(holdId: $h) { status } }";
+    let stolen = app.as_buyer("eve").gql(book, json!({"h": hold_id})).await;
     assert_eq!(error_code(&stolen), "not_hold_owner");
-    let unknown = app
-        .gql(book, json!({"h": uuid::Uuid::new_v4(), "c": "dan"}))
-        .await;
+    assert_eq!(stolen["errors"][0]["extensions"]["status"], 403);
+    let dan = app.as_buyer("dan");
+    let unknown = dan.gql(book, json!({"h": uuid::Uuid::new_v4()})).await;
     assert_eq!(error_code(&unknown), "hold_not_found");
     // The event's holds last one second.
     tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let late = app.gql(book, json!({"h": hold_id, "c": "dan"})).await;
+    let late = dan.gql(book, json!({"h": hold_id})).await;
     assert_eq!(error_code(&late), "hold_expired");
 
+    let buyer_creates = dan
+        .gql(
+            "mutation { createEvent(input: {name: \"x\", layout: {rows: 2, cols: 2}}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&buyer_creates), "forbidden");
     let bad_layout = app
+        .as_organizer()
         .gql(
             "mutation { createEvent(input: {name: \"x\", layout: {rows: 2}}) { id } }",
             json!({}),
@@ -279,6 +293,7 @@ async fn mutations_answer_with_the_same_codes_as_rest() {
         .await;
     assert_eq!(error_code(&bad_layout), "invalid_request");
     let zero = app
+        .as_organizer()
         .gql(
             "mutation { createEvent(input: {name: \"\", layout: {rows: 0, cols: 2}}) { id } }",
             json!({}),
@@ -290,18 +305,37 @@ async fn mutations_answer_with_the_same_codes_as_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_make_mutations_safe_to_retry() {
     let app = spawn_system().await;
-    let one = app.data(SECTIONS_EVENT, json!({"key": "evt-1"})).await;
-    let two = app.data(SECTIONS_EVENT, json!({"key": "evt-1"})).await;
+    let organizer = app.as_organizer();
+    let one = organizer
+        .data(SECTIONS_EVENT, json!({"key": "evt-1"}))
+        .await;
+    let two = organizer
+        .data(SECTIONS_EVENT, json!({"key": "evt-1"}))
+        .await;
     assert_eq!(one["createEvent"]["id"], two["createEvent"]["id"]);
     let event = one["createEvent"]["id"].as_str().unwrap();
-    let hold = "mutation($e: UUID!) { holdSeats(eventId: $e, customerId: \"fay\",
+    let hold = "mutation($e: UUID!) { holdSeats(eventId: $e,
                   seats: [{seatId: 0}], idempotencyKey: \"h-1\") { id status } }";
-    let a = app.data(hold, json!({"e": event})).await;
-    let b = app.data(hold, json!({"e": event})).await;
+    let fay = app.as_buyer("fay");
+    let a = fay.data(hold, json!({"e": event})).await;
+    let b = fay.data(hold, json!({"e": event})).await;
     assert_eq!(a["holdSeats"]["id"], b["holdSeats"]["id"]);
     assert_eq!(b["holdSeats"]["status"], "HELD");
-    let other = app.data(SECTIONS_EVENT, json!({"key": "evt-2"})).await;
+    // The same key from another caller, or on another event, names another hold.
+    let gil = app.as_buyer("gil").gql(hold, json!({"e": event})).await;
+    assert_eq!(error_code(&gil), "seats_unavailable");
+    let other = organizer
+        .data(SECTIONS_EVENT, json!({"key": "evt-2"}))
+        .await;
     assert_ne!(other["createEvent"]["id"], one["createEvent"]["id"]);
+    let elsewhere = fay
+        .data(hold, json!({"e": other["createEvent"]["id"]}))
+        .await;
+    assert_ne!(elsewhere["holdSeats"]["id"], a["holdSeats"]["id"]);
+    // Another organizer's key is theirs: a new event, not olga's.
+    let oscar = app.as_("oscar", booking::Role::Organizer);
+    let theirs = oscar.data(SECTIONS_EVENT, json!({"key": "evt-1"})).await;
+    assert_ne!(theirs["createEvent"]["id"], one["createEvent"]["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,17 +349,44 @@ async fn limits_and_malformed_queries_are_refused_with_codes() {
         .await;
     assert_eq!(error_code(&deep), "query_too_deep");
     let fields: String = (0..1_100)
-        .map(|i| format!("a{i}: customer(id: \"x\") {{ id }} "))
+        .map(|i| format!("a{i}: events {{ pageInfo {{ hasNextPage }} }} "))
         .collect();
     let wide = app.gql(&format!("{{ {fields} }}"), json!({})).await;
-    assert_eq!(error_code(&wide), "query_too_complex");
+    assert_eq!(error_code(&wide), "too_many_aliases");
+    let aliases: String = (0..40)
+        .map(|i| format!("a{i}: events {{ pageInfo {{ hasNextPage }} }} "))
+        .collect();
+    let aliased = app.gql(&format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(error_code(&aliased), "too_many_aliases");
+    // Complexity: a page of 100 events, each with a page of 100 holds, is too much at once.
+    let nested = app
+        .gql(
+            "{ events(first: 100) { edges { node { holds(first: 100) { edges { node { id } } } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&nested), "query_too_complex");
+    let batch: Value = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!([{"query": "{ events { pageInfo { hasNextPage } } }"}, {"query": "{ events { pageInfo { hasNextPage } } }"}]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    assert!(batch.get("data").is_none(), "batches are refused: {batch}");
     let broken = app.gql("{ events( }", json!({})).await;
     assert_eq!(error_code(&broken), "invalid_query");
     let unknown = app.gql("{ nope }", json!({})).await;
     assert_eq!(error_code(&unknown), "invalid_query");
     let bad_id = app.gql("{ hold(id: \"42\") { id } }", json!({})).await;
     assert_eq!(error_code(&bad_id), "invalid_query");
-    let bad_customer = app.gql("{ customer(id: \"\") { id } }", json!({})).await;
+    let bad_customer = app
+        .as_admin()
+        .gql("{ customer(id: \"\") { id } }", json!({}))
+        .await;
     assert_eq!(error_code(&bad_customer), "invalid_customer_id");
 
     let page = app

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use booking::Role;
 use command_api::CommandApiConfig;
 use futures::{SinkExt, StreamExt};
 use projections::RunnerConfig;
@@ -15,12 +16,18 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+#[derive(Clone)]
 pub struct TestSystem {
     pub address: String,
     pub ws_url: String,
     pub client: reqwest::Client,
     pub prefix: String,
+    /// `Bearer <token>` sent with every GraphQL operation and subscription, if any.
+    pub authorization: Option<String>,
 }
+
+/// The organizer who creates the tests' events.
+pub const ORGANIZER: &str = "olga";
 
 pub async fn spawn_system() -> TestSystem {
     spawn(None).await
@@ -36,6 +43,7 @@ async fn spawn(clickhouse: Option<analytics::ClickHouseConfig>) -> TestSystem {
     let (_, pool) = migrations::testing::fresh_database(6).await;
     let prefix = format!("sgtest:{}:", uuid::Uuid::new_v4().simple());
     let config = SystemConfig {
+        ws: query_api::WsLimits::default(),
         command: CommandApiConfig {
             sweep_interval: Some(Duration::from_millis(300)),
             ..command_api::testing::config()
@@ -62,14 +70,47 @@ async fn spawn(clickhouse: Option<analytics::ClickHouseConfig>) -> TestSystem {
         ws_url: format!("ws://{addr}/graphql/ws"),
         client: reqwest::Client::new(),
         prefix,
+        authorization: None,
     }
 }
 
 impl TestSystem {
+    /// The same system, called as `sub` with `role`.
+    pub fn as_(&self, sub: &str, role: Role) -> Self {
+        Self {
+            authorization: Some(command_api::testing::bearer(sub, role)),
+            ..self.clone()
+        }
+    }
+
+    pub fn as_buyer(&self, sub: &str) -> Self {
+        self.as_(sub, Role::Buyer)
+    }
+
+    /// As [`ORGANIZER`], who created the events of [`Self::create_grid_event`].
+    pub fn as_organizer(&self) -> Self {
+        self.as_(ORGANIZER, Role::Organizer)
+    }
+
+    pub fn as_admin(&self) -> Self {
+        self.as_("root", Role::Admin)
+    }
+
+    /// The same system, called without a token.
+    pub fn anonymous(&self) -> Self {
+        Self {
+            authorization: None,
+            ..self.clone()
+        }
+    }
+
     /// Runs a GraphQL operation over HTTP; returns the whole response body.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
-        self.client
-            .post(format!("{}/graphql", self.address))
+        let mut request = self.client.post(format!("{}/graphql", self.address));
+        if let Some(auth) = &self.authorization {
+            request = request.header("authorization", auth);
+        }
+        request
             .json(&json!({"query": query, "variables": variables}))
             .send()
             .await
@@ -102,8 +143,10 @@ impl TestSystem {
         body["seats"].as_str().expect("seats").to_owned()
     }
 
+    /// Creates a grid event as [`ORGANIZER`].
     pub async fn create_grid_event(&self, rows: u32, cols: u32, hold_seconds: u32) -> String {
         let data = self
+            .as_organizer()
             .data(
                 "mutation($input: CreateEventInput!) { createEvent(input: $input) { id } }",
                 json!({"input": {"name": "Test night", "holdSeconds": hold_seconds,
@@ -113,14 +156,16 @@ impl TestSystem {
         data["createEvent"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// Holds seats as the buyer `customer`; returns the whole response body.
     pub async fn hold(&self, event_id: &str, customer: &str, seat_ids: &[u32]) -> Value {
         let seats: Vec<Value> = seat_ids.iter().map(|s| json!({"seatId": s})).collect();
-        self.gql(
-            "mutation($e: UUID!, $c: String!, $s: [SeatInput!]!) {
-               holdSeats(eventId: $e, customerId: $c, seats: $s) { id status expiresAt } }",
-            json!({"e": event_id, "c": customer, "s": seats}),
-        )
-        .await
+        self.as_buyer(customer)
+            .gql(
+                "mutation($e: UUID!, $s: [SeatInput!]!) {
+                   holdSeats(eventId: $e, seats: $s) { id status expiresAt } }",
+                json!({"e": event_id, "s": seats}),
+            )
+            .await
     }
 
     /// The read side's seat map string (null while the event is not projected).
@@ -150,45 +195,75 @@ impl TestSystem {
 
     /// A graphql-transport-ws subscription at `url`.
     pub async fn subscribe_at(&self, url: &str, query: &str, variables: Value) -> Subscription {
-        let (mut ws, _) = tokio_tungstenite::connect_async(
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
-                .map(|mut r| {
-                    r.headers_mut().insert(
-                        "Sec-WebSocket-Protocol",
-                        "graphql-transport-ws".parse().unwrap(),
-                    );
-                    r
-                })
-                .unwrap(),
-        )
-        .await
-        .expect("websocket connects");
-        ws.send(Message::text(
-            json!({"type": "connection_init"}).to_string(),
-        ))
-        .await
-        .unwrap();
+        let (mut ws, _) = connect_ws(url).await;
+        let init = match &self.authorization {
+            Some(auth) => json!({"type": "connection_init", "payload": {"Authorization": auth}}),
+            None => json!({"type": "connection_init"}),
+        };
+        ws.send(Message::text(init.to_string())).await.unwrap();
         let mut sub = Subscription { ws };
         assert_eq!(sub.next_message().await["type"], "connection_ack");
-        sub.ws
+        sub.start("1", query, variables).await;
+        sub
+    }
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A graphql-transport-ws connection to `url`, before `connection_init`.
+pub async fn connect_ws(
+    url: &str,
+) -> (
+    Ws,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+) {
+    tokio_tungstenite::connect_async(
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .map(|mut r| {
+                r.headers_mut().insert(
+                    "Sec-WebSocket-Protocol",
+                    "graphql-transport-ws".parse().unwrap(),
+                );
+                r
+            })
+            .unwrap(),
+    )
+    .await
+    .expect("websocket connects")
+}
+
+/// The close code the server ends `ws` with (within 15 s), if it sends one.
+pub async fn closed_with(ws: &mut Ws) -> Option<u16> {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .expect("the server answers within 15 s");
+        match next {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Some(0),
+        }
+    }
+}
+
+pub struct Subscription {
+    ws: Ws,
+}
+
+impl Subscription {
+    /// Starts another operation with `id` on this connection.
+    pub async fn start(&mut self, id: &str, query: &str, variables: Value) {
+        self.ws
             .send(Message::text(
-                json!({"id": "1", "type": "subscribe",
+                json!({"id": id, "type": "subscribe",
                        "payload": {"query": query, "variables": variables}})
                 .to_string(),
             ))
             .await
             .unwrap();
-        sub
     }
-}
 
-pub struct Subscription {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-}
-
-impl Subscription {
     /// The next protocol message (pings answered), within 15 s.
     pub async fn next_message(&mut self) -> Value {
         loop {

@@ -1,7 +1,9 @@
 //! Subscriptions over graphql-transport-ws: seat changes as they are projected, and a hold's
 //! status until it ends (including an expiry nobody wrote yet).
 
+use futures::SinkExt;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::spawn_system;
 
@@ -35,11 +37,12 @@ async fn seat_updates_push_every_status_change() {
         seen,
         vec![(json!(3), json!("HELD")), (json!(4), json!("HELD"))]
     );
-    app.data(
-        "mutation($h: UUID!) { bookHold(holdId: $h, customerId: \"gus\") { status } }",
-        json!({"h": hold}),
-    )
-    .await;
+    app.as_buyer("gus")
+        .data(
+            "mutation($h: UUID!) { bookHold(holdId: $h) { status } }",
+            json!({"h": hold}),
+        )
+        .await;
     let d = sub.next_data().await;
     assert_eq!(d["seatUpdates"]["status"], "BOOKED");
     assert!(d["seatUpdates"]["version"].as_i64().unwrap() > 0);
@@ -56,6 +59,7 @@ async fn hold_subscription_follows_a_hold_until_it_is_booked() {
     // Subscriptions are also served on /graphql itself (a WebSocket upgrade there).
     let same_path = app.ws_url.trim_end_matches("/ws").to_owned();
     let mut sub = app
+        .as_buyer("hal")
         .subscribe_at(
             &same_path,
             "subscription($h: UUID!) { hold(id: $h) { id status } }",
@@ -63,11 +67,12 @@ async fn hold_subscription_follows_a_hold_until_it_is_booked() {
         )
         .await;
     assert_eq!(sub.next_data().await["hold"]["status"], "HELD");
-    app.data(
-        "mutation($h: UUID!) { bookHold(holdId: $h, customerId: \"hal\") { status } }",
-        json!({"h": hold}),
-    )
-    .await;
+    app.as_buyer("hal")
+        .data(
+            "mutation($h: UUID!) { bookHold(holdId: $h) { status } }",
+            json!({"h": hold}),
+        )
+        .await;
     assert_eq!(sub.next_data().await["hold"]["status"], "BOOKED");
     assert_eq!(sub.next_message().await["type"], "complete");
 }
@@ -81,6 +86,7 @@ async fn hold_subscription_sees_the_hold_expire() {
         .unwrap()
         .to_owned();
     let mut sub = app
+        .as_buyer("ivy")
         .subscribe(
             "subscription($h: UUID!) { hold(id: $h) { id status expiresAt } }",
             json!({"h": hold}),
@@ -107,6 +113,7 @@ async fn subscribing_to_an_unknown_event_or_hold_is_an_error_with_a_code() {
     assert_eq!(errors[0]["extensions"]["code"], "event_not_found", "{msg}");
 
     let mut sub = app
+        .as_buyer("ivy")
         .subscribe(
             "subscription($h: UUID!) { hold(id: $h) { status } }",
             json!({"h": uuid::Uuid::new_v4()}),
@@ -115,6 +122,66 @@ async fn subscribing_to_an_unknown_event_or_hold_is_an_error_with_a_code() {
     let msg = sub.next_message().await;
     let errors = subscription_errors(&msg);
     assert_eq!(errors[0]["extensions"]["code"], "hold_not_found", "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holds_updates_are_for_its_customer_and_its_organizer_only() {
+    let app = spawn_system().await;
+    let event = app.create_grid_event(1, 10, 600).await;
+    let hold = app.hold(&event, "jo", &[1]).await["data"]["holdSeats"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let query = "subscription($h: UUID!) { hold(id: $h) { status } }";
+    for (who, code) in [
+        (app.anonymous(), "unauthenticated"),
+        (app.as_buyer("kim"), "not_hold_owner"),
+    ] {
+        let mut sub = who.subscribe(query, json!({"h": hold})).await;
+        let msg = sub.next_message().await;
+        assert_eq!(
+            subscription_errors(&msg)[0]["extensions"]["code"],
+            code,
+            "{msg}"
+        );
+    }
+    let mut sub = app
+        .as_organizer()
+        .subscribe(query, json!({"h": hold}))
+        .await;
+    assert_eq!(sub.next_data().await["hold"]["status"], "HELD");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_limits_hold() {
+    let app = spawn_system().await;
+    let event = app.create_grid_event(1, 10, 600).await;
+    app.wait_for_read_side(&event).await;
+    // A token that does not verify closes the connection at connection_init.
+    let (mut ws, _) = crate::helpers::connect_ws(&app.ws_url).await;
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": "Bearer forged"}})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    assert!(
+        crate::helpers::closed_with(&mut ws).await.is_some(),
+        "refused at init"
+    );
+    // At most 20 live subscriptions per connection; the 21st is refused with a code.
+    let query = "subscription($e: UUID!) { seatUpdates(eventId: $e) { seatId } }";
+    let mut sub = app.subscribe(query, json!({"e": event})).await;
+    for id in 2..=21 {
+        sub.start(&id.to_string(), query, json!({"e": event})).await;
+    }
+    let refused = sub.next_message().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "21");
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"],
+        "too_many_subscriptions"
+    );
 }
 
 /// The errors of a subscription's `error` message (or of a `next` carrying errors).
