@@ -202,7 +202,12 @@ pub const REPORTS: &[&str] = &[
     "top_customers",
 ];
 
-/// Runs reports against the analytics database.
+/// How long one report may run on the server; the client waits a second longer.
+pub const REPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The most rows one report may return (the largest, demand per row, has at most one per row).
+pub const MAX_REPORT_ROWS: u64 = 100_000;
+
+/// Runs reports against the analytics database, each with a time and a row limit.
 #[derive(Clone)]
 pub struct Reports {
     client: clickhouse::Client,
@@ -213,7 +218,11 @@ impl Reports {
     pub fn new(client: clickhouse::Client) -> Self {
         // Without this, an error in the middle of a result would be read as rows.
         Self {
-            client: client.with_setting("wait_end_of_query", "1"),
+            client: client
+                .with_setting("wait_end_of_query", "1")
+                .with_setting("max_execution_time", REPORT_TIMEOUT.as_secs().to_string())
+                .with_setting("max_result_rows", MAX_REPORT_ROWS.to_string())
+                .with_setting("result_overflow_mode", "throw"),
         }
     }
 
@@ -221,8 +230,15 @@ impl Reports {
     where
         T: clickhouse::RowOwned + clickhouse::RowRead,
     {
-        let sql = sql(report, event_id, limit).expect("a known report");
-        self.client.query(&sql).fetch_all::<T>().await
+        let Some(sql) = sql(report, event_id, limit) else {
+            return Err(clickhouse::error::Error::Custom(format!(
+                "no report named {report}"
+            )));
+        };
+        let wait = REPORT_TIMEOUT + std::time::Duration::from_secs(1);
+        tokio::time::timeout(wait, self.client.query(&sql).fetch_all::<T>())
+            .await
+            .unwrap_or(Err(clickhouse::error::Error::TimedOut))
     }
 
     pub async fn velocity(&self, event_id: Uuid) -> ReportResult<Vec<VelocityRow>> {

@@ -44,9 +44,9 @@ pub enum Claim {
     Replay(StoredResponse),
 }
 
-/// Checks a key's shape: 1 to [`MAX_KEY_LEN`] characters.
+/// Checks a key's shape: 1 to [`MAX_KEY_LEN`] visible ASCII characters (`!` to `~`).
 pub fn check_key(key: &str) -> Result<(), CommandError> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(CommandError::InvalidIdempotencyKey { max: MAX_KEY_LEN });
     }
     Ok(())

@@ -20,28 +20,38 @@ use crate::error::CommandError;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEventRequest {
-    #[schema(example = "Flash Sale Live")]
+    #[schema(example = "Flash Sale Live", min_length = 1, max_length = 200)]
     pub name: String,
     pub venue: Option<String>,
     #[serde(alias = "date")]
     pub starts_at: Option<DateTime<Utc>>,
     /// ISO 4217 code; default EUR.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub rows: Option<u32>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub cols: Option<u32>,
+    #[schema(maximum = 1_000_000_000)]
     pub price_cents: Option<u64>,
     pub layout: Option<LayoutRequest>,
-    /// Hold length for this event (default 600 s, capped by the server).
+    /// Hold length for this event (default 600 s, between the server's bounds, 10 to 3600 s by
+    /// default).
+    #[schema(minimum = 1)]
     pub hold_seconds: Option<u32>,
     /// Seats one customer may hold plus book for this event (default 10, capped by the server).
+    #[schema(minimum = 1)]
     pub max_seats_per_customer: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LayoutRequest {
+    #[schema(minimum = 1, maximum = 1000)]
     pub rows: Option<u32>,
+    #[schema(minimum = 1, maximum = 1000)]
     pub cols: Option<u32>,
+    #[schema(maximum = 1_000_000_000)]
     pub price_cents: Option<u64>,
     pub price_tiers: Option<Vec<PriceTierRequest>>,
     pub sections: Option<Vec<SectionRequest>>,
@@ -50,7 +60,9 @@ pub struct LayoutRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceTierRequest {
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
+    #[schema(maximum = 1_000_000_000)]
     pub price_cents: u64,
 }
 
@@ -65,7 +77,9 @@ pub struct SectionRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RowRequest {
+    #[schema(min_length = 1, max_length = 64)]
     pub label: String,
+    #[schema(minimum = 1, maximum = 1000)]
     pub seats: u32,
 }
 

@@ -95,12 +95,23 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+/// Redis is a cache: a command that does not answer in [`RESPONSE_TIMEOUT`] fails, and the
+/// reader falls back to PostgreSQL rather than wait for a stalled server.
+pub const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn timeouts() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+}
+
 impl Cache {
     /// Connects (and reconnects by itself later). `prefix` namespaces every key and channel, so
     /// several installations or tests can share one Redis.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, RedisError> {
         let client = redis::Client::open(url)?;
-        let mut conn = ConnectionManager::new(client).await?;
+        let mut conn = ConnectionManager::new_with_config(client, timeouts()).await?;
         load_scripts(&mut conn).await?;
         Ok(Self {
             conn,

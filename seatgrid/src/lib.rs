@@ -134,18 +134,24 @@ async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     migrations::ensure_database(url)
         .await
         .context("cannot reach PostgreSQL at DATABASE_URL")?;
+    pool(url, &settings.app)
+        .await
+        .context("cannot connect to PostgreSQL at DATABASE_URL")
+}
+
+/// The server's PostgreSQL pool, with its time limits: no statement runs longer than
+/// `SEATGRID_DB_STATEMENT_TIMEOUT_MS`, and a request that cannot get a connection within
+/// `SEATGRID_DB_ACQUIRE_TIMEOUT_MS` is answered 503 with `Retry-After` instead of waiting.
+pub async fn pool(url: &str, app: &config::AppSettings) -> anyhow::Result<PgPool> {
     let options: sqlx::postgres::PgConnectOptions = url
         .parse()
         .context("DATABASE_URL is not a PostgreSQL URL")?;
-    // Time limits: no statement runs longer than the statement timeout, and a request that
-    // cannot get a connection soon is answered 503 with Retry-After instead of waiting.
-    let statement_timeout = format!("{}ms", settings.app.db_statement_timeout_ms);
-    PgPoolOptions::new()
-        .max_connections(settings.app.db_max_connections)
-        .acquire_timeout(Duration::from_millis(settings.app.db_acquire_timeout_ms))
+    let statement_timeout = format!("{}ms", app.db_statement_timeout_ms);
+    Ok(PgPoolOptions::new()
+        .max_connections(app.db_max_connections)
+        .acquire_timeout(Duration::from_millis(app.db_acquire_timeout_ms))
         .connect_with(options.options([("statement_timeout", statement_timeout.as_str())]))
-        .await
-        .context("cannot connect to PostgreSQL at DATABASE_URL")
+        .await?)
 }
 
 fn clickhouse(settings: &Settings) -> anyhow::Result<&analytics::ClickHouseConfig> {

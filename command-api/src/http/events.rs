@@ -116,7 +116,7 @@ pub async fn get_seat_map(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
-    #[schema(value_type = Vec<Object>, example = json!([12, {"row": "3", "seat": 4}]))]
+    #[schema(value_type = Vec<super::openapi::SeatRefSchema>, example = json!([12, {"row": "3", "seat": 4}]))]
     pub seats: Vec<Value>,
 }
 

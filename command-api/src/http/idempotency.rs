@@ -34,6 +34,11 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     let Some(key) = request.headers().get(IDEMPOTENCY_HEADER).cloned() else {
         return next.run(request).await;
     };
+    // Unauthenticated requests are refused by their handler (401) before any key matters.
+    let header = request.headers().get(header::AUTHORIZATION);
+    let Ok(Some(caller)) = state.auth.authenticate(header.map(HeaderValue::as_bytes)) else {
+        return next.run(request).await;
+    };
     let key = match key
         .to_str()
         .map_err(|_| CommandError::InvalidIdempotencyKey {
@@ -45,10 +50,6 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     if let Err(e) = idempotency::check_key(&key) {
         return ApiError::from(e).into_response();
     }
-    let header = request.headers().get(header::AUTHORIZATION);
-    let Ok(Some(caller)) = state.auth.authenticate(header.map(HeaderValue::as_bytes)) else {
-        return next.run(request).await;
-    };
     let key = format!("{}\n{key}", caller.customer);
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(caller);

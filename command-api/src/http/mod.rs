@@ -54,7 +54,7 @@ pub trait ProjectedSeatMaps: Send + Sync {
 
 /// Every REST route with its OpenAPI operation, and the document they make.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest(
             "/api",
             OpenApiRouter::new()
@@ -62,7 +62,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(holds::router()),
         )
         .merge(health::router())
-        .split_for_parts()
+        .split_for_parts();
+    let mut doc = doc;
+    utoipa::Modify::modify(&openapi::SharedResponses, &mut doc);
+    (routes, doc)
 }
 
 /// The OpenAPI document of the REST API (served at `/api/openapi.json`).

@@ -41,6 +41,15 @@ pub async fn spawn_system_with_analytics() -> TestSystem {
 
 async fn spawn(clickhouse: Option<analytics::ClickHouseConfig>) -> TestSystem {
     let (_, pool) = migrations::testing::fresh_database(6).await;
+    spawn_on(pool, redis_url(), clickhouse).await
+}
+
+/// The system over `pool` (a test's own, say with tight time limits) and the Redis at `redis`.
+pub async fn spawn_on(
+    pool: sqlx::PgPool,
+    redis: String,
+    clickhouse: Option<analytics::ClickHouseConfig>,
+) -> TestSystem {
     let prefix = format!("sgtest:{}:", uuid::Uuid::new_v4().simple());
     let config = SystemConfig {
         ws: query_api::WsLimits::default(),
@@ -48,7 +57,7 @@ async fn spawn(clickhouse: Option<analytics::ClickHouseConfig>) -> TestSystem {
             sweep_interval: Some(Duration::from_millis(300)),
             ..command_api::testing::config()
         },
-        redis_url: redis_url(),
+        redis_url: redis,
         redis_prefix: prefix.clone(),
         runner: RunnerConfig {
             poll_interval: Duration::from_millis(200),

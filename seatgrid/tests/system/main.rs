@@ -5,4 +5,5 @@ mod analytics;
 mod cache;
 mod graphql;
 mod helpers;
+mod stalls;
 mod subscriptions;

@@ -1,0 +1,180 @@
+//! Time limits against stalled dependencies, with real processes: a Redis server of the test's own
+//! that is frozen (SIGSTOP) mid-run, and a PostgreSQL table locked so every statement waits. The
+//! service must keep answering, quickly and with clear statuses, never hang.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use sqlx::Connection;
+
+use crate::helpers::{spawn_on, TestSystem};
+
+/// A `redis-server` of this test's own on a free port, killed when dropped.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn timed<F: std::future::Future>(f: F) -> (F::Output, Duration) {
+    let started = Instant::now();
+    let out = f.await;
+    (out, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_costs_speed_not_answers() {
+    let redis = OwnRedis::start();
+    let (_, pool) = migrations::testing::fresh_database(6).await;
+    let app = spawn_on(pool, redis.url(), None).await;
+    let event = app.create_grid_event(1, 10, 600).await;
+    app.wait_for_read_side(&event).await;
+
+    redis.signal("-STOP");
+    let (held, took) = timed(app.hold(&event, "una", &[1])).await;
+    assert_eq!(held["data"]["holdSeats"]["status"], "HELD", "{held}");
+    assert!(
+        took < Duration::from_secs(5),
+        "a hold took {took:?} with Redis frozen"
+    );
+    let (map, took) = timed(app.data(
+        "query($e: UUID!) { seatMap(eventId: $e) { seats } }",
+        json!({"e": event}),
+    ))
+    .await;
+    assert!(map["seatMap"]["seats"].is_string(), "{map}");
+    assert!(
+        took < Duration::from_secs(5),
+        "a read took {took:?} with Redis frozen"
+    );
+
+    // Thawed, the read side catches up with the hold made meanwhile.
+    redis.signal("-CONT");
+    assert_eq!(&app.wait_for_read_side(&event).await[..2], "AH");
+}
+
+/// A pool with tight limits over a fresh database (2 connections, 300 ms to get one, statements
+/// cut at 1 s), as `seatgrid::pool` builds the server's.
+async fn tight_pool() -> (String, sqlx::PgPool) {
+    let (url, _) = migrations::testing::fresh_database(1).await;
+    let mut settings = seatgrid::config::Settings::from_vars(Vec::new())
+        .unwrap()
+        .app;
+    settings.db_max_connections = 2;
+    settings.db_acquire_timeout_ms = 300;
+    settings.db_statement_timeout_ms = 1_000;
+    (url.clone(), seatgrid::pool(&url, &settings).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_database_answers_503_with_retry_after_within_seconds() {
+    let (url, pool) = tight_pool().await;
+    let app: TestSystem = spawn_on(pool, crate::helpers::redis_url(), None).await;
+    let event = app.create_grid_event(1, 20, 600).await;
+    app.wait_for_read_side(&event).await;
+
+    // Another client takes the event store's table and sits on it.
+    let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+
+    let holds = (0..6).map(|i| {
+        let app = app.clone();
+        let event = event.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let response = app
+                .client
+                .post(format!("{}/api/events/{event}/holds", app.address))
+                .header(
+                    "authorization",
+                    command_api::testing::bearer(&format!("s{i}"), booking::Role::Buyer),
+                )
+                .json(&json!({"seats": [i]}))
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status(),
+                response.headers().get("retry-after").cloned(),
+                started.elapsed(),
+            )
+        })
+    });
+    for hold in futures::future::join_all(holds).await {
+        let (status, retry_after, took) = hold.unwrap();
+        assert_eq!(status, 503, "a stalled store is unavailable, not an error");
+        assert!(retry_after.is_some(), "503 says when to retry");
+        assert!(took < Duration::from_secs(4), "answered in {took:?}");
+    }
+    // Health says so too, quickly.
+    let (ready, took) = timed(
+        app.client
+            .get(format!("{}/health/ready", app.address))
+            .send(),
+    )
+    .await;
+    assert!(
+        took < Duration::from_secs(4),
+        "readiness answered in {took:?}"
+    );
+    let _ = ready;
+
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    let after = app.hold(&event, "back", &[10]).await;
+    assert_eq!(after["data"]["holdSeats"]["status"], "HELD", "{after}");
+}
