@@ -107,7 +107,8 @@ impl AuthSettings {
     /// An authenticator that can mint tokens (the HS256 secret), for `seatgrid token`.
     pub fn minter(&self) -> anyhow::Result<Authenticator> {
         let secret = self.hs256_secret.as_ref().context(
-            "minting tokens needs AUTH_HS256_SECRET (tokens of an identity provider come from it)",
+            "minting tokens needs the server's AUTH_HS256_SECRET (scripts/token uses the one scripts/up \
+             made, .local/dev-secret; tokens of an identity provider come from the provider)",
         )?;
         Ok(self.finish(Authenticator::hs256(secret.expose_secret().as_bytes())?))
     }

@@ -215,7 +215,7 @@ async fn serve(
             let buyer = minter.mint("alice", Role::Buyer, day)?;
             println!("  organizer token (manages the demo event, 24 h):\n    {organizer}");
             println!("  buyer token (alice, 24 h):\n    {buyer}");
-            println!("  more: seatgrid token --sub bob --role buyer");
+            println!("  more tokens:  scripts/token --sub bob --role buyer   (organizer, admin)");
         }
     }
     app.run_until_stopped(shutdown_signal()).await?;

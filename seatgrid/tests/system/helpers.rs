@@ -44,15 +44,30 @@ async fn spawn(clickhouse: Option<analytics::ClickHouseConfig>) -> TestSystem {
     spawn_on(pool, redis_url(), clickhouse).await
 }
 
+/// The system with these WebSocket limits.
+pub async fn spawn_with_ws(ws: query_api::WsLimits) -> TestSystem {
+    let (_, pool) = migrations::testing::fresh_database(6).await;
+    spawn_full(pool, redis_url(), None, ws).await
+}
+
 /// The system over `pool` (a test's own, say with tight time limits) and the Redis at `redis`.
 pub async fn spawn_on(
     pool: sqlx::PgPool,
     redis: String,
     clickhouse: Option<analytics::ClickHouseConfig>,
 ) -> TestSystem {
+    spawn_full(pool, redis, clickhouse, query_api::WsLimits::default()).await
+}
+
+async fn spawn_full(
+    pool: sqlx::PgPool,
+    redis: String,
+    clickhouse: Option<analytics::ClickHouseConfig>,
+    ws: query_api::WsLimits,
+) -> TestSystem {
     let prefix = format!("sgtest:{}:", uuid::Uuid::new_v4().simple());
     let config = SystemConfig {
-        ws: query_api::WsLimits::default(),
+        ws,
         command: CommandApiConfig {
             sweep_interval: Some(Duration::from_millis(300)),
             ..command_api::testing::config()

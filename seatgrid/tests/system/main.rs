@@ -1,6 +1,7 @@
 //! The whole system in one process (REST, projector, Redis cache, GraphQL) over real PostgreSQL
 //! and Redis, each test on its own database and Redis key prefix.
 
+mod access;
 mod analytics;
 mod cache;
 mod graphql;
