@@ -24,6 +24,13 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+fn organizer() -> Caller {
+    Caller::new(
+        domain::CustomerId::parse("organizer").unwrap(),
+        booking::Role::Organizer,
+    )
+}
+
 fn ctx() -> RequestContext {
     RequestContext {
         correlation_id: "analytics-test".into(),
@@ -167,14 +174,7 @@ async fn every_report_agrees_with_the_event_store() {
     let (pool, service, ch) = setup(&server_url()).await;
     let ingester = start_ingester(&pool, &ch);
     let event = service
-        .create_event(
-            venue(),
-            &booking::Caller::new(
-                domain::CustomerId::parse("organizer").unwrap(),
-                booking::Role::Organizer,
-            ),
-            &ctx(),
-        )
+        .create_event(venue(), &organizer(), &ctx())
         .await
         .unwrap();
     let event_id = EventId(event.id);
@@ -293,14 +293,7 @@ async fn every_report_agrees_with_the_event_store() {
 async fn an_ingester_killed_mid_batch_and_a_resent_batch_count_exactly_once() {
     let (pool, service, ch) = setup(&server_url()).await;
     let event = service
-        .create_event(
-            venue(),
-            &booking::Caller::new(
-                domain::CustomerId::parse("organizer").unwrap(),
-                booking::Role::Organizer,
-            ),
-            &ctx(),
-        )
+        .create_event(venue(), &organizer(), &ctx())
         .await
         .unwrap();
     let writer = tokio::spawn(sale(service.clone(), EventId(event.id), 90));
@@ -435,14 +428,7 @@ async fn ingestion_catches_up_after_clickhouse_restarts_without_slowing_commands
     let (pool, service, ch) = setup(&server.url()).await;
     let ingester = start_ingester(&pool, &ch);
     let event = service
-        .create_event(
-            venue(),
-            &booking::Caller::new(
-                domain::CustomerId::parse("organizer").unwrap(),
-                booking::Role::Organizer,
-            ),
-            &ctx(),
-        )
+        .create_event(venue(), &organizer(), &ctx())
         .await
         .unwrap();
     sale(service.clone(), EventId(event.id), 20).await;

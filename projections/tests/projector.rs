@@ -79,6 +79,13 @@ async fn snapshot(pool: &PgPool) -> (Vec<(Uuid, String)>, Vec<(Uuid, String, Vec
     (maps, holds)
 }
 
+fn organizer() -> Caller {
+    Caller::new(
+        domain::CustomerId::parse("organizer").unwrap(),
+        booking::Role::Organizer,
+    )
+}
+
 fn ctx() -> RequestContext {
     RequestContext {
         correlation_id: "test".into(),
@@ -91,14 +98,7 @@ async fn a_projector_killed_mid_stream_converges_to_a_fresh_replay() {
     let (_url, pool) = fresh_database(12).await;
     let service = service(&pool);
     let event = service
-        .create_event(
-            grid("Kill test", 10, 20),
-            &booking::Caller::new(
-                domain::CustomerId::parse("organizer").unwrap(),
-                booking::Role::Organizer,
-            ),
-            &ctx(),
-        )
+        .create_event(grid("Kill test", 10, 20), &organizer(), &ctx())
         .await
         .unwrap();
     let event_id = EventId(event.id);
@@ -157,14 +157,7 @@ async fn a_redelivered_batch_changes_nothing() {
     let (_url, pool) = fresh_database(4).await;
     let service = service(&pool);
     let event = service
-        .create_event(
-            grid("Twice", 1, 10),
-            &booking::Caller::new(
-                domain::CustomerId::parse("organizer").unwrap(),
-                booking::Role::Organizer,
-            ),
-            &ctx(),
-        )
+        .create_event(grid("Twice", 1, 10), &organizer(), &ctx())
         .await
         .unwrap();
     let customer = Caller::buyer("kim").unwrap();
@@ -233,14 +226,7 @@ async fn an_event_committed_out_of_position_order_is_not_skipped() {
 
     // ...while a later one commits first.
     let quick = service(&pool)
-        .create_event(
-            grid("Quick", 1, 5),
-            &booking::Caller::new(
-                domain::CustomerId::parse("organizer").unwrap(),
-                booking::Role::Organizer,
-            ),
-            &ctx(),
-        )
+        .create_event(grid("Quick", 1, 5), &organizer(), &ctx())
         .await
         .unwrap();
     let projected = |id: Uuid| {
