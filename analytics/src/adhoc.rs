@@ -27,6 +27,12 @@ pub enum AdhocError {
     Unavailable(String),
 }
 
+impl From<crate::scope::OutOfScope> for AdhocError {
+    fn from(e: crate::scope::OutOfScope) -> Self {
+        Self::Refused(e.0)
+    }
+}
+
 /// Sends SQL as the read-only user and returns the result as JSON lines (one object per row).
 #[derive(Clone)]
 pub struct AdhocSql {

@@ -9,8 +9,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use crate::auth;
+use crate::data::{load_event, reads};
 use crate::errors::{coded, from_command, not_found, read_failed};
-use crate::schema::{load_event, reads};
 
 /// What the analytics fields need; absent when the server runs without ClickHouse.
 #[derive(Clone)]

@@ -11,6 +11,7 @@
 
 pub mod analytics;
 pub mod auth;
+mod data;
 pub mod errors;
 pub mod inputs;
 pub mod limits;

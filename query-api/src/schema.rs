@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::analytics::{AnalyticsQuery, AnalyticsSources};
 use crate::auth;
+use crate::data::{events, load_event, reads};
 use crate::errors::{coded, from_command, read_failed};
 use crate::live::LiveUpdates;
 use crate::loaders::{EventLoader, SeatMapLoader};
@@ -77,22 +78,6 @@ pub fn sdl() -> String {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .finish()
         .sdl()
-}
-
-pub(crate) fn reads<'a>(ctx: &Context<'a>) -> &'a ReadModels {
-    ctx.data_unchecked::<ReadModels>()
-}
-
-fn events<'a>(ctx: &Context<'a>) -> &'a DataLoader<EventLoader> {
-    ctx.data_unchecked::<DataLoader<EventLoader>>()
-}
-
-pub(crate) async fn load_event(ctx: &Context<'_>, id: Uuid) -> Result<Option<Event>> {
-    Ok(events(ctx)
-        .load_one(id)
-        .await
-        .map_err(read_failed)?
-        .map(Event))
 }
 
 pub struct QueryRoot;

@@ -14,10 +14,10 @@ use projections::{HoldRecord, SeatUpdate};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
+use crate::data::{load_event, reads};
 use crate::errors::{coded, from_command, not_found};
 use crate::live::LiveUpdates;
 use crate::mutations::commands;
-use crate::schema::{load_event, reads};
 use crate::types::{Hold, SeatChange};
 
 fn live<'a>(ctx: &Context<'a>) -> Result<(&'a LiveUpdates, &'a projections::Cache)> {
