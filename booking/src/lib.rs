@@ -10,11 +10,13 @@
 //! - [`identity`]: callers, roles and who may do what; [`tokens`]: verifying and minting JWTs.
 //! - [`context`]: who asked, and ids derived from idempotency seeds; [`idempotency`]: stored
 //!   outcomes of requests with an idempotency key.
+//! - [`detached`]: commands that finish even when their caller leaves (what adapters serve).
 //! - [`store`]: the Postgres event store, with the bounded conflict retry.
 //! - [`views`]: what the core answers with; [`sweeper`]: records expiries nobody else recorded.
 
 pub mod book_release;
 pub mod context;
+pub mod detached;
 pub mod error;
 pub mod expiry;
 pub mod idempotency;
@@ -29,6 +31,7 @@ pub mod validation;
 pub mod views;
 
 pub use context::RequestContext;
+pub use detached::RunToCompletion;
 pub use error::{CommandError, ErrorKind};
 pub use identity::{Caller, Role};
 pub use service::{BookingCommands, BookingService};

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use booking::{sweeper, Authenticator, BookingService, EventStore, RetryPolicy};
+use booking::{
+    sweeper, Authenticator, BookingCommands, BookingService, EventStore, RetryPolicy,
+    RunToCompletion,
+};
 use domain::{EventCatalog, EventPolicy};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -96,7 +99,8 @@ impl Application {
                 .rate_limits
                 .map(|limits| Limiters::new(limits, config.auth.clone())),
             state: AppState {
-                service,
+                // Commands finish even when their client goes away (see `booking::detached`).
+                service: Arc::new(RunToCompletion::new(service)),
                 auth: config.auth,
                 pool,
                 max_body_bytes: config.max_body_bytes,
@@ -116,6 +120,12 @@ impl Application {
 
     pub fn service(&self) -> Arc<BookingService> {
         self.service.clone()
+    }
+
+    /// The commands as the adapters serve them: each runs to completion even if its caller
+    /// leaves (for routes added beside the REST API, such as GraphQL).
+    pub fn commands(&self) -> Arc<dyn BookingCommands> {
+        self.state.service.clone()
     }
 
     /// Serves `routes` (for example the GraphQL API) beside the REST API, on the same listener.

@@ -74,7 +74,7 @@ impl System {
         });
         let schema = query_api::build_schema(
             reads.clone(),
-            app.service(),
+            app.commands(),
             catalog.clone(),
             Some(live),
             sources,

@@ -3,6 +3,7 @@
 
 mod access;
 mod concurrency;
+mod disconnect;
 mod events;
 mod health;
 mod helpers;
