@@ -1,6 +1,6 @@
 //! Idempotency keys: the stored outcome of a request, so that a retry with the same key gets the
 //! same answer instead of running again. Adapters decide what a "request" and a "response" are
-//! (REST: method, path, customer and body; the HTTP response); this module stores them.
+//! (REST: the caller's key, method, path and body; the HTTP response); this module stores them.
 //!
 //! Policy (after pretix's, which users of ticketing APIs know):
 //! - The first request with a key runs; its outcome is stored for 24 hours.
@@ -8,10 +8,11 @@
 //! - While the first request with a key is still running, any other request with that key is
 //!   refused ([`CommandError::IdempotencyInFlight`]); once it is done, the same key with a different
 //!   request is refused ([`CommandError::IdempotencyKeyReused`]).
-//! - A request that failed on the server's side is not stored ([`IdempotencyStore::forget`]): the
-//!   key is freed so the client's retry runs again. A request whose server died mid-way frees its
-//!   key after [`STALE_AFTER_SECONDS`]; the re-run gets the same seed, so it derives the same ids
-//!   and lands on the same aggregates, and nothing is done twice.
+//! - A request that failed on the server's side is not stored ([`IdempotencyStore::reopen`]): the
+//!   same request runs again on the client's retry, with the same seed. A request whose server died
+//!   mid-way frees its key after [`STALE_AFTER_SECONDS`], also with the same seed. Either way the
+//!   re-run derives the same ids and lands on the same aggregates, nothing is done twice, and the
+//!   answer describes what exists (a hold's real expiry and status), not a fresh copy.
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -129,6 +130,19 @@ impl IdempotencyStore {
                 .await?;
                 continue;
             }
+            if row.state == "retry" {
+                // A run that failed on the server's side: the same request runs again with the
+                // same seed, so it lands on what the failed run created.
+                if row.fingerprint != fingerprint {
+                    return Err(CommandError::IdempotencyKeyReused);
+                }
+                if self.resume(key).await? {
+                    return Ok(Claim::Run {
+                        seed: seed(key, row.created_at),
+                    });
+                }
+                continue;
+            }
             if row.state == "in_flight" {
                 if row.stale && self.take_over(key).await? {
                     return Ok(Claim::Run {
@@ -181,12 +195,28 @@ impl IdempotencyStore {
         Ok(())
     }
 
-    /// Frees `key` without storing anything (the run failed on the server's side).
-    pub async fn forget(&self, key: &str) -> Result<(), CommandError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND state = 'in_flight'")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
+    /// Takes a key back from `retry` for a new run (false if another request took it first).
+    async fn resume(&self, key: &str) -> Result<bool, sqlx::Error> {
+        let resumed = sqlx::query(
+            "UPDATE idempotency_keys SET state = 'in_flight', updated_at = now()
+              WHERE key = $1 AND state = 'retry'",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
+        Ok(resumed.rows_affected() == 1)
+    }
+
+    /// Reopens `key` for a retry without storing anything (the run failed on the server's side):
+    /// the key keeps its seed, so the retry lands on whatever the failed run already created.
+    pub async fn reopen(&self, key: &str) -> Result<(), CommandError> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET state = 'retry', updated_at = now()
+              WHERE key = $1 AND state = 'in_flight'",
+        )
+        .bind(key)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -116,6 +116,13 @@ impl BookingService {
                 .await;
             return Err(error);
         }
+        if ctx.id_seed.is_some() {
+            // Possibly a re-run of a hold placed before (an idempotency key's request re-run
+            // after a crash): the appends above were no-ops then, so answer with the hold as it
+            // is, with its own expiry and whatever became of it since.
+            let located = self.locate(hold_id).await?;
+            return self.located_hold_view(&located, Utc::now()).await;
+        }
         Ok(hold_view(
             &event,
             hold_id,

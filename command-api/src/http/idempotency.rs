@@ -1,6 +1,7 @@
 //! `Idempotency-Key` on POST requests: the REST face of [`booking::idempotency`], whose policy
 //! applies (stored for 24 hours; the same key with the same request replays the stored response,
-//! marked `Idempotent-Replayed: true`; in flight: 409; another request: 422; a 5xx frees the key).
+//! marked `Idempotent-Replayed: true`; in flight: 409; another request: 422; after a 5xx the same
+//! request runs again with the same id seed, so it lands on what the failed run created).
 //!
 //! Keys belong to the caller (the token's subject): two callers never share a key's outcome, and a
 //! refreshed token still replays. A request without a valid token runs without idempotency (it is
@@ -77,8 +78,8 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     request.extensions_mut().insert(IdempotencySeed(seed));
     let response = next.run(request).await;
     if response.status().is_server_error() {
-        if let Err(e) = store.forget(&key).await {
-            tracing::error!(error = %e, "could not free an idempotency key after a 5xx");
+        if let Err(e) = store.reopen(&key).await {
+            tracing::error!(error = %e, "could not reopen an idempotency key after a 5xx");
         }
         return response;
     }

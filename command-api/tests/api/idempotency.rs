@@ -228,7 +228,44 @@ async fn a_rerun_after_a_crash_lands_on_the_same_hold() {
     assert_eq!(rerun.status(), StatusCode::CREATED);
     let rerun: Value = rerun.json().await.unwrap();
     assert_eq!(rerun["hold_id"], first["hold_id"]);
+    // The re-run reports the hold as it is, not as if it had just been placed.
+    assert_eq!(rerun["expires_at"], first["expires_at"]);
     assert_eq!(app.seat_map(&event).await, "AAAHAAAAAA");
+}
+
+#[tokio::test]
+async fn a_rerun_after_a_crash_reports_what_became_of_the_hold_since() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 10, json!({})).await;
+    let path = format!("/api/events/{event}/holds");
+    let body = json!({"seats": [4]});
+    let first: Value = post_with_key(&app, &path, "crashy", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = first["hold_id"].as_str().unwrap();
+    let released = app
+        .as_customer(
+            reqwest::Method::DELETE,
+            &format!("/api/holds/{id}"),
+            "alice",
+        )
+        .await;
+    assert_eq!(released.status(), StatusCode::NO_CONTENT);
+    // The server applied the hold but died before storing the response; the client retries after
+    // the hold was released (by another tab, say).
+    sqlx::query("UPDATE idempotency_keys SET state = 'in_flight', updated_at = now() - interval '10 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let rerun = post_with_key(&app, &path, "crashy", &body).await;
+    let status = rerun.status();
+    let rerun: Value = rerun.json().await.unwrap();
+    assert!(status.is_success(), "{status} {rerun}");
+    assert_eq!(rerun["hold_id"], first["hold_id"]);
+    assert_eq!(rerun["status"], "released", "{rerun}");
+    assert_eq!(app.seat_map(&event).await, "AAAAAAAAAA", "not placed again");
 }
 
 #[tokio::test]
@@ -243,4 +280,50 @@ async fn invalid_keys_are_400() {
     )
     .await;
     assert_problem(response, StatusCode::BAD_REQUEST, "invalid_idempotency_key").await;
+}
+
+#[tokio::test]
+async fn a_retry_after_a_server_error_lands_on_what_the_failed_run_created() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 10, json!({})).await;
+    let path = format!("/api/events/{event}/holds");
+    let body = json!({"seats": [6]});
+    let first: Value = post_with_key(&app, &path, "flaky", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // As if the run had placed the hold and then answered 5xx (say, the database went away before
+    // the response was stored): the layer reopens the key instead of storing the answer.
+    sqlx::query("UPDATE idempotency_keys SET state = 'in_flight', response_status = NULL")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    booking::idempotency::IdempotencyStore::new(app.pool.clone())
+        .reopen("alice\nflaky")
+        .await
+        .unwrap();
+    let retry = post_with_key(&app, &path, "flaky", &body).await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(retry["hold_id"], first["hold_id"], "no second hold");
+    assert_eq!(retry["expires_at"], first["expires_at"]);
+    let holds: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
+        .bind(domain::stored::event_type::SEAT_HELD)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(holds, 1);
+    // A different request under the reopened key is refused, as for any used key.
+    sqlx::query("UPDATE idempotency_keys SET state = 'retry'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let other = post_with_key(&app, &path, "flaky", &json!({"seats": [7]})).await;
+    assert_problem(
+        other,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
 }
