@@ -14,11 +14,15 @@
 //!   re-run derives the same ids and lands on the same aggregates, nothing is done twice, and the
 //!   answer describes what exists (a hold's real expiry and status), not a fresh copy.
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use crate::error::CommandError;
+use crate::error::{CommandError, ErrorKind};
 
 pub const STALE_AFTER_SECONDS: i32 = 60;
 pub const MAX_KEY_LEN: usize = 255;
@@ -218,6 +222,64 @@ impl IdempotencyStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Frees `key` after a refusal that changed nothing, so a retry runs afresh.
+    async fn discard(&self, key: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND state = 'in_flight'")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs `command` at most once for `key` (already scoped to its caller and operation) and
+    /// `fingerprint`, for adapters that answer with values rather than HTTP responses (GraphQL):
+    /// the first run's value is stored and replayed for 24 hours; a refusal (which changed
+    /// nothing) frees the key; a failure on the server's side reopens it, so the retry runs with
+    /// the same seed. `command` gets the seed to derive its ids from.
+    pub async fn once<T, F, Fut>(
+        &self,
+        key: &str,
+        fingerprint: &[u8],
+        command: F,
+    ) -> Result<T, CommandError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<T, CommandError>>,
+    {
+        let seed = match self.claim(key, fingerprint).await? {
+            Claim::Replay(stored) => {
+                return serde_json::from_slice(&stored.body).map_err(|e| {
+                    CommandError::Internal(format!("stored outcome unreadable: {e}"))
+                });
+            }
+            Claim::Run { seed } => seed,
+        };
+        let outcome = command(seed).await;
+        let kept = match &outcome {
+            Ok(value) => match serde_json::to_vec(value) {
+                Ok(body) => {
+                    let response = StoredResponse {
+                        status: 200,
+                        headers: Vec::new(),
+                        body,
+                    };
+                    self.remember(key, &response).await
+                }
+                Err(e) => Err(CommandError::Internal(e.to_string())),
+            },
+            Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Internal) => {
+                self.reopen(key).await
+            }
+            Err(_) => self.discard(key).await.map_err(CommandError::from),
+        };
+        if let Err(e) = kept {
+            // The caller still gets its answer; the key stays in flight and is taken over later.
+            tracing::warn!(error = %e, "could not settle an idempotency key");
+        }
+        outcome
     }
 
     /// Deletes stored outcomes older than 24 hours (the sweeper calls this).

@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use domain::{CustomerId, HoldId, HoldStatus, KnownEvent, SeatId, SeatLabel, SeatStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EventView {
     pub id: Uuid,
     pub name: String,
@@ -25,13 +25,13 @@ pub struct EventView {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PriceTierView {
     pub name: String,
     pub price_cents: u64,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SectionView {
     pub name: String,
     pub price_tier: String,
@@ -39,7 +39,7 @@ pub struct SectionView {
 }
 
 /// A row: seats `1..=seats`, whose seat ids are `first_seat_id..first_seat_id + seats`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RowView {
     pub label: String,
     pub seats: u32,
@@ -91,7 +91,7 @@ impl EventView {
 }
 
 /// One seat, by id and by labels, with its price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SeatView {
     pub seat_id: u32,
     pub section: String,
@@ -114,7 +114,7 @@ impl From<SeatLabel> for SeatView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HoldView {
     pub hold_id: Uuid,
     pub event_id: Uuid,
@@ -183,7 +183,7 @@ impl SeatMapView {
 }
 
 /// The seat map in a compact form: `seats` has one character per seat id, in id order.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SeatMapView {
     pub event_id: Uuid,
     pub seat_count: u32,

@@ -36,6 +36,11 @@ impl ReadModels {
         self.cache.as_ref()
     }
 
+    /// The PostgreSQL pool the read models are read from (and idempotency keys are kept in).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Cache hits and misses (`seatgrid_cache_requests_total{model, result}`).
     fn count(&self, model: &'static str, hits: usize, misses: usize) {
         if self.cache.is_some() {

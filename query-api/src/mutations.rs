@@ -1,28 +1,32 @@
 //! Mutations: every one goes through the application core's [`BookingCommands`], as REST does,
 //! and answers with the core's own view, so a client sees its write at once.
+//!
+//! Policy for `idempotencyKey` (the core's one design, [`IdempotencyStore::once`], as REST's):
+//! a key belongs to its caller, its mutation and its target (the event held in), so one key used by
+//! two callers or on two events names two things; the first run's answer is stored and replayed
+//! for 24 hours; the same key with other arguments is `idempotency_key_reused`.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result};
+use booking::idempotency::{self, IdempotencyStore};
 use booking::validation::seat_refs;
-use booking::{BookingCommands, RequestContext};
+use booking::{BookingCommands, Caller, CommandError, RequestContext};
 use domain::{EventId, HoldId};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::auth::caller;
+use crate::data::reads;
 use crate::errors::from_command;
 use crate::inputs::{CreateEventInput, SeatInput};
 use crate::schema::RequestMeta;
 use crate::types::{Event, Hold};
 
-/// The request context of a mutation. An `idempotencyKey` seeds new ids within the caller's and
-/// the target's scope, so one key used by two callers, or on two events, names different things.
-fn request_context(
-    ctx: &Context<'_>,
-    mutation: &str,
-    scope: &str,
-    key: Option<&str>,
-) -> RequestContext {
+/// The request context of a mutation: its correlation id (new ids are random).
+fn request_context(ctx: &Context<'_>) -> RequestContext {
     let meta = ctx.data_opt::<RequestMeta>().cloned().unwrap_or_default();
     RequestContext {
         correlation_id: if meta.correlation_id.is_empty() {
@@ -30,8 +34,40 @@ fn request_context(
         } else {
             meta.correlation_id
         },
-        id_seed: key.map(|k| format!("graphql\n{mutation}\n{scope}\n{k}")),
+        id_seed: None,
     }
+}
+
+/// Runs a mutation, at most once per `key` when there is one (see the module's policy).
+/// `arguments` describes the request, so a reused key with other arguments is told apart.
+async fn idempotent<T, F, Fut>(
+    ctx: &Context<'_>,
+    caller: &Caller,
+    mutation: &str,
+    target: &str,
+    key: Option<&str>,
+    arguments: &str,
+    run: F,
+) -> Result<T>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce(RequestContext) -> Fut,
+    Fut: Future<Output = Result<T, CommandError>>,
+{
+    let mut request = request_context(ctx);
+    let Some(key) = key else {
+        return run(request).await.map_err(from_command);
+    };
+    idempotency::check_key(key).map_err(from_command)?;
+    let scoped = format!("{}\ngraphql\n{mutation}\n{target}\n{key}", caller.customer);
+    let fingerprint = idempotency::fingerprint(&[mutation.as_bytes(), arguments.as_bytes()]);
+    IdempotencyStore::new(reads(ctx).pool().clone())
+        .once(&scoped, &fingerprint, move |seed| {
+            request.id_seed = Some(seed);
+            run(request)
+        })
+        .await
+        .map_err(from_command)
 }
 
 pub(crate) fn commands<'a>(ctx: &Context<'a>) -> &'a dyn BookingCommands {
@@ -56,16 +92,18 @@ impl MutationRoot {
             .into_new_event()
             .map_err(from_command)?;
         let service = commands(ctx);
-        let ctx_ = request_context(
+        let arguments = format!("{draft:?}");
+        let key = idempotency_key.as_deref();
+        let view = idempotent(
             ctx,
+            caller,
             "createEvent",
-            caller.customer.as_str(),
-            idempotency_key.as_deref(),
-        );
-        let view = service
-            .create_event(draft, caller, &ctx_)
-            .await
-            .map_err(from_command)?;
+            "",
+            key,
+            &arguments,
+            |request| async move { service.create_event(draft, caller, &request).await },
+        )
+        .await?;
         let known = service
             .known_event(EventId(view.id))
             .await
@@ -84,16 +122,24 @@ impl MutationRoot {
         let customer = caller(ctx)?;
         let refs = seat_refs(seats.into_iter().map(SeatInput::into_core).collect())
             .map_err(from_command)?;
-        let ctx_ = request_context(
+        let service = commands(ctx);
+        let arguments = format!("{refs:?}");
+        let target = event_id.to_string();
+        let key = idempotency_key.as_deref();
+        let view = idempotent(
             ctx,
+            customer,
             "holdSeats",
-            &format!("{}\n{event_id}", customer.customer),
-            idempotency_key.as_deref(),
-        );
-        let view = commands(ctx)
-            .hold_seats(EventId(event_id), customer, refs, &ctx_)
-            .await
-            .map_err(from_command)?;
+            &target,
+            key,
+            &arguments,
+            |request| async move {
+                service
+                    .hold_seats(EventId(event_id), customer, refs, &request)
+                    .await
+            },
+        )
+        .await?;
         Ok(Hold::from_view(&view))
     }
 
@@ -101,11 +147,7 @@ impl MutationRoot {
     async fn book_hold(&self, ctx: &Context<'_>, hold_id: Uuid) -> Result<Hold> {
         let customer = caller(ctx)?;
         let view = commands(ctx)
-            .book_hold(
-                HoldId(hold_id),
-                customer,
-                &request_context(ctx, "bookHold", "", None),
-            )
+            .book_hold(HoldId(hold_id), customer, &request_context(ctx))
             .await
             .map_err(from_command)?;
         Ok(Hold::from_view(&view))
@@ -115,11 +157,7 @@ impl MutationRoot {
     async fn release_hold(&self, ctx: &Context<'_>, hold_id: Uuid) -> Result<Hold> {
         let customer = caller(ctx)?;
         let view = commands(ctx)
-            .release_hold(
-                HoldId(hold_id),
-                customer,
-                &request_context(ctx, "releaseHold", "", None),
-            )
+            .release_hold(HoldId(hold_id), customer, &request_context(ctx))
             .await
             .map_err(from_command)?;
         Ok(Hold::from_view(&view))

@@ -315,12 +315,22 @@ async fn idempotency_keys_make_mutations_safe_to_retry() {
     assert_eq!(one["createEvent"]["id"], two["createEvent"]["id"]);
     let event = one["createEvent"]["id"].as_str().unwrap();
     let hold = "mutation($e: UUID!) { holdSeats(eventId: $e,
-                  seats: [{seatId: 0}], idempotencyKey: \"h-1\") { id status } }";
+                  seats: [{seatId: 0}], idempotencyKey: \"h-1\") { id status expiresAt } }";
     let fay = app.as_buyer("fay");
     let a = fay.data(hold, json!({"e": event})).await;
     let b = fay.data(hold, json!({"e": event})).await;
     assert_eq!(a["holdSeats"]["id"], b["holdSeats"]["id"]);
     assert_eq!(b["holdSeats"]["status"], "HELD");
+    // The stored answer is replayed: the same expiry, not a fresh one.
+    assert_eq!(a["holdSeats"]["expiresAt"], b["holdSeats"]["expiresAt"]);
+    // The same key with other arguments is refused, as in REST.
+    let other_seats = fay
+        .gql(
+            "mutation($e: UUID!) { holdSeats(eventId: $e, seats: [{seatId: 1}], idempotencyKey: \"h-1\") { id } }",
+            json!({"e": event}),
+        )
+        .await;
+    assert_eq!(error_code(&other_seats), "idempotency_key_reused");
     // The same key from another caller, or on another event, names another hold.
     let gil = app.as_buyer("gil").gql(hold, json!({"e": event})).await;
     assert_eq!(error_code(&gil), "seats_unavailable");
