@@ -5,7 +5,7 @@
 //!
 //! Where things are, by name:
 //! - [`service`]: the [`BookingCommands`] trait and [`BookingService`], creating events;
-//!   [`place_hold`], [`book_release`], [`reads`], [`expiry`]: the service's steps.
+//!   [`place_hold`], [`book_release`], [`reads`], [`expiry`], [`reconcile`]: the service's steps.
 //! - [`validation`]: request shapes and checks shared by both adapters; [`error`]: the one error.
 //! - [`identity`]: callers, roles and who may do what; [`tokens`]: verifying and minting JWTs.
 //! - [`context`]: who asked, and ids derived from idempotency seeds; [`idempotency`]: stored
@@ -23,6 +23,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod place_hold;
 pub mod reads;
+pub mod reconcile;
 pub mod service;
 pub mod store;
 pub mod sweeper;

@@ -60,31 +60,42 @@ impl BookingService {
         // after one read, before anything is written. The appends below still decide.
         self.refuse_taken_seats(&event, hold_id, &seats, now)
             .await?;
-        self.store
-            .execute::<CustomerAllowance>(&allowance_id, &meta, || {
-                CustomerAllowanceCommand::Reserve {
-                    event_id,
-                    customer_id: customer_id.clone(),
-                    hold_id,
-                    seats: seats.clone(),
-                    expires_at,
-                    limit: event.definition.max_seats_per_customer,
-                    now: Utc::now(),
-                }
-            })
-            .await
-            .map_err(|e| match e {
-                StoreError::Rejected(AllowanceError::LimitExceeded {
-                    limit,
-                    in_use,
-                    requested,
-                }) => CommandError::CustomerLimitExceeded {
-                    limit,
-                    in_use,
-                    requested,
-                },
-                other => other.into(),
-            })?;
+        let reserve = || {
+            self.store
+                .execute::<CustomerAllowance>(&allowance_id, &meta, || {
+                    CustomerAllowanceCommand::Reserve {
+                        event_id,
+                        customer_id: customer_id.clone(),
+                        hold_id,
+                        seats: seats.clone(),
+                        expires_at,
+                        limit: event.definition.max_seats_per_customer,
+                        now: Utc::now(),
+                    }
+                })
+        };
+        let mut reserved = reserve().await;
+        if let Err(StoreError::Rejected(AllowanceError::LimitExceeded { .. })) = reserved {
+            // Seats of a booking that never finished may be counted: give them back, try once more.
+            if self
+                .reconcile_allowance(&event, &allowance_id, &meta)
+                .await?
+            {
+                reserved = reserve().await;
+            }
+        }
+        reserved.map_err(|e| match e {
+            StoreError::Rejected(AllowanceError::LimitExceeded {
+                limit,
+                in_use,
+                requested,
+            }) => CommandError::CustomerLimitExceeded {
+                limit,
+                in_use,
+                requested,
+            },
+            other => other.into(),
+        })?;
 
         let mut taken = Vec::new();
         for (block, block_seats) in event.by_block(&seats) {

@@ -168,6 +168,17 @@ impl CustomerAllowance {
         self.entries.values().map(|e| e.seats_in_use(now)).sum()
     }
 
+    /// Holds committed for a booking whose hold expired before `before`: either booked, or a
+    /// booking that never finished (its server stopped between the two appends).
+    pub fn committed_expired_before(
+        &self,
+        before: DateTime<Utc>,
+    ) -> impl Iterator<Item = &AllowanceEntry> {
+        self.entries
+            .values()
+            .filter(move |e| e.state == AllowanceState::Committed && e.change.expires_at < before)
+    }
+
     fn found(&self, hold_id: HoldId) -> Result<&AllowanceEntry, AllowanceError> {
         self.entries
             .get(&hold_id)

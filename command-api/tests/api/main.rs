@@ -3,11 +3,11 @@
 
 mod access;
 mod concurrency;
-mod disconnect;
 mod events;
 mod health;
 mod helpers;
 mod holds;
 mod idempotency;
+mod interrupted;
 mod restart;
 mod sweeper;
