@@ -1,8 +1,10 @@
 //! Subscriptions: live seat changes and a hold's status, fed by Redis pub/sub.
 //!
 //! Policy: a hold's first answer comes from the core (never behind); projected changes follow,
-//! and a change of lower rank than one already pushed is a late copy and skipped. An expiry is
-//! pushed at the hold's `expiresAt`, derived by the domain's lazy-expiry rule.
+//! and a change of lower rank than one already pushed is a late copy and skipped. At the hold's
+//! `expiresAt`, and whenever the subscriber fell behind the live updates, the core is asked again:
+//! a hold booked at the last moment is pushed as booked even if its projected change is late or
+//! lost, never as expired.
 
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ use uuid::Uuid;
 use crate::data::{load_event, reads};
 use crate::errors::{coded, from_command, not_found};
 use crate::live::LiveUpdates;
+use booking::BookingCommands;
+
 use crate::mutations::commands;
 use crate::types::{Hold, SeatChange};
 
@@ -91,10 +95,11 @@ impl SubscriptionRoot {
         let rx = live.subscribe();
         // The command side is authoritative and never behind, so the first answer comes from it;
         // projected changes follow (older ones are ignored, see `HoldStatus::rank`).
-        let caller = crate::auth::caller(ctx)?;
+        let caller = crate::auth::caller(ctx)?.clone();
+        let core = ctx.data_unchecked::<Arc<dyn BookingCommands>>().clone();
         let first = Hold::from_view(
             &commands(ctx)
-                .hold(HoldId(id), caller)
+                .hold(HoldId(id), &caller)
                 .await
                 .map_err(from_command)?,
         );
@@ -111,6 +116,17 @@ impl SubscriptionRoot {
         };
         Ok(futures::stream::unfold(state, move |mut s| {
             let channel = channel.clone();
+            let (core, caller) = (core.clone(), caller.clone());
+            // The hold as the core has it now, if it can tell.
+            let authoritative = move || {
+                let (core, caller) = (core.clone(), caller.clone());
+                async move {
+                    core.hold(HoldId(id), &caller)
+                        .await
+                        .ok()
+                        .map(|v| Hold::from_view(&v))
+                }
+            };
             async move {
                 loop {
                     if let Some(hold) = s.next.take() {
@@ -138,16 +154,24 @@ impl SubscriptionRoot {
                                     s.next = Some(Hold::from_record(&r, Utc::now()));
                                 }
                             }
-                            Ok(_) | Err(RecvError::Lagged(_)) => {}
+                            Ok(_) => {}
+                            // Updates were missed: resynchronise from the core.
+                            Err(RecvError::Lagged(_)) => s.next = authoritative().await,
                             Err(RecvError::Closed) => return None,
                         },
-                        _ = tokio::time::sleep(until_expiry) => {
-                            let mut expired = last.clone();
-                            let at = Utc::now().max(last.expires_at);
-                            expired.status = domain::HoldStatus::from(last.status)
-                                .at(last.expires_at, at)
-                                .into();
-                            s.next = Some(expired);
+                        _ = tokio::time::sleep(until_expiry + std::time::Duration::from_millis(20)) => {
+                            // Expired, or booked or released at the last moment: the core knows.
+                            s.next = match authoritative().await {
+                                Some(now) => Some(now),
+                                None => {
+                                    let mut expired = last.clone();
+                                    let at = Utc::now().max(last.expires_at);
+                                    expired.status = domain::HoldStatus::from(last.status)
+                                        .at(last.expires_at, at)
+                                        .into();
+                                    Some(expired)
+                                }
+                            };
                         }
                     }
                 }

@@ -178,3 +178,35 @@ async fn a_stalled_database_answers_503_with_retry_after_within_seconds() {
     let after = app.hold(&event, "back", &[10]).await;
     assert_eq!(after["data"]["holdSeats"]["status"], "HELD", "{after}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_booked_while_live_updates_stall_is_pushed_as_booked_never_expired() {
+    let redis = OwnRedis::start();
+    let (_, pool) = migrations::testing::fresh_database(6).await;
+    let app = spawn_on(pool, redis.url(), None).await;
+    let event = app.create_grid_event(1, 10, 2).await; // holds last 2 s
+    let hold = app.hold(&event, "vic", &[2]).await["data"]["holdSeats"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let vic = app.as_buyer("vic");
+    let mut sub = vic
+        .subscribe(
+            "subscription($h: UUID!) { hold(id: $h) { status } }",
+            json!({"h": hold}),
+        )
+        .await;
+    assert_eq!(sub.next_data().await["hold"]["status"], "HELD");
+    // Live updates stop (Redis frozen), then vic books just in time: the projected BOOKED cannot
+    // reach the subscription before the hold's expiry.
+    redis.signal("-STOP");
+    let booked = vic
+        .data(
+            "mutation($h: UUID!) { bookHold(holdId: $h) { status } }",
+            json!({"h": hold}),
+        )
+        .await;
+    assert_eq!(booked["bookHold"]["status"], "BOOKED");
+    assert_eq!(sub.next_data().await["hold"]["status"], "BOOKED");
+    redis.signal("-CONT");
+}
