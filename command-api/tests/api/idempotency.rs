@@ -208,22 +208,35 @@ async fn keys_expire_after_24_hours() {
     assert_ne!(second["id"], first["id"]);
 }
 
-#[tokio::test]
-async fn a_rerun_after_a_crash_lands_on_the_same_hold() {
+/// A fresh event and alice's hold of `seat` with `key`: the app, the holds path, the body sent
+/// and the hold as first answered.
+async fn held_with_key(key: &str, seat: u32) -> (TestApp, String, String, Value, Value) {
     let app = spawn_app().await;
     let event = app.create_grid_event(1, 10, json!({})).await;
     let path = format!("/api/events/{event}/holds");
-    let body = json!({"seats": [3]});
-    let first: Value = post_with_key(&app, &path, "crashy", &body)
+    let body = json!({"seats": [seat]});
+    let first: Value = post_with_key(&app, &path, key, &body)
         .await
         .json()
         .await
         .unwrap();
-    // Simulate a server that applied the hold but died before storing the response.
-    sqlx::query("UPDATE idempotency_keys SET state = 'in_flight', updated_at = now() - interval '10 minutes'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    (app, event, path, body, first)
+}
+
+/// As if the server that ran the request died before storing its response.
+async fn crash_before_storing(app: &TestApp) {
+    sqlx::query(
+        "UPDATE idempotency_keys SET state = 'in_flight', updated_at = now() - interval '10 minutes'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_rerun_after_a_crash_lands_on_the_same_hold() {
+    let (app, event, path, body, first) = held_with_key("crashy", 3).await;
+    crash_before_storing(&app).await;
     let rerun = post_with_key(&app, &path, "crashy", &body).await;
     assert_eq!(rerun.status(), StatusCode::CREATED);
     let rerun: Value = rerun.json().await.unwrap();
@@ -235,15 +248,7 @@ async fn a_rerun_after_a_crash_lands_on_the_same_hold() {
 
 #[tokio::test]
 async fn a_rerun_after_a_crash_reports_what_became_of_the_hold_since() {
-    let app = spawn_app().await;
-    let event = app.create_grid_event(1, 10, json!({})).await;
-    let path = format!("/api/events/{event}/holds");
-    let body = json!({"seats": [4]});
-    let first: Value = post_with_key(&app, &path, "crashy", &body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (app, event, path, body, first) = held_with_key("crashy", 4).await;
     let id = first["hold_id"].as_str().unwrap();
     let released = app
         .as_customer(
@@ -255,10 +260,7 @@ async fn a_rerun_after_a_crash_reports_what_became_of_the_hold_since() {
     assert_eq!(released.status(), StatusCode::NO_CONTENT);
     // The server applied the hold but died before storing the response; the client retries after
     // the hold was released (by another tab, say).
-    sqlx::query("UPDATE idempotency_keys SET state = 'in_flight', updated_at = now() - interval '10 minutes'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    crash_before_storing(&app).await;
     let rerun = post_with_key(&app, &path, "crashy", &body).await;
     let status = rerun.status();
     let rerun: Value = rerun.json().await.unwrap();
@@ -284,15 +286,7 @@ async fn invalid_keys_are_400() {
 
 #[tokio::test]
 async fn a_retry_after_a_server_error_lands_on_what_the_failed_run_created() {
-    let app = spawn_app().await;
-    let event = app.create_grid_event(1, 10, json!({})).await;
-    let path = format!("/api/events/{event}/holds");
-    let body = json!({"seats": [6]});
-    let first: Value = post_with_key(&app, &path, "flaky", &body)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (app, _, path, body, first) = held_with_key("flaky", 6).await;
     // As if the run had placed the hold and then answered 5xx (say, the database went away before
     // the response was stored): the layer reopens the key instead of storing the answer.
     sqlx::query("UPDATE idempotency_keys SET state = 'in_flight', response_status = NULL")
