@@ -58,7 +58,8 @@ impl BookingService {
 
         // Cheap early answer for the common loser of a flash sale: seats already taken are refused
         // after one read, before anything is written. The appends below still decide.
-        self.refuse_taken_seats(&event, hold_id, &seats, now)
+        let rerun = self
+            .refuse_taken_seats(&event, hold_id, &seats, now)
             .await?;
         let reserve = || {
             self.store
@@ -127,10 +128,10 @@ impl BookingService {
                 .await;
             return Err(error);
         }
-        if ctx.id_seed.is_some() {
-            // Possibly a re-run of a hold placed before (an idempotency key's request re-run
-            // after a crash): the appends above were no-ops then, so answer with the hold as it
-            // is, with its own expiry and whatever became of it since.
+        if rerun {
+            // A re-run of a hold placed before (an idempotency key's request re-run after a crash
+            // or a 5xx): the appends above were no-ops, so answer with the hold as it is, with
+            // its own expiry and whatever became of it since.
             let located = self.locate(hold_id).await?;
             return self.located_hold_view(&located, Utc::now()).await;
         }
@@ -146,16 +147,19 @@ impl BookingService {
 
     /// `SeatsUnavailable` if any of `seats` is held or booked at `now` by another hold (read only,
     /// no lock). A re-run of the same hold (same idempotency key) is left to the appends.
+    ///
+    /// Answers whether the hold is already known to one of its blocks: a re-run.
     async fn refuse_taken_seats(
         &self,
         event: &KnownEvent,
         hold_id: HoldId,
         seats: &[SeatId],
         now: DateTime<Utc>,
-    ) -> Result<(), CommandError> {
+    ) -> Result<bool, CommandError> {
         let by_block = event.by_block(seats);
         let ids: Vec<String> = by_block.keys().map(|b| event.block_id(*b)).collect();
         let blocks = self.store.load::<SeatBlock>(&ids).await?;
+        let rerun = blocks.values().any(|blk| blk.hold(hold_id).is_some());
         let taken: Vec<SeatId> = by_block
             .iter()
             .flat_map(|(b, block_seats)| {
@@ -169,7 +173,7 @@ impl BookingService {
             .copied()
             .collect();
         if taken.is_empty() {
-            Ok(())
+            Ok(rerun)
         } else {
             Err(CommandError::SeatsUnavailable(seat_views(event, &taken)))
         }

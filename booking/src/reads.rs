@@ -69,14 +69,11 @@ impl BookingService {
         caller: &Caller,
     ) -> Result<HoldView, CommandError> {
         let located = self.locate(hold_id).await?;
-        let view = self.located_hold_view(&located, Utc::now()).await?;
-        if caller.customer.as_str() != view.customer_id {
-            let event = self.load_known_event(EventId(view.event_id)).await?;
-            if !caller.manages(&event.definition) {
-                return Err(CommandError::NotHoldOwner(hold_id));
-            }
+        let (customer, event) = (&located.entry.change.customer_id, &located.event.definition);
+        if !caller.may_read_hold(customer, event) {
+            return Err(CommandError::NotHoldOwner(hold_id));
         }
-        Ok(view)
+        self.located_hold_view(&located, Utc::now()).await
     }
 
     pub(crate) async fn locate(&self, hold_id: HoldId) -> Result<LocatedHold, CommandError> {
