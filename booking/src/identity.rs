@@ -125,6 +125,33 @@ impl Caller {
     }
 }
 
+/// Who is asking, as the request's bearer token says: verified once per request (or WebSocket
+/// connection) by the adapter ([`crate::Authenticator::identify`]) and read by whatever needs it.
+#[derive(Debug, Clone, Default)]
+pub enum Identity {
+    /// No token was sent.
+    #[default]
+    Anonymous,
+    Caller(Caller),
+    /// A token was sent but does not verify; the reason is told when a caller is needed.
+    Invalid(String),
+}
+
+impl Identity {
+    /// The caller, or `unauthenticated` with the reason.
+    pub fn caller(&self) -> Result<&Caller, CommandError> {
+        match self {
+            Self::Caller(caller) => Ok(caller),
+            Self::Invalid(why) => Err(CommandError::Unauthenticated(why.clone())),
+            Self::Anonymous => Err(CommandError::Unauthenticated(
+                "this needs a bearer token: send `Authorization: Bearer <token>` (GraphQL \
+                 WebSockets: in the connection_init payload)"
+                    .into(),
+            )),
+        }
+    }
+}
+
 /// A token subject as a customer id.
 pub fn parse_subject(sub: &str) -> Result<CustomerId, CommandError> {
     CustomerId::parse(sub)

@@ -34,7 +34,7 @@ pub mod views;
 pub use context::RequestContext;
 pub use detached::RunToCompletion;
 pub use error::{CommandError, ErrorKind};
-pub use identity::{Caller, Role};
+pub use identity::{Caller, Identity, Role};
 pub use service::{BookingCommands, BookingService};
 pub use store::{EventStore, RetryPolicy};
 pub use tokens::Authenticator;

@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Map, Value};
 
 use crate::error::CommandError;
-use crate::identity::{parse_subject, Caller, Role};
+use crate::identity::{parse_subject, Caller, Identity, Role};
 
 /// The scheme of the `Authorization` header.
 pub const BEARER: &str = "Bearer ";
@@ -174,13 +174,13 @@ impl Authenticator {
         self.verify(token.trim()).map(Some)
     }
 
-    /// Like [`Self::authenticate`], but a missing header is refused too.
-    pub fn require(&self, header: Option<&[u8]>) -> Result<Caller, CommandError> {
-        self.authenticate(header)?.ok_or_else(|| {
-            CommandError::Unauthenticated(
-                "this needs a bearer token: send `Authorization: Bearer <token>`".into(),
-            )
-        })
+    /// Who an `Authorization` header's raw value names: no one, a caller, or an invalid token.
+    pub fn identify(&self, header: Option<&[u8]>) -> Identity {
+        match self.authenticate(header) {
+            Ok(Some(caller)) => Identity::Caller(caller),
+            Ok(None) => Identity::Anonymous,
+            Err(e) => Identity::Invalid(e.to_string()),
+        }
     }
 
     /// The caller a token names, if its signature, expiry, issuer and audience hold.
@@ -288,7 +288,8 @@ mod tests {
     fn given_a_minted_token_then_it_names_its_subject_and_role() {
         let auth = Authenticator::hs256(b"secret").unwrap();
         let token = auth.mint("alice", Role::Organizer, HOUR).unwrap();
-        let caller = auth.require(Some(&bearer(&token))).unwrap();
+        let identity = auth.identify(Some(&bearer(&token)));
+        let caller = identity.caller().unwrap();
         assert_eq!(caller.customer.as_str(), "alice");
         assert_eq!(caller.role, Role::Organizer);
         assert!(!caller.all_events);
@@ -298,7 +299,10 @@ mod tests {
     fn given_no_bad_or_foreign_tokens_then_each_is_unauthenticated() {
         let auth = Authenticator::hs256(b"secret").unwrap();
         assert!(auth.authenticate(None).unwrap().is_none());
-        assert_eq!(auth.require(None).unwrap_err().code(), "unauthenticated");
+        assert_eq!(
+            auth.identify(None).caller().unwrap_err().code(),
+            "unauthenticated"
+        );
         let foreign = Authenticator::hs256(b"other")
             .unwrap()
             .mint("a", Role::Admin, HOUR)

@@ -95,9 +95,7 @@ impl Application {
         Ok(Self {
             listener,
             service: service.clone(),
-            limiters: config
-                .rate_limits
-                .map(|limits| Limiters::new(limits, config.auth.clone())),
+            limiters: config.rate_limits.map(Limiters::new),
             state: AppState {
                 // Commands finish even when their client goes away (see `booking::detached`).
                 service: Arc::new(RunToCompletion::new(service)),
@@ -182,7 +180,12 @@ impl Application {
             ));
             limiters.spawn_cleanup()
         });
+        // Outermost of the request's own layers: the token is verified once, for every route.
         let app = app
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.auth.clone(),
+                http::auth::identify,
+            ))
             .layer(axum::middleware::from_fn(http::observability::track))
             .layer(
                 tower_http::trace::TraceLayer::new_for_http()

@@ -40,7 +40,7 @@ use axum::Router;
 use booking::Authenticator;
 
 pub use analytics::AnalyticsSources;
-pub use auth::Identity;
+pub use booking::Identity;
 pub use live::LiveUpdates;
 pub use schema::{
     build_schema, sdl, RequestMeta, SeatGridSchema, MAX_ALIASES, MAX_COMPLEXITY, MAX_DEPTH,
@@ -132,6 +132,7 @@ async fn graphiql_or_subscription(State(state): State<GraphqlState>, request: Re
 
 async fn graphql(
     State(state): State<GraphqlState>,
+    identity: Option<axum::Extension<Identity>>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
@@ -140,10 +141,13 @@ async fn graphql(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let identity = Identity::from_header(
-        &state.auth,
-        headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
-    );
+    // Verified once, in front of every route; verified here only when served without that step.
+    let identity = match identity {
+        Some(axum::Extension(identity)) => identity,
+        None => state
+            .auth
+            .identify(headers.get(AUTHORIZATION).map(|v| v.as_bytes())),
+    };
     let meta = RequestMeta {
         correlation_id,
         headers,

@@ -24,7 +24,9 @@ use booking::Authenticator;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
-use crate::auth::Identity;
+use booking::Identity;
+
+use crate::auth::identify_init_payload;
 use crate::schema::SeatGridSchema;
 
 /// Limits of the subscription endpoint.
@@ -218,7 +220,7 @@ pub async fn serve(
     });
     let out = out_tx.sink_map_err(|_| ());
     let on_init = move |payload: Value| async move {
-        match Identity::from_init_payload(&auth, &payload) {
+        match identify_init_payload(&auth, &payload) {
             Identity::Invalid(why) => Err(async_graphql::Error::new(why)),
             identity => {
                 let mut data = Data::default();

@@ -14,8 +14,9 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use booking::idempotency::{self, Claim, IdempotencyStore, StoredResponse};
-use booking::CommandError;
+use booking::{CommandError, Identity};
 
+use super::auth::identity_of;
 use super::error::ApiError;
 use super::headers::{IDEMPOTENCY_HEADER, REPLAYED_HEADER};
 use super::AppState;
@@ -36,10 +37,11 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     };
     // Unauthenticated requests are refused by their handler (401) before any key matters.
-    let header = request.headers().get(header::AUTHORIZATION);
-    let Ok(Some(caller)) = state.auth.authenticate(header.map(HeaderValue::as_bytes)) else {
-        return next.run(request).await;
+    let (parts, body) = request.into_parts();
+    let Identity::Caller(caller) = identity_of(&parts, &state.auth) else {
+        return next.run(Request::from_parts(parts, body)).await;
     };
+    let request = Request::from_parts(parts, body);
     let key = match key
         .to_str()
         .map_err(|_| CommandError::InvalidIdempotencyKey {
@@ -52,8 +54,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         return ApiError::from(e).into_response();
     }
     let key = format!("{}\n{key}", caller.customer);
-    let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(caller);
+    let (parts, body) = request.into_parts();
     let body = match to_bytes(body, state.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {

@@ -18,11 +18,10 @@ use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use booking::{Authenticator, Caller};
+use booking::Identity;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -69,15 +68,13 @@ fn quota(rate: Rate) -> Quota {
 pub struct Limiters {
     clients: DefaultKeyedRateLimiter<IpAddr>,
     customers: DefaultKeyedRateLimiter<String>,
-    auth: Arc<Authenticator>,
 }
 
 impl Limiters {
-    pub fn new(limits: RateLimits, auth: Arc<Authenticator>) -> Arc<Self> {
+    pub fn new(limits: RateLimits) -> Arc<Self> {
         Arc::new(Self {
             clients: RateLimiter::keyed(quota(limits.per_client)),
             customers: RateLimiter::keyed(quota(limits.per_customer)),
-            auth,
         })
     }
 
@@ -118,10 +115,11 @@ fn limited(wait: Duration, whose: &str) -> Response {
     error.into_response()
 }
 
-/// The rate-limit middleware (see the module's policy).
+/// The rate-limit middleware (see the module's policy); it runs after
+/// [`super::auth::identify`], whose verified caller keys the per-customer bucket.
 pub async fn rate_limit(
     State(limiters): State<Arc<Limiters>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path();
@@ -132,12 +130,10 @@ pub async fn rate_limit(
     if let Err(not_until) = limiters.clients.check_key(&client_ip(&request)) {
         return limited(not_until.wait_time_from(clock.now()), "client");
     }
-    let header = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
-    if let Ok(Some(caller)) = limiters.auth.authenticate(header) {
+    if let Some(Identity::Caller(caller)) = request.extensions().get::<Identity>() {
         if let Err(not_until) = limiters.customers.check_key(&caller.customer.to_string()) {
             return limited(not_until.wait_time_from(clock.now()), "customer");
         }
-        request.extensions_mut().insert::<Caller>(caller);
     }
     next.run(request).await
 }
