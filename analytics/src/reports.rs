@@ -1,13 +1,17 @@
 //! The organizer reports, as SQL over `domain_events` (the same SQL is documented for
 //! `clickhouse-client` in analytics/README.md).
 //!
-//! Policy: every report reads with `FINAL`, so a batch the ingester sent twice counts once. Reports
+//! Policy: every report reads with `FINAL`, so a batch the ingester sent twice counts once. A
+//! booking taken back (`BookingUndone`, when another block of its hold refused) is subtracted from
+//! what was booked, so bookings and revenue count only seats that stayed sold. Reports
 //! take the ticketed event's id as a typed [`Uuid`], formatted into the SQL (18.16 has no
 //! server-side parameters), so no caller text ever reaches the SQL.
 
 use clickhouse::Row;
 use domain::stored::aggregate_type::SEAT_BLOCK;
-use domain::stored::event_type::{ALLOWANCE_RETURNED, HOLD_EXPIRED, SEAT_BOOKED, SEAT_HELD};
+use domain::stored::event_type::{
+    ALLOWANCE_RETURNED, BOOKING_UNDONE, HOLD_EXPIRED, SEAT_BOOKED, SEAT_HELD,
+};
 use domain::ReturnReason;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -110,11 +114,37 @@ pub struct CustomerRow {
     pub holds: u64,
 }
 
+/// `booked - undone` as a `UInt64`, never below zero (an undo may land in another minute).
+fn net(booked: &str, undone: &str) -> String {
+    format!("toUInt64(greatest(0, toInt64({booked}) - toInt64({undone})))")
+}
+
 /// The report SQL, by name, for one ticketed event (also printed by `seatgrid report --sql`).
 pub fn sql(report: &str, event_id: Uuid, limit: u32) -> Option<String> {
     let e = event_id;
-    let (held, booked, expired, returned) =
-        (SEAT_HELD, SEAT_BOOKED, HOLD_EXPIRED, ALLOWANCE_RETURNED);
+    let (held, booked, expired, returned, undone) = (
+        SEAT_HELD,
+        SEAT_BOOKED,
+        HOLD_EXPIRED,
+        ALLOWANCE_RETURNED,
+        BOOKING_UNDONE,
+    );
+    let seats_booked = net(
+        &format!("sumIf(seat_count, event_type = '{booked}')"),
+        &format!("sumIf(seat_count, event_type = '{undone}')"),
+    );
+    let booked_holds = net(
+        &format!("uniqExactIf(hold_id, event_type = '{booked}')"),
+        &format!("uniqExactIf(hold_id, event_type = '{undone}')"),
+    );
+    let rows_booked = net(
+        &format!("countIf(event_type = '{booked}')"),
+        &format!("countIf(event_type = '{undone}')"),
+    );
+    let revenue = net(
+        &format!("sumIf(price, event_type = '{booked}')"),
+        &format!("sumIf(price, event_type = '{undone}')"),
+    );
     let block = SEAT_BLOCK;
     let (released, failed) = (
         ReturnReason::Released.as_str(),
@@ -124,25 +154,25 @@ pub fn sql(report: &str, event_id: Uuid, limit: u32) -> Option<String> {
         "velocity" => format!(
             "SELECT toUInt32(toStartOfMinute(occurred_at)) AS minute,
                     sumIf(seat_count, event_type = '{held}') AS seats_held,
-                    sumIf(seat_count, event_type = '{booked}') AS seats_booked
+                    {seats_booked} AS seats_booked
                FROM domain_events FINAL
               WHERE event_id = '{e}' AND aggregate_type = '{block}'
               GROUP BY minute ORDER BY minute"
         ),
         "conversion" => format!(
             "SELECT uniqExactIf(hold_id, event_type = '{held}') AS holds,
-                    uniqExactIf(hold_id, event_type = '{booked}') AS booked,
+                    {booked_holds} AS booked,
                     uniqExactIf(hold_id, event_type = '{returned}' AND reason = '{released}') AS released,
-                    uniqExactIf(hold_id, event_type = '{expired}') AS expired,
+                    uniqExactIf(hold_id, event_type IN ('{expired}', '{undone}')) AS expired,
                     uniqExactIf(hold_id, event_type = '{returned}' AND reason = '{failed}') AS failed,
                     sumIf(toUInt64(seat_count), event_type = '{held}') AS seats_held,
-                    sumIf(toUInt64(seat_count), event_type = '{booked}') AS seats_booked
+                    {seats_booked} AS seats_booked
                FROM domain_events FINAL
               WHERE event_id = '{e}'"
         ),
         "sell_out" => format!(
             "SELECT max(capacity) AS capacity,
-                    sumIf(toUInt64(seat_count), event_type = '{booked}') AS seats_booked,
+                    {seats_booked} AS seats_booked,
                     minIf(occurred_at_ms, event_type = '{held}') AS first_hold_ms,
                     maxIf(occurred_at_ms, event_type = '{booked}') AS last_booking_ms
                FROM domain_events FINAL
@@ -151,7 +181,7 @@ pub fn sql(report: &str, event_id: Uuid, limit: u32) -> Option<String> {
         "heat" => format!(
             "SELECT section, row,
                     countIf(event_type = '{held}') AS seat_holds,
-                    countIf(event_type = '{booked}') AS seats_booked
+                    {rows_booked} AS seats_booked
                FROM domain_events FINAL
               ARRAY JOIN seat_sections AS section, seat_rows AS row
               WHERE event_id = '{e}' AND aggregate_type = '{block}'
@@ -169,16 +199,18 @@ pub fn sql(report: &str, event_id: Uuid, limit: u32) -> Option<String> {
               LIMIT {limit}"
         ),
         "revenue" => format!(
-            "SELECT tier AS price_tier, count() AS seats_booked, sum(price) AS revenue_cents
+            "SELECT tier AS price_tier, {rows_booked} AS seats_booked,
+                    {revenue} AS revenue_cents
                FROM domain_events FINAL
               ARRAY JOIN seat_tiers AS tier, seat_prices AS price
-              WHERE event_id = '{e}' AND event_type = '{booked}'
+              WHERE event_id = '{e}' AND event_type IN ('{booked}', '{undone}')
               GROUP BY tier
+             HAVING seats_booked > 0
               ORDER BY revenue_cents DESC, price_tier"
         ),
         "top_customers" => format!(
             "SELECT customer_id,
-                    sumIf(toUInt64(seat_count), event_type = '{booked}') AS seats_booked,
+                    {seats_booked} AS seats_booked,
                     sumIf(toUInt64(seat_count), event_type = '{held}') AS seats_held,
                     uniqExactIf(hold_id, event_type = '{held}') AS holds
                FROM domain_events FINAL

@@ -220,6 +220,18 @@ async fn every_report_agrees_with_the_event_store() {
             SeatBlockEvent::HoldExpired(_) => {
                 expired.insert(c.hold_id);
             }
+            SeatBlockEvent::BookingUndone(_) => {
+                booked.remove(&c.hold_id);
+                expired.insert(c.hold_id);
+                *booked_per_minute.entry(minute).or_default() -= c.seats.len() as u64;
+                *customer_booked
+                    .entry(c.customer_id.to_string())
+                    .or_default() -= c.seats.len() as u64;
+                for s in &c.seats {
+                    let l = layout.label(*s).unwrap();
+                    *revenue.entry(l.price_tier).or_default() -= l.price_cents;
+                }
+            }
             SeatBlockEvent::SeatReleased(_) => {}
         }
     }

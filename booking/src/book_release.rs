@@ -1,13 +1,20 @@
 //! Booking a hold (the allowance is committed first, then every block books at one decision
 //! instant) and releasing one (every block frees its seats, then the allowance is given back).
 //! Only the hold's own customer may do either.
+//!
+//! Policy: a booking is all or nothing, like a hold. Blocks are booked in order at the decision
+//! instant; a block may still refuse (the hold's expiry was recorded there first, or its seats went
+//! to the next buyer). Then the blocks that booked are undone (`BookingUndone`), the allowance is
+//! returned (`BookingFailed`) and the caller hears why; the hold ends expired with every seat
+//! free. A booking whose server stopped part way is finished the same way by the allowance
+//! reconciliation ([`crate::reconcile`]), from the decision instant the allowance recorded.
 
 use std::collections::HashMap;
 
 use chrono::Utc;
 use domain::{
     AllowanceError, AllowanceState, CustomerAllowance, CustomerAllowanceCommand, CustomerId,
-    HoldId, HoldStatus, ReturnReason, SeatBlock, SeatBlockCommand, SeatBlockError,
+    HoldId, HoldStatus, KnownEvent, ReturnReason, SeatBlock, SeatBlockCommand, SeatBlockError,
 };
 
 use crate::context::RequestContext;
@@ -88,44 +95,8 @@ impl BookingService {
             .await
             .map_err(|e| commit_refused(e, &located, hold_id))?;
 
-        let mut booked_any = false;
-        for block in event.by_block(&located.entry.change.seats).into_keys() {
-            let result = self
-                .store
-                .execute::<SeatBlock>(&event.block_id(block), &meta, || {
-                    SeatBlockCommand::BookHold {
-                        hold_id,
-                        customer_id: customer_id.clone(),
-                        decided_at,
-                    }
-                })
-                .await;
-            let error = match result {
-                Ok(()) => {
-                    booked_any = true;
-                    continue;
-                }
-                Err(StoreError::Rejected(e)) => booking_refused(e, hold_id),
-                Err(e) => return Err(e.into()),
-            };
-            if booked_any {
-                // Blocks judge the one decision instant, so this needs a hold whose parts disagree.
-                tracing::error!(%hold_id, error = %error, "booking stopped part way");
-            } else {
-                let result = self
-                    .return_allowance(
-                        &located.allowance_id,
-                        hold_id,
-                        ReturnReason::BookingFailed,
-                        &meta,
-                    )
-                    .await;
-                if let Err(e) = result {
-                    tracing::warn!(%hold_id, error = %e, "allowance of a failed booking stays counted");
-                }
-            }
-            return Err(error);
-        }
+        self.book_blocks(event, &located.entry, decided_at, &meta)
+            .await?;
         let change = &located.entry.change;
         Ok(hold_view(
             event,
@@ -135,6 +106,79 @@ impl BookingService {
             change.expires_at,
             HoldStatus::Booked,
         ))
+    }
+
+    /// Books every block of a committed hold at `decided_at`, or none of them (see the policy).
+    pub(crate) async fn book_blocks(
+        &self,
+        event: &KnownEvent,
+        entry: &domain::AllowanceEntry,
+        decided_at: chrono::DateTime<Utc>,
+        meta: &HashMap<String, String>,
+    ) -> Result<(), CommandError> {
+        let (hold_id, customer_id) = (entry.change.hold_id, &entry.change.customer_id);
+        let mut booked = Vec::new();
+        for block in event.by_block(&entry.change.seats).into_keys() {
+            let result = self
+                .store
+                .execute::<SeatBlock>(&event.block_id(block), meta, || {
+                    SeatBlockCommand::BookHold {
+                        hold_id,
+                        customer_id: customer_id.clone(),
+                        decided_at,
+                    }
+                })
+                .await;
+            let error = match result {
+                Ok(()) => {
+                    booked.push(block);
+                    continue;
+                }
+                Err(StoreError::Rejected(e)) => booking_refused(e, hold_id),
+                // Unknown outcome: leave it to the reconciliation, which finishes or undoes it.
+                Err(e) => return Err(e.into()),
+            };
+            if !booked.is_empty() {
+                tracing::warn!(%hold_id, error = %error, blocks = booked.len(), "booking refused part way; undoing it");
+            }
+            self.take_back_booking(event, entry, &booked, meta).await?;
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Undoes a booking in the given blocks and returns its allowance (`BookingFailed`).
+    pub(crate) async fn take_back_booking(
+        &self,
+        event: &KnownEvent,
+        entry: &domain::AllowanceEntry,
+        blocks: &[u32],
+        meta: &HashMap<String, String>,
+    ) -> Result<(), CommandError> {
+        let hold_id = entry.change.hold_id;
+        let internal = |e: String| CommandError::Internal(e);
+        for block in blocks {
+            self.store
+                .execute::<SeatBlock>(&event.block_id(*block), meta, || {
+                    SeatBlockCommand::UndoBooking {
+                        hold_id,
+                        now: Utc::now(),
+                    }
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::Rejected(e) => internal(e.to_string()),
+                    other => other.into(),
+                })?;
+        }
+        let allowance_id =
+            CustomerAllowance::aggregate_id(entry.change.event_id, &entry.change.customer_id);
+        self.return_allowance(&allowance_id, hold_id, ReturnReason::BookingFailed, meta)
+            .await
+            .map_err(|e| match e {
+                StoreError::Rejected(e) => internal(e.to_string()),
+                other => other.into(),
+            })
     }
 
     #[tracing::instrument(name = "release_hold", skip_all, fields(%hold_id, %customer_id, correlation_id = %ctx.correlation_id))]

@@ -1,7 +1,9 @@
 //! Expiring holds: the command the sweeper runs for seat blocks with lapsed holds.
 //!
-//! Policy: a lapsed hold already frees its seats by the seat block's own rule; this only records
-//! `HoldExpired`, for readers. Recording it twice is a no-op.
+//! Policy: a lapsed hold already frees its seats by the seat block's own rule; this records
+//! `HoldExpired`, for readers and so that the block refuses any late booking of it. Recording it
+//! twice is a no-op. A booking of an expired hold that committed the allowance but not every block
+//! is then taken back ([`crate::reconcile`]).
 
 use chrono::Utc;
 use domain::{SeatBlock, SeatBlockCommand};
@@ -20,16 +22,27 @@ impl BookingService {
             id_seed: None,
         };
         let meta = ctx.metadata("ExpireHolds", None);
+        let now = Utc::now();
+        let due: Vec<domain::HoldId> = self
+            .store
+            .load::<SeatBlock>(block_ids)
+            .await?
+            .values()
+            .flat_map(|block| block.lapsed_holds(now))
+            .collect();
         for id in block_ids {
             self.store
                 .execute::<SeatBlock>(id, &meta, || SeatBlockCommand::ExpireHolds {
-                    now: Utc::now(),
+                    now: Utc::now().max(now),
                 })
                 .await
                 .map_err(|e| match e {
                     StoreError::Rejected(e) => CommandError::Internal(e.to_string()),
                     other => other.into(),
                 })?;
+        }
+        for hold_id in due {
+            self.settle_lapsed_booking(hold_id, &meta).await?;
         }
         Ok(())
     }

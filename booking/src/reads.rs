@@ -76,19 +76,15 @@ impl BookingService {
         self.located_hold_view(&located, Utc::now()).await
     }
 
+    /// Finds a hold through its customer's allowance, from the hold's own events (exact however
+    /// old the hold and long the allowance's history).
     pub(crate) async fn locate(&self, hold_id: HoldId) -> Result<LocatedHold, CommandError> {
-        let ids = self
+        let (allowance_id, allowance) = self
             .store
-            .aggregates_of_hold::<CustomerAllowance>(hold_id.0)
-            .await?;
-        let allowance_id = ids
+            .load_for_hold::<CustomerAllowance>(hold_id.0)
+            .await?
             .into_iter()
             .next()
-            .ok_or(CommandError::HoldNotFound(hold_id))?;
-        let allowance = self
-            .store
-            .load_one::<CustomerAllowance>(&allowance_id)
-            .await?
             .ok_or(CommandError::HoldNotFound(hold_id))?;
         let entry = allowance
             .entry(hold_id)
@@ -114,7 +110,10 @@ impl BookingService {
             .keys()
             .map(|b| located.event.block_id(*b))
             .collect();
-        let blocks = self.store.load::<SeatBlock>(&block_ids).await?;
+        let blocks = self
+            .store
+            .load_for_hold::<SeatBlock>(change.hold_id.0)
+            .await?;
         let progress: Option<Vec<HoldProgress>> = block_ids
             .iter()
             .map(|id| {

@@ -1,18 +1,22 @@
 //! Reconciling a customer's allowance with the seat blocks: a booking whose server stopped between
-//! committing the allowance and booking the blocks left seats counted against the customer that
-//! nobody owns.
+//! committing the allowance and booking every block left seats counted against the customer (and
+//! perhaps some blocks booked) that the customer never heard were booked.
 //!
-//! Policy: when a hold is refused for the customer's limit, the core looks at the allowance's
-//! committed holds that expired more than [`GRACE`] ago (no booking still running can be that
-//! late: every step of a command is bounded by the store's lock wait and statement timeout). One
-//! that no seat block shows booked never became a booking: its allowance is returned
-//! (`BookingFailed`) and the hold is tried again, once. A booking that reached any block keeps
-//! its allowance.
+//! Policy: such a booking is taken back (the blocks that booked record `BookingUndone`, the
+//! allowance is returned with `BookingFailed`), never finished: its caller never heard "booked".
+//! It is found two ways:
+//! - by the sweeper, right after it records a hold's expiry in a block: from then on that block
+//!   refuses to book the hold, so a booking still running will fail there and undo itself, and
+//!   one whose server stopped never finishes ([`BookingService::settle_lapsed_booking`]);
+//! - when a hold is refused for the customer's limit: the allowance's committed holds that expired
+//!   more than [`GRACE`] ago are checked, and the hold is tried again once if any was taken back.
 
 use std::collections::HashMap;
 
 use chrono::{Duration, Utc};
-use domain::{CustomerAllowance, HoldProgress, KnownEvent, ReturnReason, SeatBlock};
+use domain::{
+    AllowanceEntry, AllowanceState, CustomerAllowance, HoldId, HoldProgress, KnownEvent, SeatBlock,
+};
 
 use crate::error::CommandError;
 use crate::service::BookingService;
@@ -36,27 +40,58 @@ impl BookingService {
         else {
             return Ok(false);
         };
+        let committed: Vec<AllowanceEntry> = allowance
+            .committed_expired_before(Utc::now() - GRACE)
+            .cloned()
+            .collect();
         let mut returned = false;
-        for entry in allowance.committed_expired_before(Utc::now() - GRACE) {
-            let hold_id = entry.change.hold_id;
-            let ids: Vec<String> = event
-                .by_block(&entry.change.seats)
-                .into_keys()
-                .map(|b| event.block_id(b))
-                .collect();
-            let blocks = self.store.load::<SeatBlock>(&ids).await?;
-            let booked = blocks.values().any(|b| {
-                b.hold(hold_id)
-                    .is_some_and(|h| h.progress == HoldProgress::Booked)
-            });
-            if booked {
-                continue;
-            }
-            tracing::warn!(%hold_id, "allowance of a booking that never finished returned");
-            self.return_allowance(allowance_id, hold_id, ReturnReason::BookingFailed, meta)
-                .await?;
-            returned = true;
+        for entry in committed {
+            returned |= self.take_back_if_unfinished(event, &entry, meta).await?;
         }
         Ok(returned)
+    }
+
+    /// Called by the sweeper for a hold whose expiry it just recorded: a committed booking of it
+    /// that did not book every block is taken back.
+    pub(crate) async fn settle_lapsed_booking(
+        &self,
+        hold_id: HoldId,
+        meta: &HashMap<String, String>,
+    ) -> Result<(), CommandError> {
+        let located = match self.locate(hold_id).await {
+            Ok(located) => located,
+            Err(CommandError::HoldNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if located.entry.state == AllowanceState::Committed {
+            self.take_back_if_unfinished(&located.event, &located.entry, meta)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes back a committed booking unless every block of its hold booked it; whether it did.
+    async fn take_back_if_unfinished(
+        &self,
+        event: &KnownEvent,
+        entry: &AllowanceEntry,
+        meta: &HashMap<String, String>,
+    ) -> Result<bool, CommandError> {
+        let hold_id = entry.change.hold_id;
+        let blocks = self.store.load_for_hold::<SeatBlock>(hold_id.0).await?;
+        let booked_in = |b: u32| {
+            blocks
+                .get(&event.block_id(b))
+                .and_then(|blk| blk.hold(hold_id))
+                .is_some_and(|h| h.progress == HoldProgress::Booked)
+        };
+        let parts: Vec<u32> = event.by_block(&entry.change.seats).into_keys().collect();
+        let booked: Vec<u32> = parts.iter().copied().filter(|b| booked_in(*b)).collect();
+        if booked.len() == parts.len() {
+            return Ok(false);
+        }
+        tracing::warn!(%hold_id, booked = booked.len(), "a booking that never finished is taken back");
+        self.take_back_booking(event, entry, &booked, meta).await?;
+        Ok(true)
     }
 }

@@ -13,6 +13,14 @@
 //!   contention.
 //! - The command is rebuilt for every attempt, so it is judged at a fresh `now`.
 //! - Business refusals are never retried: they come back as [`StoreError::Rejected`].
+//! - Seat blocks and allowances are loaded from a snapshot plus the events after it (postgres-es'
+//!   snapshot store, a new snapshot every [`SNAPSHOT_EVERY`] events), so a command's cost does not
+//!   grow with the aggregate's history; their states are bounded (see the domain). Reads load the
+//!   same way ([`EventStore::load`]). A change to an aggregate's state shape that old snapshots
+//!   cannot deserialize must delete that aggregate type's snapshots in its migration.
+//! - Questions about one hold (its status, where it is) load only that hold's events
+//!   ([`EventStore::load_for_hold`]): exact for any hold, however old, without the aggregates'
+//!   whole state.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -27,6 +35,9 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
 type Framework<A> = CqrsFramework<A, PersistedEventStore<PostgresEventRepository, A>>;
+
+/// How many events between two snapshots of a seat block or allowance.
+pub const SNAPSHOT_EVERY: usize = 20;
 
 /// Longest wait for an aggregate's turn in this process before answering "contention".
 pub const LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -96,6 +107,8 @@ impl<E: std::error::Error> From<LoadError> for StoreError<E> {
 struct StoredPayload {
     aggregate_id: String,
     payload: serde_json::Value,
+    /// The row is a snapshot of the whole state, not an event.
+    snapshot: bool,
 }
 
 /// The three aggregates' command paths over one connection pool.
@@ -132,12 +145,18 @@ fn framework<A: Aggregate<Services = ()>>(pool: &PgPool) -> Framework<A> {
     CqrsFramework::new(PersistedEventStore::new_event_store(repo), vec![], ())
 }
 
+fn snapshot_framework<A: Aggregate<Services = ()>>(pool: &PgPool) -> Framework<A> {
+    let repo = PostgresEventRepository::new(pool.clone());
+    let store = PersistedEventStore::new_snapshot_store(repo, SNAPSHOT_EVERY);
+    CqrsFramework::new(store, vec![], ())
+}
+
 impl EventStore {
     pub fn new(pool: PgPool, retry: RetryPolicy) -> Self {
         Self {
             events: framework(&pool),
-            blocks: framework(&pool),
-            allowances: framework(&pool),
+            blocks: snapshot_framework(&pool),
+            allowances: snapshot_framework(&pool),
             pool,
             retry,
             turns: (0..LOCK_STRIPES)
@@ -209,7 +228,8 @@ impl EventStore {
         }
     }
 
-    /// Loads several aggregates of one type in one query; ids with no events are left out.
+    /// Loads several aggregates of one type in one query, each from its snapshot (if any) plus
+    /// the events after it; ids with no events are left out.
     ///
     /// Both query forms look each id up by the full primary-key prefix. Postgres plans a prepared
     /// statement once per connection and keeps the plan as the table grows; on a young `events`
@@ -225,9 +245,14 @@ impl EventStore {
     ) -> Result<HashMap<String, A>, LoadError> {
         let rows: Vec<StoredPayload> = if let [id] = ids {
             sqlx::query_as(
-                "SELECT aggregate_id, payload FROM events
-                  WHERE aggregate_type = $1 AND aggregate_id = $2
-                  ORDER BY sequence",
+                "WITH snap AS (SELECT payload, last_sequence FROM snapshots
+                                WHERE aggregate_type = $1 AND aggregate_id = $2)
+                 SELECT $2 AS aggregate_id, payload, true AS snapshot FROM snap
+                 UNION ALL
+                 (SELECT aggregate_id, payload, false FROM events
+                   WHERE aggregate_type = $1 AND aggregate_id = $2
+                     AND sequence > COALESCE((SELECT last_sequence FROM snap), 0)
+                   ORDER BY sequence)",
             )
             .bind(A::TYPE)
             .bind(id)
@@ -235,48 +260,72 @@ impl EventStore {
             .await?
         } else {
             sqlx::query_as(
-                "SELECT e.aggregate_id, e.payload
-                   FROM (SELECT DISTINCT unnest($2::text[]) AS id) wanted
-                  CROSS JOIN LATERAL (
-                        SELECT aggregate_id, payload, sequence FROM events
-                         WHERE aggregate_type = $1 AND aggregate_id = wanted.id
-                        OFFSET 0) e
-                  ORDER BY e.aggregate_id, e.sequence",
+                "WITH wanted AS (
+                      SELECT w.id, s.payload, COALESCE(s.last_sequence, 0) AS after
+                        FROM (SELECT DISTINCT unnest($2::text[]) AS id) w
+                        LEFT JOIN snapshots s
+                          ON s.aggregate_type = $1 AND s.aggregate_id = w.id)
+                 SELECT aggregate_id, payload, snapshot FROM (
+                      SELECT id AS aggregate_id, payload, true AS snapshot, 0::bigint AS sequence
+                        FROM wanted WHERE payload IS NOT NULL
+                      UNION ALL
+                      SELECT e.aggregate_id, e.payload, false, e.sequence
+                        FROM wanted
+                       CROSS JOIN LATERAL (
+                             SELECT aggregate_id, payload, sequence FROM events
+                              WHERE aggregate_type = $1 AND aggregate_id = wanted.id
+                                AND sequence > wanted.after
+                             OFFSET 0) e) rows
+                  ORDER BY aggregate_id, snapshot DESC, sequence",
             )
             .bind(A::TYPE)
             .bind(ids)
             .fetch_all(&self.pool)
             .await?
         };
+        Self::fold(rows)
+    }
+
+    /// Applies loaded rows in order: a snapshot row replaces the state, an event row is applied.
+    fn fold<A: Aggregate>(rows: Vec<StoredPayload>) -> Result<HashMap<String, A>, LoadError> {
         let mut loaded: HashMap<String, A> = HashMap::new();
         for StoredPayload {
             aggregate_id,
             payload,
+            snapshot,
         } in rows
         {
-            let event = serde_json::from_value::<A::Event>(payload)
-                .map_err(|e| LoadError::Corrupt(format!("{} {aggregate_id}", A::TYPE), e))?;
-            loaded.entry(aggregate_id).or_default().apply(event);
+            let corrupt = |e| LoadError::Corrupt(format!("{} {aggregate_id}", A::TYPE), e);
+            if snapshot {
+                let state = serde_json::from_value::<A>(payload).map_err(corrupt)?;
+                loaded.insert(aggregate_id, state);
+            } else {
+                let event = serde_json::from_value::<A::Event>(payload).map_err(corrupt)?;
+                loaded.entry(aggregate_id).or_default().apply(event);
+            }
         }
         Ok(loaded)
     }
 
-    pub async fn load_one<A: Aggregate>(&self, id: &str) -> Result<Option<A>, LoadError> {
-        Ok(self.load::<A>(&[id.to_owned()]).await?.remove(id))
-    }
-
-    /// The aggregate ids of type `A` whose events mention `hold_id`.
-    pub async fn aggregates_of_hold<A: Aggregate>(
+    /// The aggregates of type `A` whose events mention `hold_id`, each rebuilt from those events
+    /// only: exactly what they recorded about this hold, however long their history.
+    pub async fn load_for_hold<A: Aggregate>(
         &self,
         hold_id: uuid::Uuid,
-    ) -> Result<Vec<String>, LoadError> {
-        let ids = sqlx::query_scalar(
-            "SELECT DISTINCT aggregate_id FROM events WHERE hold_id = $1 AND aggregate_type = $2",
+    ) -> Result<HashMap<String, A>, LoadError> {
+        let rows: Vec<StoredPayload> = sqlx::query_as(
+            "SELECT aggregate_id, payload, false AS snapshot FROM events
+              WHERE hold_id = $1 AND aggregate_type = $2
+              ORDER BY aggregate_id, sequence",
         )
         .bind(hold_id)
         .bind(A::TYPE)
         .fetch_all(&self.pool)
         .await?;
-        Ok(ids)
+        Self::fold(rows)
+    }
+
+    pub async fn load_one<A: Aggregate>(&self, id: &str) -> Result<Option<A>, LoadError> {
+        Ok(self.load::<A>(&[id.to_owned()]).await?.remove(id))
     }
 }

@@ -9,6 +9,10 @@
 //! - An unexpired reservation counts; an expired one stops counting by itself (no event needed).
 //! - The allowance is also the directory of a customer's holds: each entry knows its seats and
 //!   expiry, which lets the hold be found and checked for ownership.
+//! - Its state stays bounded whatever the customer's history: entries that no longer count
+//!   (returned, or reserved and expired for [`FORGET_AFTER`]) are forgotten beyond the last
+//!   [`INACTIVE_KEPT`]. An older hold is looked up from its own events (the core's hold-filtered
+//!   loads), and the core never re-sends a forgotten hold.
 
 use std::collections::HashMap;
 
@@ -137,7 +141,17 @@ pub enum AllowanceState {
 pub struct AllowanceEntry {
     pub change: HoldChange,
     pub state: AllowanceState,
+    /// When the booking was decided (the instant every block judges it at), once committed.
+    #[serde(default)]
+    pub decided_at: Option<DateTime<Utc>>,
 }
+
+/// How many entries that no longer count an allowance remembers (see the module policy).
+pub const INACTIVE_KEPT: usize = 32;
+
+/// How long after its expiry a reservation that was neither committed nor returned may still be
+/// committed by a booking decided before the expiry (a booking's steps take milliseconds).
+pub const FORGET_AFTER: chrono::Duration = chrono::Duration::minutes(10);
 
 impl AllowanceEntry {
     fn seats_in_use(&self, now: DateTime<Utc>) -> u32 {
@@ -157,6 +171,9 @@ impl AllowanceEntry {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct CustomerAllowance {
     entries: HashMap<HoldId, AllowanceEntry>,
+    /// Entries that no longer count, oldest first.
+    #[serde(default)]
+    inactive: std::collections::VecDeque<HoldId>,
 }
 
 impl CustomerAllowance {
@@ -177,6 +194,23 @@ impl CustomerAllowance {
         self.entries
             .values()
             .filter(move |e| e.state == AllowanceState::Committed && e.change.expires_at < before)
+    }
+
+    /// How many entries the allowance remembers: bounded, see the module policy.
+    pub fn remembered_entries(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Marks an entry as no longer counting; the oldest such entries beyond [`INACTIVE_KEPT`] go.
+    fn forget_later(&mut self, hold_id: HoldId) {
+        if !self.inactive.contains(&hold_id) {
+            self.inactive.push_back(hold_id);
+        }
+        while self.inactive.len() > INACTIVE_KEPT {
+            if let Some(gone) = self.inactive.pop_front() {
+                self.entries.remove(&gone);
+            }
+        }
     }
 
     fn found(&self, hold_id: HoldId) -> Result<&AllowanceEntry, AllowanceError> {
@@ -281,22 +315,37 @@ impl Aggregate for CustomerAllowance {
     fn apply(&mut self, event: Self::Event) {
         match event {
             CustomerAllowanceEvent::AllowanceReserved(change) => {
+                let lapsed: Vec<HoldId> = self
+                    .entries
+                    .iter()
+                    .filter(|(_, e)| {
+                        e.state == AllowanceState::Reserved
+                            && e.change.expires_at + FORGET_AFTER < change.at
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in lapsed {
+                    self.forget_later(id);
+                }
                 self.entries.insert(
                     change.hold_id,
                     AllowanceEntry {
                         change,
                         state: AllowanceState::Reserved,
+                        decided_at: None,
                     },
                 );
             }
             CustomerAllowanceEvent::AllowanceCommitted(change) => {
                 if let Some(e) = self.entries.get_mut(&change.hold_id) {
                     e.state = AllowanceState::Committed;
+                    e.decided_at = Some(change.at);
                 }
             }
             CustomerAllowanceEvent::AllowanceReturned { change, reason } => {
                 if let Some(e) = self.entries.get_mut(&change.hold_id) {
                     e.state = AllowanceState::Returned(reason);
+                    self.forget_later(change.hold_id);
                 }
             }
         }
@@ -461,5 +510,43 @@ mod tests {
                 now: t(7),
             })
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_a_long_history_then_the_allowance_remembers_what_counts_and_few_others() {
+        let mut allowance = CustomerAllowance::default();
+        allowance.apply(CustomerAllowanceEvent::AllowanceReserved(change(
+            9_000, 2, 600, 0,
+        )));
+        allowance.apply(CustomerAllowanceEvent::AllowanceCommitted(change(
+            9_000, 2, 600, 5,
+        )));
+        for n in 0..500u128 {
+            let at = 10 + 2 * n as i64;
+            allowance.apply(CustomerAllowanceEvent::AllowanceReserved(change(
+                n,
+                1,
+                at + 600,
+                at,
+            )));
+            if n % 2 == 0 {
+                let returned = CustomerAllowanceEvent::AllowanceReturned {
+                    change: change(n, 1, at + 600, at + 1),
+                    reason: ReturnReason::Released,
+                };
+                allowance.apply(returned);
+            }
+        }
+        // Odd holds simply expired; those long past are forgotten like the returned ones.
+        assert!(allowance.remembered_entries() <= 1 + INACTIVE_KEPT + 400);
+        let later = t(10_000);
+        allowance.apply(CustomerAllowanceEvent::AllowanceReserved(change(
+            9_001, 1, 10_600, 10_000,
+        )));
+        assert_eq!(allowance.remembered_entries(), 1 + INACTIVE_KEPT + 1);
+        // The booking still counts, and knows when it was decided.
+        assert_eq!(allowance.seats_in_use(later), 3);
+        assert_eq!(allowance.entry(hold(9_000)).unwrap().decided_at, Some(t(5)));
+        assert!(allowance.entry(hold(0)).is_none());
     }
 }

@@ -122,7 +122,7 @@ impl HoldTrack {
     }
 
     /// Applies one event. Final statuses stay final, except that a booking wins over anything but a
-    /// failure (a booking is only recorded for a live hold).
+    /// failure (a booking is only recorded for a live hold), and an undone booking ends expired.
     pub fn apply(&mut self, event: HoldEvent<'_>) {
         use HoldStatus::*;
         match event {
@@ -159,6 +159,12 @@ impl HoldTrack {
             }
             HoldEvent::Block(SeatBlockEvent::HoldExpired(_)) => {
                 if !self.status.is_final() {
+                    self.status = Expired;
+                }
+            }
+            // A booking that another block refused is taken back: the hold expired unbooked.
+            HoldEvent::Block(SeatBlockEvent::BookingUndone(_)) => {
+                if self.status != Failed {
                     self.status = Expired;
                 }
             }
@@ -250,6 +256,26 @@ mod tests {
             HoldEvent::Block(&released),
         ]);
         assert_eq!(track.status, HoldStatus::Booked);
+    }
+
+    #[test]
+    fn given_a_booking_one_block_refused_when_it_is_undone_then_the_hold_ends_expired() {
+        let (first, second) = (change(&[1]), change(&[40]));
+        let held = [
+            SeatBlockEvent::SeatHeld(first.clone()),
+            SeatBlockEvent::SeatHeld(second.clone()),
+        ];
+        let expired_in_second = SeatBlockEvent::HoldExpired(second);
+        let booked_in_first = SeatBlockEvent::SeatBooked(first.clone());
+        let undone = SeatBlockEvent::BookingUndone(first);
+        let track = given(&[
+            HoldEvent::Block(&held[0]),
+            HoldEvent::Block(&held[1]),
+            HoldEvent::Block(&expired_in_second),
+            HoldEvent::Block(&booked_in_first),
+            HoldEvent::Block(&undone),
+        ]);
+        assert_eq!(track.status, HoldStatus::Expired);
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!   can never own one seat.
 //! - A hold carries its expiry. A seat under an expired hold is available to everybody, whether or
 //!   not `HoldExpired` was written yet; taking it records the expiry first.
+//! - A hold and a booking across several blocks are each all or nothing: what one block refused is
+//!   taken back in the others (`SeatReleased`, `BookingUndone`).
+//! - Aggregate state is bounded whatever the history (live holds and the last few closed ones), so
+//!   snapshots stay small and a command's cost does not grow with time.
 //! - A customer's held and booked seats per ticketed event are capped
 //!   ([`customer_allowance::CustomerAllowance`]), counted conservatively: a crash can only make the
 //!   count too high (until the hold's expiry), never too low.
@@ -24,6 +28,7 @@ pub mod ids;
 pub mod known_event;
 pub mod layout;
 pub mod seat_block;
+pub mod seat_status;
 pub mod stored;
 pub mod ticketed_event;
 

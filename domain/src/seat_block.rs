@@ -13,8 +13,15 @@
 //!   no-op (an expired one gets its `HoldExpired` recorded). A booked hold cannot be released.
 //! - Re-sending `HoldSeats` with the same hold id, customer and seats is a no-op, so a retried
 //!   request never takes seats twice.
+//! - A booking spans every block of its hold or none: when another block refused it (the hold
+//!   expired there first), `UndoBooking` records `BookingUndone` in a block that booked, freeing
+//!   its seats; the hold ends expired.
+//! - The block's state stays bounded whatever its history: it remembers its live holds and only
+//!   the last [`CLOSED_KEPT`] closed ones (released, expired, undone). Questions about an older
+//!   hold are answered from that hold's own events (the core's hold-filtered loads), never by
+//!   this state; the core never re-sends a closed hold.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -22,6 +29,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, EventId, HoldId, SeatId};
+pub use crate::seat_status::SeatStatus;
 use crate::stored::names::{aggregate_type, event_type};
 use crate::EVENT_SCHEMA_VERSION;
 
@@ -44,7 +52,13 @@ pub enum SeatBlockEvent {
     SeatBooked(HoldChange),
     SeatReleased(HoldChange),
     HoldExpired(HoldChange),
+    /// The block had booked the hold, but another block of it refused (expired first): the
+    /// booking is taken back here and the seats are free again.
+    BookingUndone(HoldChange),
 }
+
+/// How many closed holds a block remembers (see the module policy).
+pub const CLOSED_KEPT: usize = 32;
 
 impl SeatBlockEvent {
     pub fn change(&self) -> &HoldChange {
@@ -52,7 +66,8 @@ impl SeatBlockEvent {
             Self::SeatHeld(c)
             | Self::SeatBooked(c)
             | Self::SeatReleased(c)
-            | Self::HoldExpired(c) => c,
+            | Self::HoldExpired(c)
+            | Self::BookingUndone(c) => c,
         }
     }
 }
@@ -64,6 +79,7 @@ impl DomainEvent for SeatBlockEvent {
             Self::SeatBooked(_) => event_type::SEAT_BOOKED,
             Self::SeatReleased(_) => event_type::SEAT_RELEASED,
             Self::HoldExpired(_) => event_type::HOLD_EXPIRED,
+            Self::BookingUndone(_) => event_type::BOOKING_UNDONE,
         }
         .into()
     }
@@ -96,6 +112,8 @@ pub enum SeatBlockCommand {
     },
     /// The sweeper's command: record `HoldExpired` for every hold of the block whose time is up.
     ExpireHolds { now: DateTime<Utc> },
+    /// Takes back this block's part of a booking another block refused; a no-op unless booked.
+    UndoBooking { hold_id: HoldId, now: DateTime<Utc> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,41 +175,15 @@ impl BlockHold {
     }
 }
 
-/// A seat's status as buyers see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SeatStatus {
-    Available,
-    Held,
-    Booked,
-}
-
-impl SeatStatus {
-    /// The seat's byte in a compact seat map (one byte per seat id): `A`, `H` or `B`. Every seat
-    /// map, strong or projected, uses this encoding.
-    pub const fn code(self) -> u8 {
-        match self {
-            Self::Available => b'A',
-            Self::Held => b'H',
-            Self::Booked => b'B',
-        }
-    }
-
-    /// The status a compact seat map's byte stands for (anything unknown reads as available).
-    pub const fn from_code(code: u8) -> Self {
-        match code {
-            b'H' => Self::Held,
-            b'B' => Self::Booked,
-            _ => Self::Available,
-        }
-    }
-}
-
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct SeatBlock {
     event_id: Option<EventId>,
     /// The hold that last took each seat; the seat is taken only while that hold is live.
     owners: BTreeMap<SeatId, HoldId>,
     holds: HashMap<HoldId, BlockHold>,
+    /// Closed holds still remembered, oldest first (at most [`CLOSED_KEPT`]).
+    #[serde(default)]
+    closed: VecDeque<HoldId>,
 }
 
 impl SeatBlock {
@@ -364,16 +356,25 @@ impl Aggregate for SeatBlock {
             }
             SeatBlockCommand::ExpireHolds { now } => {
                 let mut due: Vec<(HoldId, &BlockHold)> = self
-                    .holds
-                    .iter()
-                    .filter(|(_, h)| h.progress == HoldProgress::Held && now >= h.expires_at)
-                    .map(|(id, h)| (*id, h))
+                    .lapsed_holds(now)
+                    .map(|id| (id, &self.holds[&id]))
                     .collect();
                 due.sort_by_key(|(id, h)| (h.expires_at, *id));
                 let changes: Vec<HoldChange> =
                     due.iter().map(|(id, h)| self.change(*id, h, now)).collect();
                 for change in changes {
                     sink.write(SeatBlockEvent::HoldExpired(change), self).await;
+                }
+                Ok(())
+            }
+            SeatBlockCommand::UndoBooking { hold_id, now } => {
+                let Some(hold) = self.holds.get(&hold_id) else {
+                    return Ok(());
+                };
+                if hold.progress == HoldProgress::Booked {
+                    let change = self.change(hold_id, hold, now);
+                    sink.write(SeatBlockEvent::BookingUndone(change), self)
+                        .await;
                 }
                 Ok(())
             }
@@ -399,7 +400,9 @@ impl Aggregate for SeatBlock {
             }
             SeatBlockEvent::SeatBooked(c) => self.set_progress(&c, HoldProgress::Booked),
             SeatBlockEvent::SeatReleased(c) => self.set_progress(&c, HoldProgress::Released),
-            SeatBlockEvent::HoldExpired(c) => self.set_progress(&c, HoldProgress::Expired),
+            SeatBlockEvent::HoldExpired(c) | SeatBlockEvent::BookingUndone(c) => {
+                self.set_progress(&c, HoldProgress::Expired)
+            }
         }
     }
 }
@@ -415,7 +418,28 @@ impl SeatBlock {
                     self.owners.remove(seat);
                 }
             }
+            if !self.closed.contains(&change.hold_id) {
+                self.closed.push_back(change.hold_id);
+            }
+            while self.closed.len() > CLOSED_KEPT {
+                if let Some(forgotten) = self.closed.pop_front() {
+                    self.holds.remove(&forgotten);
+                }
+            }
         }
+    }
+
+    /// Holds still `Held` whose time was up at `now` (what `ExpireHolds` would record).
+    pub fn lapsed_holds(&self, now: DateTime<Utc>) -> impl Iterator<Item = HoldId> + '_ {
+        self.holds
+            .iter()
+            .filter(move |(_, h)| h.progress == HoldProgress::Held && now >= h.expires_at)
+            .map(|(id, _)| *id)
+    }
+
+    /// How many holds the block remembers (live and recently closed): bounded, see the policy.
+    pub fn remembered_holds(&self) -> usize {
+        self.holds.len()
     }
 }
 
@@ -733,5 +757,89 @@ mod tests {
             block.hold(hold(1)).unwrap().progress_at(t(10_000)),
             HoldProgress::Booked
         );
+    }
+
+    #[test]
+    fn given_booked_hold_when_its_booking_is_undone_then_seats_free_and_hold_expired() {
+        let booked = SeatBlockEvent::SeatBooked(change(1, alice(), &[1, 2], 600, 5));
+        let undo = |now| SeatBlockCommand::UndoBooking {
+            hold_id: hold(1),
+            now: t(now),
+        };
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2(), booked.clone()])
+            .when(undo(7))
+            .then_expect_events(vec![SeatBlockEvent::BookingUndone(change(
+                1,
+                alice(),
+                &[1, 2],
+                600,
+                7,
+            ))]);
+        // Only a booked hold is undone; anything else (or an unknown hold) is left as it is.
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(undo(7))
+            .then_expect_events(vec![]);
+        BlockTest::with(())
+            .given_no_previous_events()
+            .when(undo(7))
+            .then_expect_events(vec![]);
+        // After the undo, the seats go to the next buyer.
+        BlockTest::with(())
+            .given(vec![
+                alice_holds_1_2(),
+                booked,
+                SeatBlockEvent::BookingUndone(change(1, alice(), &[1, 2], 600, 7)),
+            ])
+            .when(hold_cmd(2, bob(), &[1], 8))
+            .then_expect_events(vec![SeatBlockEvent::SeatHeld(change(
+                2,
+                bob(),
+                &[1],
+                608,
+                8,
+            ))]);
+    }
+
+    #[test]
+    fn given_a_long_history_of_holds_then_the_block_remembers_live_ones_and_few_closed() {
+        let mut block = SeatBlock::default();
+        for n in 0..1_000u128 {
+            let at = n as i64;
+            block.apply(SeatBlockEvent::SeatHeld(change(
+                n,
+                alice(),
+                &[1],
+                at + 600,
+                at,
+            )));
+            block.apply(SeatBlockEvent::SeatReleased(change(
+                n,
+                alice(),
+                &[1],
+                at + 600,
+                at,
+            )));
+        }
+        block.apply(SeatBlockEvent::SeatHeld(change(
+            5_000,
+            bob(),
+            &[2],
+            9_999,
+            1_000,
+        )));
+        assert_eq!(block.remembered_holds(), CLOSED_KEPT + 1);
+        assert_eq!(block.seat_status(SeatId(2), t(1_001)), SeatStatus::Held);
+        assert_eq!(
+            block.seat_status(SeatId(1), t(1_001)),
+            SeatStatus::Available
+        );
+        // The newest closed holds still answer precisely; the oldest are forgotten.
+        assert_eq!(
+            block.hold(hold(999)).unwrap().progress,
+            HoldProgress::Released
+        );
+        assert!(block.hold(hold(0)).is_none());
     }
 }

@@ -279,7 +279,23 @@ impl Cache {
         self.send(&pipe).await
     }
 
-    /// Deletes every key of this installation (tests and `rebuild`; never needed for correctness).
+    /// Drops the cached copies of these events' seat maps and of these holds: their next read
+    /// comes from Postgres and refills them.
+    pub async fn forget(&self, event_ids: &[Uuid], hold_ids: &[Uuid]) -> Result<(), RedisError> {
+        let mut keys: Vec<String> = Vec::with_capacity(event_ids.len() * 3 + hold_ids.len());
+        for id in event_ids {
+            keys.extend(self.seat_keys(*id));
+        }
+        keys.extend(hold_ids.iter().map(|id| self.hold_key(*id)));
+        let mut conn = self.conn.clone();
+        for chunk in keys.chunks(500) {
+            conn.del::<_, ()>(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every key of this installation (tests, `rebuild`, and a projector that cannot tell
+    /// which cached copies its predecessor left stale).
     pub async fn clear(&self) -> Result<(), RedisError> {
         let mut conn = self.conn.clone();
         let keys: Vec<String> = {

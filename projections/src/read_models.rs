@@ -18,7 +18,6 @@
 //!   lag).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use domain::{EventDefinition, HoldTrack, SeatBlockEvent, StoredEvent};
@@ -37,18 +36,79 @@ pub const READ_MODELS: &str = "read_models";
 
 /// Maintains the booking read models; with a cache, writes through to Redis and publishes every
 /// change on Redis pub/sub after commit.
+///
+/// Cached copies whose write-through failed are stale; they are dropped from the cache before the
+/// next write (see [`Stale`]), so a reader never trusts them for longer than Redis is unreachable.
 pub struct ReadModelProjection {
     cache: Option<Cache>,
-    /// Changes whose cache write failed (Redis down): retried with the next batch.
-    unsent: Mutex<Vec<ReadModelChanges>>,
+    stale: tokio::sync::Mutex<Stale>,
+}
+
+/// What the cache may hold stale copies of: the seat maps and holds of batches whose write-through
+/// failed, or (after a start, or past [`STALE_TRACKED`] entries) anything.
+#[derive(Debug, Default)]
+struct Stale {
+    everything: bool,
+    events: HashSet<Uuid>,
+    holds: HashSet<Uuid>,
+}
+
+/// Beyond this many stale entries the whole cache is dropped instead (bounded memory).
+const STALE_TRACKED: usize = 10_000;
+
+impl Stale {
+    fn note(&mut self, changes: &ReadModelChanges) {
+        if self.everything {
+            return;
+        }
+        self.events.extend(changes.seats.iter().map(|u| u.event_id));
+        self.holds.extend(changes.holds.iter().map(|h| h.hold_id));
+        if self.events.len() + self.holds.len() > STALE_TRACKED {
+            *self = Self {
+                everything: true,
+                ..Self::default()
+            };
+        }
+    }
+
+    fn is_clean(&self) -> bool {
+        !self.everything && self.events.is_empty() && self.holds.is_empty()
+    }
+
+    /// Drops the stale copies from the cache; clean afterwards only if that worked.
+    async fn repair(&mut self, cache: &Cache) -> Result<(), redis::RedisError> {
+        if self.everything {
+            cache.clear().await?;
+        } else if !self.is_clean() {
+            let events: Vec<Uuid> = self.events.iter().copied().collect();
+            let holds: Vec<Uuid> = self.holds.iter().copied().collect();
+            cache.forget(&events, &holds).await?;
+        }
+        *self = Self::default();
+        Ok(())
+    }
 }
 
 impl ReadModelProjection {
     pub fn new(cache: Option<Cache>) -> Self {
         Self {
             cache,
-            unsent: Mutex::new(Vec::new()),
+            // A projector that starts cannot tell what its predecessor (perhaps killed between a
+            // commit and its cache write) left stale: the first repair drops the whole cache.
+            stale: tokio::sync::Mutex::new(Stale {
+                everything: true,
+                ..Stale::default()
+            }),
         }
+    }
+
+    /// Drops whatever the cache may hold stale now (at start: everything); retried by the next
+    /// batch if Redis cannot be reached.
+    pub async fn repair_cache(&self) -> Result<(), redis::RedisError> {
+        let Some(cache) = &self.cache else {
+            return Ok(());
+        };
+        self.stale.lock().await.repair(cache).await
     }
 }
 
@@ -106,19 +166,18 @@ impl Projection for ReadModelProjection {
             }
         }
         let Some(cache) = &self.cache else { return };
-        let mut pending = std::mem::take(&mut *self.unsent.lock().expect("unsent lock"));
-        pending.push(changes);
-        let mut failed = Vec::new();
-        for changes in pending {
-            if let Err(e) = cache.write_through(&changes).await {
-                tracing::warn!(error = %e, "cache write failed; will retry with the next batch");
-                failed.push(changes);
-            }
+        let mut stale = self.stale.lock().await;
+        if let Err(e) = stale.repair(cache).await {
+            tracing::warn!(error = %e, "cannot drop stale cached copies yet; will retry");
+            stale.note(&changes);
+            return;
         }
-        // Bounded: if Redis stays away, readers fall back to Postgres and the head markers that
-        // would tell them so are rewritten as soon as it is back.
-        failed.truncate(1_000);
-        *self.unsent.lock().expect("unsent lock") = failed;
+        if let Err(e) = cache.write_through(&changes).await {
+            // Its seat maps and holds may now be stale in the cache (and subscribers missed the
+            // change; they notice the version gap and resynchronise): drop them before next time.
+            tracing::warn!(error = %e, "cache write failed; its cached copies will be dropped");
+            stale.note(&changes);
+        }
     }
 
     async fn reset(&self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
@@ -222,7 +281,9 @@ fn seat_status(e: &SeatBlockEvent) -> u8 {
     match e {
         SeatBlockEvent::SeatHeld(_) => HELD,
         SeatBlockEvent::SeatBooked(_) => BOOKED,
-        SeatBlockEvent::SeatReleased(_) | SeatBlockEvent::HoldExpired(_) => AVAILABLE,
+        SeatBlockEvent::SeatReleased(_)
+        | SeatBlockEvent::HoldExpired(_)
+        | SeatBlockEvent::BookingUndone(_) => AVAILABLE,
     }
 }
 

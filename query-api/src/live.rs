@@ -4,7 +4,8 @@
 //! so every query-api process sees every change, whichever process projected it. A subscriber that
 //! falls too far behind skips ahead (it is told so by a `Lagged` receive) rather than slowing the
 //! others. When the Redis connection drops, it is re-established with the read side's reconnect
-//! backoff ([`projections::backoff`]).
+//! backoff ([`projections::backoff`]), and every subscriber is told to resynchronise
+//! ([`LiveMessage::is_resync`]): whatever was published meanwhile never arrived.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,20 @@ pub struct LiveMessage {
 #[derive(Clone)]
 pub struct LiveUpdates {
     sender: broadcast::Sender<Arc<LiveMessage>>,
+}
+
+impl LiveMessage {
+    /// Not a change: updates may have been missed, so every subscriber reads the current state.
+    pub fn resync() -> Self {
+        Self {
+            channel: String::new(),
+            payload: String::new(),
+        }
+    }
+
+    pub fn is_resync(&self) -> bool {
+        self.channel.is_empty()
+    }
 }
 
 impl LiveUpdates {
@@ -55,7 +70,10 @@ impl LiveUpdates {
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
                 match client.get_async_pubsub().await {
                     Ok(mut p) => match p.psubscribe(&pattern).await {
-                        Ok(()) => pubsub = Some(p),
+                        Ok(()) => {
+                            pubsub = Some(p);
+                            let _ = forward.send(Arc::new(LiveMessage::resync()));
+                        }
                         Err(e) => tracing::warn!(error = %e, "cannot subscribe to live updates"),
                     },
                     Err(e) => tracing::warn!(error = %e, "cannot reach Redis for live updates"),

@@ -5,6 +5,12 @@
 //! `expiresAt`, and whenever the subscriber fell behind the live updates, the core is asked again:
 //! a hold booked at the last moment is pushed as booked even if its projected change is late or
 //! lost, never as expired.
+//!
+//! Seat updates follow the seat map's versions: each batch says the version it starts from, so a
+//! subscriber that missed one (it fell behind, Redis dropped the message, or the pub/sub
+//! connection was re-established) sees the gap and resynchronises from the read model: every
+//! seat's current status is pushed at the map's version, then live updates continue after it.
+//! Updates at or below the version already pushed are skipped, so a subscriber never goes back.
 
 use std::sync::Arc;
 
@@ -55,34 +61,25 @@ impl SubscriptionRoot {
                 format!("event {event_id} does not exist"),
             ));
         }
-        let channel = cache.seat_channel(event_id);
-        Ok(futures::stream::unfold(rx, move |mut rx| {
-            let channel = channel.clone();
-            async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(msg) if msg.channel == channel => {
-                            let Ok(update) = serde_json::from_str::<SeatUpdate>(&msg.payload)
-                            else {
-                                continue;
-                            };
-                            let changes: Vec<SeatChange> = update
-                                .changes
-                                .iter()
-                                .map(|(seat, status)| SeatChange {
-                                    event_id: update.event_id,
-                                    seat_id: *seat,
-                                    status: domain::SeatStatus::from_code(*status as u8).into(),
-                                    version: update.version,
-                                })
-                                .collect();
-                            return Some((futures::stream::iter(changes), rx));
-                        }
-                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                        Err(RecvError::Closed) => return None,
-                    }
-                }
-            }
+        let feed = SeatFeed {
+            rx,
+            channel: cache.seat_channel(event_id),
+            reads: reads(ctx).clone(),
+            event_id,
+            version: None,
+        };
+        let start = feed
+            .reads
+            .seat_map(event_id)
+            .await
+            .map_err(|e| crate::errors::read_failed(Arc::new(e)))?;
+        let feed = SeatFeed {
+            version: start.map(|m| m.version),
+            ..feed
+        };
+        Ok(futures::stream::unfold(feed, |mut feed| async move {
+            let changes = feed.next_changes().await?;
+            Some((futures::stream::iter(changes), feed))
         })
         .flatten())
     }
@@ -154,8 +151,9 @@ impl SubscriptionRoot {
                                     s.next = Some(Hold::from_record(&r, Utc::now()));
                                 }
                             }
-                            Ok(_) => {}
                             // Updates were missed: resynchronise from the core.
+                            Ok(msg) if msg.is_resync() => s.next = authoritative().await,
+                            Ok(_) => {}
                             Err(RecvError::Lagged(_)) => s.next = authoritative().await,
                             Err(RecvError::Closed) => return None,
                         },
@@ -177,5 +175,91 @@ impl SubscriptionRoot {
                 }
             }
         }))
+    }
+}
+
+/// One `seatUpdates` subscriber's place in its event's seat map versions (see the module policy).
+struct SeatFeed {
+    rx: tokio::sync::broadcast::Receiver<Arc<crate::live::LiveMessage>>,
+    channel: String,
+    reads: projections::ReadModels,
+    event_id: Uuid,
+    /// The newest seat map version pushed (or read at the start).
+    version: Option<i64>,
+}
+
+impl SeatFeed {
+    /// The next changes to push; `None` when the live updates end.
+    async fn next_changes(&mut self) -> Option<Vec<SeatChange>> {
+        loop {
+            let update = match self.rx.recv().await {
+                Ok(msg) if msg.is_resync() => return Some(self.resync().await),
+                Ok(msg) if msg.channel == self.channel => {
+                    match serde_json::from_str::<SeatUpdate>(&msg.payload) {
+                        Ok(update) => update,
+                        Err(_) => continue,
+                    }
+                }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => return Some(self.resync().await),
+                Err(RecvError::Closed) => return None,
+            };
+            match self.version {
+                Some(v) if update.version <= v => continue,
+                Some(v) if update.from_version > v => {
+                    let mut changes = self.resync().await;
+                    changes.extend(self.follow(&update));
+                    return Some(changes);
+                }
+                _ => return Some(self.follow(&update)),
+            }
+        }
+    }
+
+    /// The update's changes if they continue from the version pushed so far.
+    fn follow(&mut self, update: &SeatUpdate) -> Vec<SeatChange> {
+        if let Some(v) = self.version {
+            if update.version <= v || update.from_version > v {
+                return Vec::new();
+            }
+        }
+        self.version = Some(update.version);
+        update
+            .changes
+            .iter()
+            .map(|(seat, status)| SeatChange {
+                event_id: update.event_id,
+                seat_id: *seat,
+                status: domain::SeatStatus::from_code(*status as u8).into(),
+                version: update.version,
+            })
+            .collect()
+    }
+
+    /// Every seat as the read model has it now, if that is newer than what was pushed.
+    async fn resync(&mut self) -> Vec<SeatChange> {
+        tracing::debug!(event_id = %self.event_id, "seat subscription resynchronises");
+        let map = match self.reads.seat_map(self.event_id).await {
+            Ok(Some(map)) => map,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot resynchronise a seat subscription now");
+                return Vec::new();
+            }
+        };
+        if self.version.is_some_and(|v| map.version <= v) {
+            return Vec::new();
+        }
+        self.version = Some(map.version);
+        map.seats
+            .iter()
+            .enumerate()
+            .map(|(seat, code)| SeatChange {
+                event_id: self.event_id,
+                seat_id: seat as u32,
+                status: domain::SeatStatus::from_code(*code).into(),
+                version: map.version,
+            })
+            .collect()
     }
 }

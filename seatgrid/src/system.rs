@@ -25,6 +25,9 @@ use projections::{
 use query_api::{AnalyticsSources, LiveUpdates};
 use sqlx::PgPool;
 
+/// How often cached copies a failed write-through left stale are looked after.
+const CACHE_REPAIR_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct SystemConfig {
     pub command: CommandApiConfig,
@@ -80,6 +83,23 @@ impl System {
             sources,
         );
         let projection = Arc::new(ReadModelProjection::new(Some(cache)));
+        {
+            // Stale cached copies go within a second of Redis taking writes again (at start:
+            // whatever a predecessor left), not only with the next batch.
+            let projection = Arc::downgrade(&projection);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(CACHE_REPAIR_EVERY);
+                loop {
+                    tick.tick().await;
+                    let Some(projection) = projection.upgrade() else {
+                        return;
+                    };
+                    if let Err(e) = projection.repair_cache().await {
+                        tracing::debug!(error = %e, "stale cached copies not dropped yet");
+                    }
+                }
+            });
+        }
         let projector = ProjectorRunner::new(pool.clone(), projection, config.runner);
         let analytics = config.clickhouse.map(|ch| {
             let ingester =

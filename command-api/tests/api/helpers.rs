@@ -323,6 +323,20 @@ pub async fn replay_and_check_no_double_sale(pool: &PgPool) -> Replay {
                     *replay.bookings_per_seat.entry(*seat).or_default() += 1;
                 }
             }
+            SeatBlockEvent::BookingUndone(_) => {
+                for seat in &seats {
+                    let owner = owners.remove(seat).expect("an undone seat has an owner");
+                    assert!(
+                        owner.booked && owner.hold == hold,
+                        "undid seat {seat} not booked by {hold}"
+                    );
+                    let times = replay.bookings_per_seat.entry(*seat).or_default();
+                    *times -= 1;
+                    if *times == 0 {
+                        replay.bookings_per_seat.remove(seat);
+                    }
+                }
+            }
             SeatBlockEvent::SeatReleased(_) | SeatBlockEvent::HoldExpired(_) => {
                 for seat in &seats {
                     if owners.get(seat).is_some_and(|o| o.hold == hold) {

@@ -154,6 +154,10 @@ mod tests {
                 event_type::HOLD_EXPIRED,
             ),
             (
+                pair(&SeatBlockEvent::BookingUndone(c.clone())),
+                event_type::BOOKING_UNDONE,
+            ),
+            (
                 pair(&CustomerAllowanceEvent::AllowanceReserved(c.clone())),
                 event_type::ALLOWANCE_RESERVED,
             ),

@@ -15,6 +15,7 @@ pub mod event_type {
     pub const SEAT_BOOKED: &str = "SeatBooked";
     pub const SEAT_RELEASED: &str = "SeatReleased";
     pub const HOLD_EXPIRED: &str = "HoldExpired";
+    pub const BOOKING_UNDONE: &str = "BookingUndone";
     pub const ALLOWANCE_RESERVED: &str = "AllowanceReserved";
     pub const ALLOWANCE_COMMITTED: &str = "AllowanceCommitted";
     pub const ALLOWANCE_RETURNED: &str = "AllowanceReturned";

@@ -131,3 +131,67 @@ async fn rest_seat_maps_come_from_the_read_side_unless_strong_is_asked() {
     assert_eq!(strong["consistency"], "strong");
     assert_eq!(strong["seats"], truth.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_write_that_was_lost_never_leaves_readers_on_the_old_state() {
+    use crate::own_redis::OwnRedis;
+    use std::time::Duration;
+
+    let redis = OwnRedis::start();
+    let (_, pool) = migrations::testing::fresh_database(6).await;
+    let app = crate::helpers::spawn_on(pool.clone(), redis.url(), None).await;
+    let event = app.create_grid_event(1, 5, 600).await;
+    assert_eq!(app.wait_for_read_side(&event).await, "AAAAA");
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c
+    };
+
+    // Redis stops taking writes; the hold is projected to PostgreSQL, its cache write waits in
+    // Redis' queue, and the connection carrying it is dropped before Redis runs it: lost, as in a
+    // network cut or a failover. The cached map stays at the old version, with nothing saying so.
+    let _: () = cmd(&["CLIENT", "PAUSE", "5000", "WRITE"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    app.hold(&event, "jo", &[1]).await;
+    crate::helpers::eventually(Duration::from_secs(5), || {
+        let pool = pool.clone();
+        let event = event.clone();
+        async move {
+            let seats: String =
+                sqlx::query_scalar("SELECT seats FROM rm_seat_maps WHERE event_id = $1::uuid")
+                    .bind(&event)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            (seats == "AHAAA").then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let _: redis::RedisResult<i64> = cmd(&["CLIENT", "KILL", "TYPE", "normal"])
+        .query_async(&mut admin)
+        .await;
+    let _: () = cmd(&["CLIENT", "UNPAUSE"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    // Within moments readers see the committed state, and never the old one again.
+    crate::helpers::eventually(Duration::from_secs(3), || {
+        let app = app.clone();
+        let event = event.clone();
+        async move { (app.seat_map(&event).await.as_deref() == Some("AHAAA")).then_some(()) }
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(app.seat_map(&event).await.as_deref(), Some("AHAAA"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

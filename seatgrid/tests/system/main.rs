@@ -6,5 +6,6 @@ mod analytics;
 mod cache;
 mod graphql;
 mod helpers;
+mod own_redis;
 mod stalls;
 mod subscriptions;

@@ -192,3 +192,68 @@ fn subscription_errors(msg: &serde_json::Value) -> serde_json::Value {
         msg["payload"]["errors"].clone()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_subscriber_that_missed_updates_resynchronises_from_the_read_model() {
+    use crate::own_redis::OwnRedis;
+    use std::time::{Duration, Instant};
+
+    let redis = OwnRedis::start();
+    let (_, pool) = migrations::testing::fresh_database(6).await;
+    let app = crate::helpers::spawn_on(pool, redis.url(), None).await;
+    let event = app.create_grid_event(1, 5, 600).await;
+    app.wait_for_read_side(&event).await;
+    let mut sub = app
+        .subscribe(
+            "subscription($e: UUID!) { seatUpdates(eventId: $e) { seatId status version } }",
+            json!({"e": event}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The server's pub/sub connection is cut over and over while a hold is projected: its
+    // publication reaches nobody, as when Redis restarts or drops a slow subscriber.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let cutting = Instant::now();
+    let hold = tokio::spawn({
+        let (app, event) = (app.clone(), event.clone());
+        async move { app.hold(&event, "ivy", &[2]).await }
+    });
+    loop {
+        let _: redis::RedisResult<i64> = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut conn)
+            .await;
+        let projected =
+            hold.is_finished() && app.seat_map(&event).await.as_deref() == Some("AAHAA");
+        if projected || cutting.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(hold.await.unwrap()["data"]["holdSeats"]["status"], "HELD");
+
+    // Once connected again, the subscriber is brought up to date: seat 2 is pushed as held.
+    let mut statuses = std::collections::HashMap::new();
+    while statuses.get(&2) != Some(&json!("HELD")) {
+        let d = sub.next_data().await;
+        let seat = d["seatUpdates"]["seatId"].as_u64().unwrap();
+        statuses.insert(seat, d["seatUpdates"]["status"].clone());
+    }
+    // And live updates continue after the resynchronised version (the rest of the resync's
+    // seats come first, each at that version).
+    app.hold(&event, "ivy", &[4]).await;
+    let mut last_version = 0;
+    loop {
+        let d = sub.next_data().await;
+        let version = d["seatUpdates"]["version"].as_i64().unwrap();
+        assert!(version >= last_version, "versions never go back");
+        last_version = version;
+        if d["seatUpdates"]["seatId"] == 4 && d["seatUpdates"]["status"] == "HELD" {
+            break;
+        }
+    }
+}
