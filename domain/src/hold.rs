@@ -91,6 +91,8 @@ pub struct HoldTrack {
     pub seats: Vec<SeatId>,
     /// How many of them the seat blocks have taken so far.
     pub held_seats: u32,
+    /// How many of them the seat blocks have booked (the hold is booked once all have).
+    pub booked_seats: u32,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -117,12 +119,15 @@ impl HoldTrack {
             status: HoldStatus::Pending,
             seats: Vec::new(),
             held_seats: 0,
+            booked_seats: 0,
             expires_at: change.expires_at,
         }
     }
 
     /// Applies one event. Final statuses stay final, except that a booking wins over anything but a
     /// failure (a booking is only recorded for a live hold), and an undone booking ends expired.
+    /// A hold is booked once every one of its seats is: a booking part way (some blocks booked,
+    /// others not yet, or refusing and about to be undone) still reads held.
     pub fn apply(&mut self, event: HoldEvent<'_>) {
         use HoldStatus::*;
         match event {
@@ -147,8 +152,10 @@ impl HoldTrack {
                     self.status = Held;
                 }
             }
-            HoldEvent::Block(SeatBlockEvent::SeatBooked(_)) => {
-                if self.status != Failed {
+            HoldEvent::Block(SeatBlockEvent::SeatBooked(c)) => {
+                self.booked_seats += c.seats.len() as u32;
+                let whole = self.booked_seats as usize >= self.seats.len();
+                if self.status != Failed && whole {
                     self.status = Booked;
                 }
             }
@@ -163,7 +170,8 @@ impl HoldTrack {
                 }
             }
             // A booking that another block refused is taken back: the hold expired unbooked.
-            HoldEvent::Block(SeatBlockEvent::BookingUndone(_)) => {
+            HoldEvent::Block(SeatBlockEvent::BookingUndone(c)) => {
+                self.booked_seats = self.booked_seats.saturating_sub(c.seats.len() as u32);
                 if self.status != Failed {
                     self.status = Expired;
                 }
@@ -268,7 +276,20 @@ mod tests {
         let expired_in_second = SeatBlockEvent::HoldExpired(second);
         let booked_in_first = SeatBlockEvent::SeatBooked(first.clone());
         let undone = SeatBlockEvent::BookingUndone(first);
+        let reserved = CustomerAllowanceEvent::AllowanceReserved(change(&[1, 40]));
+        let part_way = given(&[
+            HoldEvent::Allowance(&reserved),
+            HoldEvent::Block(&held[0]),
+            HoldEvent::Block(&held[1]),
+            HoldEvent::Block(&booked_in_first),
+        ]);
+        assert_eq!(
+            part_way.status,
+            HoldStatus::Held,
+            "not booked until every seat is"
+        );
         let track = given(&[
+            HoldEvent::Allowance(&reserved),
             HoldEvent::Block(&held[0]),
             HoldEvent::Block(&held[1]),
             HoldEvent::Block(&expired_in_second),
@@ -276,6 +297,7 @@ mod tests {
             HoldEvent::Block(&undone),
         ]);
         assert_eq!(track.status, HoldStatus::Expired);
+        assert_eq!(track.booked_seats, 0);
     }
 
     #[test]

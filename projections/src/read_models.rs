@@ -384,12 +384,12 @@ async fn apply_holds(
     let json = serde_json::to_value(&dirty).expect("holds serialize");
     let rows = sqlx::query_as(&format!(
         "INSERT INTO rm_holds ({HOLD_COLUMNS})
-         SELECT hold_id, event_id, customer_id, status, seats, held_seats, expires_at, created_at,
-                updated_at, nextval('read_model_version')
+         SELECT hold_id, event_id, customer_id, status, seats, held_seats, booked_seats,
+                expires_at, created_at, updated_at, nextval('read_model_version')
            FROM jsonb_populate_recordset(NULL::rm_holds, $1)
          ON CONFLICT (hold_id) DO UPDATE
             SET status = EXCLUDED.status, seats = EXCLUDED.seats, held_seats = EXCLUDED.held_seats,
-                expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at,
+                booked_seats = EXCLUDED.booked_seats, expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at,
                 version = EXCLUDED.version
          RETURNING {HOLD_COLUMNS}"
     ))

@@ -22,6 +22,8 @@ pub struct HoldRecord {
     pub status: HoldStatus,
     pub seats: Vec<i32>,
     pub held_seats: i32,
+    #[serde(default)]
+    pub booked_seats: i32,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -39,6 +41,7 @@ impl HoldRecord {
             status: track.status,
             seats: Vec::new(),
             held_seats: 0,
+            booked_seats: 0,
             expires_at: track.expires_at,
             created_at: change.at,
             updated_at: change.at,
@@ -52,6 +55,7 @@ impl HoldRecord {
             status: self.status,
             seats: self.seats.iter().map(|s| SeatId(*s as u32)).collect(),
             held_seats: self.held_seats as u32,
+            booked_seats: self.booked_seats as u32,
             expires_at: self.expires_at,
         }
     }
@@ -61,6 +65,7 @@ impl HoldRecord {
         self.status = track.status;
         self.seats = track.seats.iter().map(|s| s.0 as i32).collect();
         self.held_seats = track.held_seats as i32;
+        self.booked_seats = track.booked_seats as i32;
         self.expires_at = track.expires_at;
     }
 
@@ -72,7 +77,7 @@ impl HoldRecord {
 
 /// The columns of `rm_holds`, in [`HoldRecord`]'s order.
 pub(crate) const HOLD_COLUMNS: &str = "hold_id, event_id, customer_id, status, seats, held_seats, \
-                                       expires_at, created_at, updated_at, version";
+                                       booked_seats, expires_at, created_at, updated_at, version";
 
 /// An event's seat map: one byte per seat id (`A`, `H`, `B`).
 #[derive(Debug, Clone, PartialEq, Eq)]

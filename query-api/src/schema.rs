@@ -4,7 +4,9 @@
 //!
 //! Policy:
 //! - Queries read the projected read models (cache first). They are eventually consistent, usually
-//!   within milliseconds; a hold's status honours its expiry even before `HoldExpired` is projected.
+//!   within milliseconds. A hold past its expiry with no final status projected yet is answered
+//!   by the core (it may have been booked at the last moment), so a booked hold never reads
+//!   expired; an unbooked one reads expired at once, before `HoldExpired` is projected.
 //! - Mutations return the command side's own answer, so a client sees its write at once.
 //! - With `idempotencyKey`, the new event's or hold's id is derived from the key (as REST does),
 //!   so a retried mutation lands on the same aggregate and changes nothing.
@@ -29,6 +31,7 @@ use crate::data::{events, load_event, reads};
 use crate::errors::{coded, from_command, read_failed};
 use crate::live::LiveUpdates;
 use crate::loaders::{EventLoader, SeatMapLoader};
+use crate::mutations::commands;
 pub use crate::mutations::MutationRoot;
 pub use crate::subscriptions::SubscriptionRoot;
 use crate::types::{Event, Hold, HoldStatus, SeatMapObject};
@@ -157,7 +160,18 @@ impl QueryRoot {
                 return Err(from_command(CommandError::NotHoldOwner(HoldId(id))));
             }
         }
-        Ok(Some(Hold::from_record(&hold, Utc::now())))
+        let now = Utc::now();
+        if hold.status_at(now) != hold.status {
+            // Past its expiry with nothing final projected yet: it may have been booked at the
+            // last moment, so the core (never behind) answers rather than lazy expiry, and a
+            // booked hold never reads expired.
+            let view = commands(ctx)
+                .hold(HoldId(id), caller)
+                .await
+                .map_err(from_command)?;
+            return Ok(Some(Hold::from_view(&view)));
+        }
+        Ok(Some(Hold::from_record(&hold, now)))
     }
 
     /// Organizer reports from ClickHouse (sales velocity, conversion, demand, revenue, ...).

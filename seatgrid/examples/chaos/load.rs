@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,10 @@ impl Journal {
         file.flush().unwrap();
     }
 }
+
+/// Requests cut by the client mid-request, and requests sent again after no usable answer.
+static CUTS: AtomicU64 = AtomicU64::new(0);
+static RETRIES: AtomicU64 = AtomicU64::new(0);
 
 /// A small deterministic generator per buyer (xorshift), enough for picking seats and actions.
 struct Dice(u64);
@@ -114,9 +119,13 @@ async fn answer(
         let mut request = build();
         if cut {
             request = request.timeout(Duration::from_millis(1 + dice.below(15)));
-            cut = false;
         }
-        match request.send().await {
+        let sent = request.send().await;
+        if cut && matches!(&sent, Err(e) if e.is_timeout()) {
+            CUTS.fetch_add(1, Ordering::Relaxed);
+        }
+        cut = false;
+        match sent {
             Ok(r) if r.status().is_server_error() || r.status() == 429 => {}
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -124,6 +133,7 @@ async fn answer(
             }
             Err(_) => {}
         }
+        RETRIES.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(200 + dice.below(300))).await;
     }
     None
@@ -233,8 +243,11 @@ pub async fn run(args: LoadArgs) {
         let _ = b.await;
     }
     eprintln!(
-        "load: {} buyers for {:.0} s over {made} events",
+        "load: {} buyers for {:.0} s over {made} events; {} requests cut by the client \
+         mid-request, {} sent again after no usable answer",
         args.buyers,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        CUTS.load(Ordering::Relaxed),
+        RETRIES.load(Ordering::Relaxed)
     );
 }

@@ -65,6 +65,12 @@ async fn every_operation_that_acts_for_someone_needs_a_token_and_the_right() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Reads of the hold come from the read model: let it get there first.
+    crate::helpers::eventually(std::time::Duration::from_secs(5), || {
+        let (app, event) = (app.clone(), event.clone());
+        async move { (app.seat_map(&event).await?.as_bytes()[1] == b'H').then_some(()) }
+    })
+    .await;
     let forged = TestSystem {
         authorization: Some("Bearer forged.token.here".into()),
         ..app.clone()
