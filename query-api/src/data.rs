@@ -1,4 +1,5 @@
-//! Where resolvers find what the schema was built with: the read models and the event loader.
+//! Where resolvers find what the schema was built with: the read models, the event loader and
+//! the application core.
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Result};
@@ -11,6 +12,12 @@ use crate::types::Event;
 
 pub(crate) fn reads<'a>(ctx: &Context<'a>) -> &'a ReadModels {
     ctx.data_unchecked::<ReadModels>()
+}
+
+/// The application core, for mutations and for answers the read models cannot give yet.
+pub(crate) fn commands<'a>(ctx: &Context<'a>) -> &'a dyn booking::BookingCommands {
+    ctx.data_unchecked::<std::sync::Arc<dyn booking::BookingCommands>>()
+        .as_ref()
 }
 
 pub(crate) fn events<'a>(ctx: &Context<'a>) -> &'a DataLoader<EventLoader> {

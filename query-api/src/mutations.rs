@@ -7,18 +7,18 @@
 //! for 24 hours; the same key with other arguments is `idempotency_key_reused`.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result};
 use booking::idempotency::{self, IdempotencyStore};
 use booking::validation::seat_refs;
-use booking::{BookingCommands, Caller, CommandError, RequestContext};
+use booking::{Caller, CommandError, RequestContext};
 use domain::{EventId, HoldId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::auth::caller;
+use crate::data::commands;
 use crate::data::reads;
 use crate::errors::from_command;
 use crate::inputs::{CreateEventInput, SeatInput};
@@ -68,10 +68,6 @@ where
         })
         .await
         .map_err(from_command)
-}
-
-pub(crate) fn commands<'a>(ctx: &Context<'a>) -> &'a dyn BookingCommands {
-    ctx.data_unchecked::<Arc<dyn BookingCommands>>().as_ref()
 }
 
 pub struct MutationRoot;

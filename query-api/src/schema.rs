@@ -27,11 +27,11 @@ use uuid::Uuid;
 
 use crate::analytics::{AnalyticsQuery, AnalyticsSources};
 use crate::auth;
+use crate::data::commands;
 use crate::data::{events, load_event, reads};
 use crate::errors::{coded, from_command, read_failed};
 use crate::live::LiveUpdates;
 use crate::loaders::{EventLoader, SeatMapLoader};
-use crate::mutations::commands;
 pub use crate::mutations::MutationRoot;
 pub use crate::subscriptions::SubscriptionRoot;
 use crate::types::{Event, Hold, HoldStatus, SeatMapObject};

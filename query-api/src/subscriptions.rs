@@ -27,7 +27,7 @@ use crate::errors::{coded, from_command, not_found};
 use crate::live::LiveUpdates;
 use booking::BookingCommands;
 
-use crate::mutations::commands;
+use crate::data::commands;
 use crate::types::{Hold, SeatChange};
 
 fn live<'a>(ctx: &Context<'a>) -> Result<(&'a LiveUpdates, &'a projections::Cache)> {

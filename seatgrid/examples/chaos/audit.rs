@@ -299,6 +299,26 @@ pub async fn run(args: AuditArgs) -> bool {
         );
     }
 
+    let bad = |names: &[&str]| {
+        f.violations
+            .iter()
+            .filter(|v| names.iter().any(|n| v.starts_with(&format!("{n}:"))))
+            .count()
+    };
+    let acked = acks.holds.len() + acks.booked.len() + acks.released.len();
+    println!("| operations acknowledged | lost | double-sold | stuck | other violations |");
+    println!("|---|---|---|---|---|");
+    let lost = bad(&[
+        "acked hold stored",
+        "acked booking stored",
+        "acked release kept",
+    ]);
+    let double = bad(&["one owner per seat"]);
+    let stuck = bad(&["nothing stuck"]);
+    println!(
+        "| {acked} | {lost} | {double} | {stuck} | {} |\n",
+        f.violations.len() - lost - double - stuck
+    );
     println!("| check | times | violations |\n|---|---|---|");
     for (name, times) in &f.checks {
         let bad = f
@@ -308,7 +328,6 @@ pub async fn run(args: AuditArgs) -> bool {
             .count();
         println!("| {name} | {times} | {bad} |");
     }
-    let acked = acks.holds.len() + acks.booked.len() + acks.released.len();
     println!(
         "\nacknowledged: {} holds, {} bookings, {} releases ({acked} operations) over {} events; \
          {} stored events",
