@@ -22,6 +22,11 @@ pub struct EventId(pub Uuid);
 #[serde(transparent)]
 pub struct HoldId(pub Uuid);
 
+/// Identifies one order: a customer's purchase of the seats of some of their holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderId(pub Uuid);
+
 macro_rules! uuid_id {
     ($name:ident, $what:literal) => {
         impl $name {
@@ -46,6 +51,7 @@ macro_rules! uuid_id {
 }
 uuid_id!(EventId, "an event id");
 uuid_id!(HoldId, "a hold id");
+uuid_id!(OrderId, "an order id");
 
 /// Who holds and books seats: the subject of the caller's verified token (see `booking::identity`),
 /// 1 to 64 characters from `A-Z a-z 0-9 . _ @ : | -` (identity providers' subjects fit).

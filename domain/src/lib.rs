@@ -27,6 +27,7 @@ pub mod hold;
 pub mod ids;
 pub mod known_event;
 pub mod layout;
+pub mod order;
 pub mod seat_block;
 pub mod seat_status;
 pub mod stored;
@@ -37,10 +38,13 @@ pub use customer_allowance::{
     CustomerAllowanceEvent, ReturnReason,
 };
 pub use hold::{HoldEvent, HoldStatus, HoldTrack};
-pub use ids::{CustomerId, EventId, HoldId, InvalidId, SeatBlockId, SeatId};
+pub use ids::{CustomerId, EventId, HoldId, InvalidId, OrderId, SeatBlockId, SeatId};
 pub use known_event::{EventCatalog, KnownEvent};
 pub use layout::{
     LayoutError, LayoutSpec, PriceTier, RowSpec, SeatLabel, SeatRef, SectionSpec, VenueLayout,
+};
+pub use order::{
+    Order, OrderCommand, OrderError, OrderEvent, OrderPlaced, OrderStatus, RefundReason,
 };
 pub use seat_block::{
     BlockHold, HoldChange, HoldProgress, SeatBlock, SeatBlockCommand, SeatBlockError,

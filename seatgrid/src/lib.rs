@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod payments_mock;
 pub mod report;
 pub mod system;
 pub mod telemetry;
@@ -70,6 +71,9 @@ pub enum Command {
         #[arg(long, default_value_t = 24)]
         hours: u64,
     },
+    /// Run the development payment provider as its own process (settings: PAYMENTS_MOCK_*, and
+    /// PAYMENTS_WEBHOOK_SECRET to sign its webhooks).
+    PaymentsMock,
     /// Drop a projection's read model and replay it from the first event. A running server keeps
     /// serving meanwhile and its projector replays (this command only resets).
     Rebuild {
@@ -80,6 +84,14 @@ pub enum Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::PaymentsMock) = cli.command {
+        // Its own process with its own settings: none of the server's are needed.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+        let (settings, secret) = payments_mock::MockSettings::from_env()?;
+        return Ok(payments_mock::serve(settings, secret).await?);
+    }
     let settings = Settings::from_env()?;
     let telemetry = telemetry::init(settings.app.log_format)?;
     let result = run_command(cli, settings, &telemetry).await;
@@ -100,6 +112,7 @@ async fn run_command(
             Ok(())
         }
         Command::Serve { seed_demo } => serve(settings, seed_demo, telemetry).await,
+        Command::PaymentsMock => unreachable!("run() serves the payments mock before this"),
         Command::Rebuild { projection } => rebuild(settings, &projection).await,
         Command::Token { sub, role, hours } => {
             CustomerId::parse(&sub).map_err(|e| anyhow::anyhow!("--sub: {e}"))?;

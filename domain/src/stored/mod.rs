@@ -127,6 +127,62 @@ mod tests {
         assert_eq!(aggregate_type::TICKETED_EVENT, TicketedEvent::TYPE);
         assert_eq!(aggregate_type::SEAT_BLOCK, SeatBlock::TYPE);
         assert_eq!(aggregate_type::CUSTOMER_ALLOWANCE, CustomerAllowance::TYPE);
+        assert_eq!(aggregate_type::ORDER, crate::Order::TYPE);
+    }
+
+    #[test]
+    fn every_order_event_writes_the_type_name_spelled_here_and_names_its_payload_by_it() {
+        use crate::order::{OrderEvent, RefundReason};
+        let at = change().at;
+        let id = || "evt_1".to_owned();
+        let cases = [
+            (
+                OrderEvent::PaymentSucceeded {
+                    provider_event_id: id(),
+                    at,
+                },
+                event_type::PAYMENT_SUCCEEDED,
+            ),
+            (
+                OrderEvent::PaymentFailed {
+                    provider_event_id: id(),
+                    reason: "declined".into(),
+                    at,
+                },
+                event_type::PAYMENT_FAILED,
+            ),
+            (
+                OrderEvent::OrderConfirmed { at },
+                event_type::ORDER_CONFIRMED,
+            ),
+            (OrderEvent::OrderExpired { at }, event_type::ORDER_EXPIRED),
+            (
+                OrderEvent::OrderCancelled { at },
+                event_type::ORDER_CANCELLED,
+            ),
+            (
+                OrderEvent::RefundRequested {
+                    reason: RefundReason::SeatsLost,
+                    at,
+                },
+                event_type::REFUND_REQUESTED,
+            ),
+            (
+                OrderEvent::OrderRefunded {
+                    provider_event_id: id(),
+                    at,
+                },
+                event_type::ORDER_REFUNDED,
+            ),
+        ];
+        for (event, expected) in cases {
+            let (written, payload) = pair(&event);
+            assert_eq!(written, expected);
+            assert!(
+                payload.get(expected).is_some(),
+                "{payload} is tagged {expected}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod aggregate_type {
     pub const TICKETED_EVENT: &str = "TicketedEvent";
     pub const SEAT_BLOCK: &str = "SeatBlock";
     pub const CUSTOMER_ALLOWANCE: &str = "CustomerAllowance";
+    pub const ORDER: &str = "Order";
 }
 
 /// The `event_type` column: what each domain event's `event_type()` returns.
@@ -19,6 +20,14 @@ pub mod event_type {
     pub const ALLOWANCE_RESERVED: &str = "AllowanceReserved";
     pub const ALLOWANCE_COMMITTED: &str = "AllowanceCommitted";
     pub const ALLOWANCE_RETURNED: &str = "AllowanceReturned";
+    pub const ORDER_PLACED: &str = "OrderPlaced";
+    pub const PAYMENT_SUCCEEDED: &str = "PaymentSucceeded";
+    pub const PAYMENT_FAILED: &str = "PaymentFailed";
+    pub const ORDER_CONFIRMED: &str = "OrderConfirmed";
+    pub const ORDER_EXPIRED: &str = "OrderExpired";
+    pub const ORDER_CANCELLED: &str = "OrderCancelled";
+    pub const REFUND_REQUESTED: &str = "RefundRequested";
+    pub const ORDER_REFUNDED: &str = "OrderRefunded";
 }
 
 /// Payload fields that other layers read in SQL.

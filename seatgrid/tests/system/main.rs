@@ -7,5 +7,6 @@ mod cache;
 mod graphql;
 mod helpers;
 mod own_redis;
+mod payments_mock;
 mod stalls;
 mod subscriptions;
