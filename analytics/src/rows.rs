@@ -124,6 +124,14 @@ impl Layouts {
             row.occurred_at_ms = d.created_at.timestamp_millis();
             self.catalog.insert(d.clone());
         }
+        if let Some(placed) = decoded.as_ref().and_then(StoredEvent::order_placed) {
+            row.event_id = placed.event_id.0.to_string();
+            row.customer_id = placed.customer_id.to_string();
+            row.seats = placed.seats.iter().map(|s| s.0).collect();
+            row.seat_count = placed.seats.len() as u32;
+            row.occurred_at = placed.at.timestamp().max(0) as u32;
+            row.occurred_at_ms = placed.at.timestamp_millis();
+        }
         if let Some(reason) = decoded.as_ref().and_then(StoredEvent::return_reason) {
             row.reason = reason.as_str().to_owned();
         }

@@ -30,7 +30,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
-use domain::{CustomerAllowance, SeatBlock, TicketedEvent};
+use domain::{CustomerAllowance, Order, SeatBlock, TicketedEvent};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
@@ -111,13 +111,14 @@ struct StoredPayload {
     snapshot: bool,
 }
 
-/// The three aggregates' command paths over one connection pool.
+/// The aggregates' command paths over one connection pool.
 pub struct EventStore {
     pool: PgPool,
     retry: RetryPolicy,
     events: Framework<TicketedEvent>,
     blocks: Framework<SeatBlock>,
     allowances: Framework<CustomerAllowance>,
+    orders: Framework<Order>,
     /// Striped per-aggregate turns (see the module policy).
     turns: Arc<[tokio::sync::Mutex<()>]>,
 }
@@ -139,6 +140,7 @@ macro_rules! stored {
 stored!(TicketedEvent, events);
 stored!(SeatBlock, blocks);
 stored!(CustomerAllowance, allowances);
+stored!(Order, orders);
 
 fn framework<A: Aggregate<Services = ()>>(pool: &PgPool) -> Framework<A> {
     let repo = PostgresEventRepository::new(pool.clone());
@@ -157,6 +159,7 @@ impl EventStore {
             events: framework(&pool),
             blocks: snapshot_framework(&pool),
             allowances: snapshot_framework(&pool),
+            orders: framework(&pool),
             pool,
             retry,
             turns: (0..LOCK_STRIPES)

@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::customer_allowance::{CustomerAllowanceEvent, ReturnReason};
 use crate::hold::HoldEvent;
+use crate::order::{OrderEvent, OrderPlaced};
 use crate::seat_block::{HoldChange, SeatBlockEvent};
 use crate::ticketed_event::{EventDefinition, TicketedEventEvent};
 
@@ -37,6 +38,7 @@ pub enum StoredEvent {
     Ticketed(TicketedEventEvent),
     Block(SeatBlockEvent),
     Allowance(CustomerAllowanceEvent),
+    Order(OrderEvent),
 }
 
 impl StoredEvent {
@@ -60,6 +62,9 @@ impl StoredEvent {
             aggregate_type::CUSTOMER_ALLOWANCE => {
                 Self::Allowance(CustomerAllowanceEvent::deserialize(payload).map_err(corrupt)?)
             }
+            aggregate_type::ORDER => {
+                Self::Order(OrderEvent::deserialize(payload).map_err(corrupt)?)
+            }
             _ => return Ok(None),
         }))
     }
@@ -67,7 +72,7 @@ impl StoredEvent {
     /// The event as the hold lifecycle reads it, if it is about a hold.
     pub fn hold_event(&self) -> Option<HoldEvent<'_>> {
         match self {
-            Self::Ticketed(_) => None,
+            Self::Ticketed(_) | Self::Order(_) => None,
             Self::Block(e) => Some(HoldEvent::Block(e)),
             Self::Allowance(e) => Some(HoldEvent::Allowance(e)),
         }
@@ -76,7 +81,7 @@ impl StoredEvent {
     /// The hold the event is about, if it is about one.
     pub fn hold_change(&self) -> Option<&HoldChange> {
         match self {
-            Self::Ticketed(_) => None,
+            Self::Ticketed(_) | Self::Order(_) => None,
             Self::Block(e) => Some(e.change()),
             Self::Allowance(e) => Some(e.change()),
         }
@@ -86,6 +91,14 @@ impl StoredEvent {
     pub fn created_event(&self) -> Option<&EventDefinition> {
         match self {
             Self::Ticketed(TicketedEventEvent::EventCreated(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The order this places, if it places one.
+    pub fn order_placed(&self) -> Option<&OrderPlaced> {
+        match self {
+            Self::Order(OrderEvent::OrderPlaced(p)) => Some(p),
             _ => None,
         }
     }
@@ -128,6 +141,30 @@ mod tests {
         assert_eq!(aggregate_type::SEAT_BLOCK, SeatBlock::TYPE);
         assert_eq!(aggregate_type::CUSTOMER_ALLOWANCE, CustomerAllowance::TYPE);
         assert_eq!(aggregate_type::ORDER, crate::Order::TYPE);
+    }
+
+    #[test]
+    fn an_order_decodes_by_its_aggregate_type_and_is_no_hold_event() {
+        use crate::order::{OrderEvent, OrderPlaced};
+        let c = change();
+        let placed = OrderEvent::OrderPlaced(OrderPlaced {
+            order_id: crate::OrderId(uuid::Uuid::from_u128(9)),
+            event_id: c.event_id,
+            customer_id: c.customer_id.clone(),
+            holds: vec![c.hold_id],
+            seats: c.seats.clone(),
+            amount_cents: 4_500,
+            currency: "EUR".into(),
+            payment_due: c.expires_at,
+            at: c.at,
+        });
+        let payload = serde_json::to_value(&placed).unwrap();
+        let decoded = StoredEvent::decode(aggregate_type::ORDER, &payload)
+            .unwrap()
+            .unwrap();
+        assert_eq!(decoded, StoredEvent::Order(placed));
+        assert!(decoded.hold_event().is_none() && decoded.hold_change().is_none());
+        assert_eq!(decoded.order_placed().unwrap().amount_cents, 4_500);
     }
 
     #[test]
@@ -261,9 +298,11 @@ mod tests {
 
     #[test]
     fn an_unknown_aggregate_type_is_skipped_and_a_bad_payload_is_corrupt() {
-        assert!(StoredEvent::decode("Order", &json!({"OrderPlaced": {}}))
-            .unwrap()
-            .is_none());
+        assert!(
+            StoredEvent::decode("GiftCard", &json!({"GiftCardIssued": {}}))
+                .unwrap()
+                .is_none()
+        );
         let bad = StoredEvent::decode(aggregate_type::SEAT_BLOCK, &json!({"SeatHeld": 1}));
         assert!(bad.is_err());
     }
