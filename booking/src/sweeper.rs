@@ -13,7 +13,11 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use domain::stored::{aggregate_type::SEAT_BLOCK, event_type::SEAT_HELD, field, payload_text_sql};
+use domain::stored::{
+    aggregate_type::SEAT_BLOCK,
+    event_type::{HOLD_EXTENDED, SEAT_HELD},
+    field, payload_text_sql,
+};
 use migrations::global_order::{GlobalPosition, VISIBLE_TO_EVERY_READER};
 
 use crate::idempotency::IdempotencyStore;
@@ -24,7 +28,7 @@ use crate::service::BookingService;
 const LAPSED_HOLDS_PER_PASS: i64 = 1000;
 
 /// A seat hold (`held`, its SeatHeld row) is open until a later event of the same block about the
-/// same hold closes it: booked, released or expired.
+/// same hold closes it: booked, released, expired or undone (an extension does not close it).
 fn still_open() -> String {
     format!(
         "NOT EXISTS (
@@ -32,7 +36,21 @@ fn still_open() -> String {
          WHERE closed.hold_id = held.hold_id
            AND closed.aggregate_type = '{SEAT_BLOCK}'
            AND closed.aggregate_id = held.aggregate_id
-           AND closed.event_type <> '{SEAT_HELD}')"
+           AND closed.event_type NOT IN ('{SEAT_HELD}', '{HOLD_EXTENDED}'))"
+    )
+}
+
+/// When the seat hold `held` expires: its SeatHeld's expiry, or a later one an order set.
+fn held_until() -> String {
+    let held = payload_text_sql("held", SEAT_HELD, field::EXPIRES_AT);
+    let extended = payload_text_sql("ext", HOLD_EXTENDED, field::EXPIRES_AT);
+    format!(
+        "COALESCE((SELECT max({extended}::timestamptz) FROM events ext
+                    WHERE ext.hold_id = held.hold_id
+                      AND ext.aggregate_type = '{SEAT_BLOCK}'
+                      AND ext.aggregate_id = held.aggregate_id
+                      AND ext.event_type = '{HOLD_EXTENDED}'),
+                  {held}::timestamptz)"
     )
 }
 
@@ -65,14 +83,13 @@ static ADVANCE_WATERMARK: LazyLock<String> = LazyLock::new(|| {
 
 /// Blocks with lapsed holds (see [`blocks_with_lapsed_holds`]); the SQL is built once.
 static LAPSED_BLOCKS: LazyLock<String> = LazyLock::new(|| {
-    let (above, open) = (seat_holds_above(), still_open());
-    let expires_at = payload_text_sql("held", SEAT_HELD, field::EXPIRES_AT);
+    let (above, open, until) = (seat_holds_above(), still_open(), held_until());
     format!(
         "SELECT DISTINCT aggregate_id FROM (
         SELECT held.aggregate_id
           FROM events held
          WHERE {above}
-           AND {expires_at}::timestamptz <= now()
+           AND {until} <= now()
            AND {open}
          ORDER BY held.transaction_id, held.position
          LIMIT $3) lapsed"

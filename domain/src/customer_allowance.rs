@@ -9,6 +9,8 @@
 //! - An unexpired reservation counts; an expired one stops counting by itself (no event needed).
 //! - The allowance is also the directory of a customer's holds: each entry knows its seats and
 //!   expiry, which lets the hold be found and checked for ownership.
+//! - A reservation's expiry follows its hold's when an order extends it (`Extend`, a no-op for
+//!   a committed or already long enough one).
 //! - Its state stays bounded whatever the customer's history: entries that no longer count
 //!   (returned, or reserved and expired for [`FORGET_AFTER`]) are forgotten beyond the last
 //!   [`INACTIVE_KEPT`]. An older hold is looked up from its own events (the core's hold-filtered
@@ -70,6 +72,12 @@ pub enum CustomerAllowanceCommand {
         hold_id: HoldId,
         decided_at: DateTime<Utc>,
     },
+    /// The hold's expiry moved to `until` (see `SeatBlockCommand::ExtendHold`).
+    Extend {
+        hold_id: HoldId,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
     Return {
         hold_id: HoldId,
         reason: ReturnReason,
@@ -82,6 +90,7 @@ pub enum CustomerAllowanceCommand {
 pub enum CustomerAllowanceEvent {
     AllowanceReserved(HoldChange),
     AllowanceCommitted(HoldChange),
+    AllowanceExtended(HoldChange),
     AllowanceReturned {
         #[serde(flatten)]
         change: HoldChange,
@@ -95,6 +104,7 @@ impl CustomerAllowanceEvent {
         match self {
             Self::AllowanceReserved(c)
             | Self::AllowanceCommitted(c)
+            | Self::AllowanceExtended(c)
             | Self::AllowanceReturned { change: c, .. } => c,
         }
     }
@@ -105,6 +115,7 @@ impl DomainEvent for CustomerAllowanceEvent {
         match self {
             Self::AllowanceReserved(_) => event_type::ALLOWANCE_RESERVED,
             Self::AllowanceCommitted(_) => event_type::ALLOWANCE_COMMITTED,
+            Self::AllowanceExtended(_) => event_type::ALLOWANCE_EXTENDED,
             Self::AllowanceReturned { .. } => event_type::ALLOWANCE_RETURNED,
         }
         .into()
@@ -289,6 +300,31 @@ impl Aggregate for CustomerAllowance {
                     }
                 }
             }
+            CustomerAllowanceCommand::Extend {
+                hold_id,
+                until,
+                now,
+            } => {
+                let entry = self.found(hold_id)?;
+                match entry.state {
+                    AllowanceState::Returned(_) => Err(AllowanceError::HoldClosed(hold_id)),
+                    AllowanceState::Committed => Ok(()),
+                    AllowanceState::Reserved if now >= entry.change.expires_at => {
+                        Err(AllowanceError::HoldExpired(hold_id))
+                    }
+                    AllowanceState::Reserved if until <= entry.change.expires_at => Ok(()),
+                    AllowanceState::Reserved => {
+                        let change = HoldChange {
+                            expires_at: until,
+                            at: now,
+                            ..entry.change.clone()
+                        };
+                        sink.write(CustomerAllowanceEvent::AllowanceExtended(change), self)
+                            .await;
+                        Ok(())
+                    }
+                }
+            }
             CustomerAllowanceCommand::Return {
                 hold_id,
                 reason,
@@ -335,6 +371,11 @@ impl Aggregate for CustomerAllowance {
                         decided_at: None,
                     },
                 );
+            }
+            CustomerAllowanceEvent::AllowanceExtended(change) => {
+                if let Some(e) = self.entries.get_mut(&change.hold_id) {
+                    e.change.expires_at = change.expires_at;
+                }
             }
             CustomerAllowanceEvent::AllowanceCommitted(change) => {
                 if let Some(e) = self.entries.get_mut(&change.hold_id) {
@@ -548,5 +589,37 @@ mod tests {
         assert_eq!(allowance.seats_in_use(later), 3);
         assert_eq!(allowance.entry(hold(9_000)).unwrap().decided_at, Some(t(5)));
         assert!(allowance.entry(hold(0)).is_none());
+    }
+
+    #[test]
+    fn given_a_reservation_when_extended_then_it_counts_and_commits_until_the_new_expiry() {
+        let extend = |until: i64, now: i64| CustomerAllowanceCommand::Extend {
+            hold_id: hold(1),
+            until: t(until),
+            now: t(now),
+        };
+        let reserved = CustomerAllowanceEvent::AllowanceReserved(change(1, 2, 600, 0));
+        let extended = CustomerAllowanceEvent::AllowanceExtended(change(1, 2, 1_500, 100));
+        TestFramework::<CustomerAllowance>::with(())
+            .given(vec![reserved.clone()])
+            .when(extend(1_500, 100))
+            .then_expect_events(vec![extended.clone()]);
+        TestFramework::<CustomerAllowance>::with(())
+            .given(vec![reserved.clone()])
+            .when(extend(1_500, 600))
+            .then_expect_error(AllowanceError::HoldExpired(hold(1)));
+        TestFramework::<CustomerAllowance>::with(())
+            .given(vec![reserved.clone(), extended.clone()])
+            .when(CustomerAllowanceCommand::Commit {
+                hold_id: hold(1),
+                decided_at: t(1_000),
+            })
+            .then_expect_events(vec![CustomerAllowanceEvent::AllowanceCommitted(change(
+                1, 2, 1_500, 1_000,
+            ))]);
+        let mut allowance = CustomerAllowance::default();
+        allowance.apply(reserved);
+        allowance.apply(extended);
+        assert_eq!(allowance.seats_in_use(t(1_000)), 2);
     }
 }

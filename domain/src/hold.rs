@@ -136,6 +136,10 @@ impl HoldTrack {
                 self.expires_at = c.expires_at;
             }
             HoldEvent::Allowance(CustomerAllowanceEvent::AllowanceCommitted(_)) => {}
+            HoldEvent::Allowance(CustomerAllowanceEvent::AllowanceExtended(c))
+            | HoldEvent::Block(SeatBlockEvent::HoldExtended(c)) => {
+                self.expires_at = self.expires_at.max(c.expires_at);
+            }
             HoldEvent::Allowance(CustomerAllowanceEvent::AllowanceReturned { reason, .. }) => {
                 match reason {
                     ReturnReason::HoldFailed if self.status != Booked => self.status = Failed,

@@ -29,6 +29,7 @@ pub mod known_event;
 pub mod layout;
 pub mod order;
 pub mod seat_block;
+mod seat_block_messages;
 pub mod seat_status;
 pub mod stored;
 pub mod ticketed_event;

@@ -13,6 +13,8 @@
 //!   no-op (an expired one gets its `HoldExpired` recorded). A booked hold cannot be released.
 //! - Re-sending `HoldSeats` with the same hold id, customer and seats is a no-op, so a retried
 //!   request never takes seats twice.
+//! - `ExtendHold` moves a live hold's expiry later, once (an order's payment window); asking for
+//!   an earlier or equal time, or extending a booked hold, changes nothing.
 //! - A booking spans every block of its hold or none: when another block refused it (the hold
 //!   expired there first), `UndoBooking` records `BookingUndone` in a block that booked, freeing
 //!   its seats; the hold ends expired.
@@ -25,118 +27,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, EventId, HoldId, SeatId};
 pub use crate::seat_status::SeatStatus;
-use crate::stored::names::{aggregate_type, event_type};
-use crate::EVENT_SCHEMA_VERSION;
 
-/// What every hold-related domain event carries: whose hold, which seats of this block, until when,
-/// and when the change happened. Shared by the seat block and the customer allowance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HoldChange {
-    pub event_id: EventId,
-    pub hold_id: HoldId,
-    pub customer_id: CustomerId,
-    pub seats: Vec<SeatId>,
-    pub expires_at: DateTime<Utc>,
-    pub at: DateTime<Utc>,
-}
-
-/// Domain events of a seat block. One event may carry several seats of the block.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SeatBlockEvent {
-    SeatHeld(HoldChange),
-    SeatBooked(HoldChange),
-    SeatReleased(HoldChange),
-    HoldExpired(HoldChange),
-    /// The block had booked the hold, but another block of it refused (expired first): the
-    /// booking is taken back here and the seats are free again.
-    BookingUndone(HoldChange),
-}
+pub use crate::seat_block_messages::{
+    HoldChange, SeatBlockCommand, SeatBlockError, SeatBlockEvent,
+};
+use crate::stored::names::aggregate_type;
 
 /// How many closed holds a block remembers (see the module policy).
 pub const CLOSED_KEPT: usize = 32;
-
-impl SeatBlockEvent {
-    pub fn change(&self) -> &HoldChange {
-        match self {
-            Self::SeatHeld(c)
-            | Self::SeatBooked(c)
-            | Self::SeatReleased(c)
-            | Self::HoldExpired(c)
-            | Self::BookingUndone(c) => c,
-        }
-    }
-}
-
-impl DomainEvent for SeatBlockEvent {
-    fn event_type(&self) -> String {
-        match self {
-            Self::SeatHeld(_) => event_type::SEAT_HELD,
-            Self::SeatBooked(_) => event_type::SEAT_BOOKED,
-            Self::SeatReleased(_) => event_type::SEAT_RELEASED,
-            Self::HoldExpired(_) => event_type::HOLD_EXPIRED,
-            Self::BookingUndone(_) => event_type::BOOKING_UNDONE,
-        }
-        .into()
-    }
-    fn event_version(&self) -> String {
-        EVENT_SCHEMA_VERSION.into()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum SeatBlockCommand {
-    HoldSeats {
-        event_id: EventId,
-        hold_id: HoldId,
-        customer_id: CustomerId,
-        seats: Vec<SeatId>,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    },
-    BookHold {
-        hold_id: HoldId,
-        customer_id: CustomerId,
-        /// When the booking was decided; every block of a multi-block hold is judged at this one
-        /// instant, so they all agree on whether the hold had expired.
-        decided_at: DateTime<Utc>,
-    },
-    ReleaseHold {
-        hold_id: HoldId,
-        customer_id: CustomerId,
-        now: DateTime<Utc>,
-    },
-    /// The sweeper's command: record `HoldExpired` for every hold of the block whose time is up.
-    ExpireHolds { now: DateTime<Utc> },
-    /// Takes back this block's part of a booking another block refused; a no-op unless booked.
-    UndoBooking { hold_id: HoldId, now: DateTime<Utc> },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SeatBlockError {
-    #[error("seats not available: {0:?}")]
-    SeatsUnavailable(Vec<SeatId>),
-    #[error("a hold needs at least one seat")]
-    NoSeats,
-    #[error("seat {0} is listed twice")]
-    DuplicateSeat(SeatId),
-    #[error("hold {0} was already used for other seats or another customer")]
-    HoldIdReused(HoldId),
-    #[error("hold {0} does not exist in this block")]
-    HoldNotFound(HoldId),
-    #[error("hold {0} belongs to another customer")]
-    NotHoldOwner(HoldId),
-    #[error("hold {0} has expired")]
-    HoldExpired(HoldId),
-    #[error("hold {0} was released")]
-    HoldReleased(HoldId),
-    #[error("hold {0} is booked and cannot be released")]
-    AlreadyBooked(HoldId),
-}
 
 /// Where a hold stands in this block's history (expiry by time is judged separately, see
 /// [`BlockHold::is_live`]).
@@ -154,6 +57,9 @@ pub struct BlockHold {
     pub seats: Vec<SeatId>,
     pub expires_at: DateTime<Utc>,
     pub progress: HoldProgress,
+    /// The expiry was moved once already.
+    #[serde(default)]
+    pub extended: bool,
 }
 
 impl BlockHold {
@@ -367,6 +273,31 @@ impl Aggregate for SeatBlock {
                 }
                 Ok(())
             }
+            SeatBlockCommand::ExtendHold {
+                hold_id,
+                customer_id,
+                until,
+                now,
+            } => {
+                let hold = self.owned_hold(hold_id, &customer_id)?;
+                match hold.progress_at(now) {
+                    HoldProgress::Booked => Ok(()),
+                    HoldProgress::Released => Err(SeatBlockError::HoldReleased(hold_id)),
+                    HoldProgress::Expired => Err(SeatBlockError::HoldExpired(hold_id)),
+                    HoldProgress::Held if until <= hold.expires_at => Ok(()),
+                    HoldProgress::Held if hold.extended => {
+                        Err(SeatBlockError::HoldAlreadyExtended(hold_id))
+                    }
+                    HoldProgress::Held => {
+                        let change = HoldChange {
+                            expires_at: until,
+                            ..self.change(hold_id, hold, now)
+                        };
+                        sink.write(SeatBlockEvent::HoldExtended(change), self).await;
+                        Ok(())
+                    }
+                }
+            }
             SeatBlockCommand::UndoBooking { hold_id, now } => {
                 let Some(hold) = self.holds.get(&hold_id) else {
                     return Ok(());
@@ -395,11 +326,18 @@ impl Aggregate for SeatBlock {
                         seats: c.seats,
                         expires_at: c.expires_at,
                         progress: HoldProgress::Held,
+                        extended: false,
                     },
                 );
             }
             SeatBlockEvent::SeatBooked(c) => self.set_progress(&c, HoldProgress::Booked),
             SeatBlockEvent::SeatReleased(c) => self.set_progress(&c, HoldProgress::Released),
+            SeatBlockEvent::HoldExtended(c) => {
+                if let Some(hold) = self.holds.get_mut(&c.hold_id) {
+                    hold.expires_at = c.expires_at;
+                    hold.extended = true;
+                }
+            }
             SeatBlockEvent::HoldExpired(c) | SeatBlockEvent::BookingUndone(c) => {
                 self.set_progress(&c, HoldProgress::Expired)
             }
@@ -841,5 +779,53 @@ mod tests {
             HoldProgress::Released
         );
         assert!(block.hold(hold(0)).is_none());
+    }
+
+    #[test]
+    fn given_a_live_hold_when_extended_then_it_lasts_longer_once() {
+        let extend = |until: i64, now: i64| SeatBlockCommand::ExtendHold {
+            hold_id: hold(1),
+            customer_id: alice(),
+            until: t(until),
+            now: t(now),
+        };
+        let extended = SeatBlockEvent::HoldExtended(change(1, alice(), &[1, 2], 1_500, 100));
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(extend(1_500, 100))
+            .then_expect_events(vec![extended.clone()]);
+        // Asking for no more time changes nothing; asking for more a second time is refused.
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2(), extended.clone()])
+            .when(extend(1_500, 200))
+            .then_expect_events(vec![]);
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2(), extended.clone()])
+            .when(extend(2_000, 200))
+            .then_expect_error(SeatBlockError::HoldAlreadyExtended(hold(1)));
+        // An expired hold cannot be revived, and only its customer extends it.
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(extend(1_500, 600))
+            .then_expect_error(SeatBlockError::HoldExpired(hold(1)));
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(SeatBlockCommand::ExtendHold {
+                hold_id: hold(1),
+                customer_id: bob(),
+                until: t(1_500),
+                now: t(100),
+            })
+            .then_expect_error(SeatBlockError::NotHoldOwner(hold(1)));
+        // Extended, the seats stay taken past the first expiry and are booked within the new one.
+        let mut block = SeatBlock::default();
+        block.apply(alice_holds_1_2());
+        block.apply(extended);
+        assert_eq!(block.seat_status(SeatId(1), t(1_000)), SeatStatus::Held);
+        assert_eq!(
+            block.seat_status(SeatId(1), t(1_500)),
+            SeatStatus::Available
+        );
+        assert_eq!(block.lapsed_holds(t(1_000)).count(), 0);
     }
 }

@@ -277,13 +277,15 @@ async fn create_event(tx: &mut PgConnection, d: &EventDefinition) -> Result<(), 
     Ok(())
 }
 
-fn seat_status(e: &SeatBlockEvent) -> u8 {
+/// The seats' status after `e`, or `None` when it does not change them (an extension).
+fn seat_status(e: &SeatBlockEvent) -> Option<u8> {
     match e {
-        SeatBlockEvent::SeatHeld(_) => HELD,
-        SeatBlockEvent::SeatBooked(_) => BOOKED,
+        SeatBlockEvent::SeatHeld(_) => Some(HELD),
+        SeatBlockEvent::SeatBooked(_) => Some(BOOKED),
+        SeatBlockEvent::HoldExtended(_) => None,
         SeatBlockEvent::SeatReleased(_)
         | SeatBlockEvent::HoldExpired(_)
-        | SeatBlockEvent::BookingUndone(_) => AVAILABLE,
+        | SeatBlockEvent::BookingUndone(_) => Some(AVAILABLE),
     }
 }
 
@@ -293,8 +295,10 @@ async fn apply_seats(
 ) -> Result<Vec<SeatUpdate>, ProjectionError> {
     let mut changes: BTreeMap<Uuid, Vec<(u32, char)>> = BTreeMap::new();
     for fact in facts {
-        if let StoredEvent::Block(e) = fact {
-            let status = seat_status(e) as char;
+        if let Some((e, status)) = match fact {
+            StoredEvent::Block(e) => seat_status(e).map(|s| (e, s as char)),
+            _ => None,
+        } {
             let list = changes.entry(e.change().event_id.0).or_default();
             list.extend(e.change().seats.iter().map(|s| (s.0, status)));
         }

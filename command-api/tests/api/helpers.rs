@@ -323,6 +323,13 @@ pub async fn replay_and_check_no_double_sale(pool: &PgPool) -> Replay {
                     *replay.bookings_per_seat.entry(*seat).or_default() += 1;
                 }
             }
+            SeatBlockEvent::HoldExtended(c) => {
+                for seat in &seats {
+                    if let Some(owner) = owners.get_mut(seat).filter(|o| o.hold == hold) {
+                        owner.expires_at = c.expires_at;
+                    }
+                }
+            }
             SeatBlockEvent::BookingUndone(_) => {
                 for seat in &seats {
                     let owner = owners.remove(seat).expect("an undone seat has an owner");

@@ -154,3 +154,62 @@ async fn the_watermark_never_passes_a_hold_an_older_running_transaction_could_pr
     running.commit().await.unwrap();
     sweep_until_watermark(&store, held_at(&app.pool, &hold).await).await;
 }
+
+#[tokio::test]
+async fn an_extended_hold_is_swept_at_its_new_expiry_not_its_first() {
+    use domain::{
+        CustomerAllowance, CustomerAllowanceCommand, CustomerId, EventId, HoldId, SeatBlock,
+        SeatBlockCommand, SeatBlockId,
+    };
+    let app = spawn_app().await;
+    let event = app
+        .create_grid_event(1, 5, json!({"hold_seconds": 1}))
+        .await;
+    let held = app.hold_ok(&event, "alice", json!([2])).await;
+    let hold_id = HoldId(held["hold_id"].as_str().unwrap().parse().unwrap());
+    let (event_id, alice) = (
+        EventId(event.parse().unwrap()),
+        CustomerId::parse("alice").unwrap(),
+    );
+    // An order for the hold moves its expiry (in the block and the allowance) 3 s ahead.
+    let store = booking::EventStore::new(app.pool.clone(), Default::default());
+    let until = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let meta = std::collections::HashMap::new();
+    let block = SeatBlockId { event_id, index: 0 }.aggregate_id();
+    store
+        .execute::<SeatBlock>(&block, &meta, || SeatBlockCommand::ExtendHold {
+            hold_id,
+            customer_id: alice.clone(),
+            until,
+            now: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let allowance = CustomerAllowance::aggregate_id(event_id, &alice);
+    store
+        .execute::<CustomerAllowance>(&allowance, &meta, || CustomerAllowanceCommand::Extend {
+            hold_id,
+            until,
+            now: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+
+    let service = service_on(&app);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(
+        sweeper::sweep_once(&service).await,
+        0,
+        "not due at its first expiry"
+    );
+    let id = hold_id.to_string();
+    assert_eq!(app.hold_status(&id).await, "held");
+    tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+    assert_eq!(
+        sweeper::sweep_once(&service).await,
+        1,
+        "due at its new expiry"
+    );
+    assert_eq!(app.hold_status(&id).await, "expired");
+    assert_eq!(app.seat_map(&event).await, "AAAAA");
+}

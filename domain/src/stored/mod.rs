@@ -251,6 +251,14 @@ mod tests {
                 event_type::BOOKING_UNDONE,
             ),
             (
+                pair(&SeatBlockEvent::HoldExtended(c.clone())),
+                event_type::HOLD_EXTENDED,
+            ),
+            (
+                pair(&CustomerAllowanceEvent::AllowanceExtended(c.clone())),
+                event_type::ALLOWANCE_EXTENDED,
+            ),
+            (
                 pair(&CustomerAllowanceEvent::AllowanceReserved(c.clone())),
                 event_type::ALLOWANCE_RESERVED,
             ),

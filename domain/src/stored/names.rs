@@ -17,8 +17,10 @@ pub mod event_type {
     pub const SEAT_RELEASED: &str = "SeatReleased";
     pub const HOLD_EXPIRED: &str = "HoldExpired";
     pub const BOOKING_UNDONE: &str = "BookingUndone";
+    pub const HOLD_EXTENDED: &str = "HoldExtended";
     pub const ALLOWANCE_RESERVED: &str = "AllowanceReserved";
     pub const ALLOWANCE_COMMITTED: &str = "AllowanceCommitted";
+    pub const ALLOWANCE_EXTENDED: &str = "AllowanceExtended";
     pub const ALLOWANCE_RETURNED: &str = "AllowanceReturned";
     pub const ORDER_PLACED: &str = "OrderPlaced";
     pub const PAYMENT_SUCCEEDED: &str = "PaymentSucceeded";

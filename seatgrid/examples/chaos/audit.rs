@@ -187,6 +187,13 @@ pub async fn run(args: AuditArgs) -> bool {
                         owner.insert(*s, (hold.clone(), c.expires_at, true));
                     }
                 }
+                SeatBlockEvent::HoldExtended(_) => {
+                    for s in &c.seats {
+                        if let Some(o) = owner.get_mut(s).filter(|(h, _, _)| *h == hold) {
+                            o.1 = c.expires_at;
+                        }
+                    }
+                }
                 _ => {
                     for s in &c.seats {
                         if owner.get(s).is_some_and(|(h, _, _)| *h == hold) {
