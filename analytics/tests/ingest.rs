@@ -232,7 +232,7 @@ async fn every_report_agrees_with_the_event_store() {
                     *revenue.entry(l.price_tier).or_default() -= l.price_cents;
                 }
             }
-            SeatBlockEvent::SeatReleased(_) | SeatBlockEvent::HoldExtended(_) => {}
+            SeatBlockEvent::SeatReleased(_) | SeatBlockEvent::HoldExtended { .. } => {}
         }
     }
     assert!(!booked.is_empty(), "the sale booked something");

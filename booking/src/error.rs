@@ -5,7 +5,7 @@
 //! transport in one place, and the same machine-readable [`CommandError::details`] for both.
 //! Causes of `Unavailable` and `Internal` are for the log, never for the caller.
 
-use domain::{EventId, HoldId};
+use domain::{EventId, HoldId, OrderId};
 use serde_json::{json, Map, Value};
 
 use crate::store::{LoadError, StoreError};
@@ -77,6 +77,8 @@ pub enum CommandError {
     EventNotFound(EventId),
     #[error("hold {0} does not exist")]
     HoldNotFound(HoldId),
+    #[error("order {0} does not exist")]
+    OrderNotFound(OrderId),
     #[error("seats not available: {}", seat_list(.0))]
     SeatsUnavailable(Vec<SeatView>),
     #[error("hold {0} belongs to another customer")]
@@ -127,6 +129,7 @@ impl CommandError {
             Self::CustomerLimitExceeded { .. } => "customer_limit_exceeded",
             Self::EventNotFound(_) => "event_not_found",
             Self::HoldNotFound(_) => "hold_not_found",
+            Self::OrderNotFound(_) => "order_not_found",
             Self::SeatsUnavailable(_) => "seats_unavailable",
             Self::NotHoldOwner(_) => "not_hold_owner",
             Self::HoldExpired(_) => "hold_expired",
@@ -156,7 +159,7 @@ impl CommandError {
             | Self::TooManySeats { .. }
             | Self::CustomerLimitExceeded { .. }
             | Self::IdempotencyKeyReused => K::Invalid,
-            Self::EventNotFound(_) | Self::HoldNotFound(_) => K::NotFound,
+            Self::EventNotFound(_) | Self::HoldNotFound(_) | Self::OrderNotFound(_) => K::NotFound,
             Self::NotHoldOwner(_) | Self::Forbidden(_) => K::Forbidden,
             Self::SeatsUnavailable(_)
             | Self::HoldExpired(_)

@@ -21,6 +21,7 @@ pub mod error;
 pub mod expiry;
 pub mod idempotency;
 pub mod identity;
+pub mod orders;
 pub mod payments;
 pub mod place_hold;
 pub mod reads;

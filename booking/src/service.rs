@@ -113,6 +113,10 @@ impl BookingService {
         &self.store
     }
 
+    pub(crate) fn policy(&self) -> &EventPolicy {
+        &self.policy
+    }
+
     pub fn catalog(&self) -> &Arc<EventCatalog> {
         &self.catalog
     }

@@ -137,7 +137,7 @@ impl HoldTrack {
             }
             HoldEvent::Allowance(CustomerAllowanceEvent::AllowanceCommitted(_)) => {}
             HoldEvent::Allowance(CustomerAllowanceEvent::AllowanceExtended(c))
-            | HoldEvent::Block(SeatBlockEvent::HoldExtended(c)) => {
+            | HoldEvent::Block(SeatBlockEvent::HoldExtended { change: c, .. }) => {
                 self.expires_at = self.expires_at.max(c.expires_at);
             }
             HoldEvent::Allowance(CustomerAllowanceEvent::AllowanceReturned { reason, .. }) => {

@@ -13,8 +13,9 @@
 //!   no-op (an expired one gets its `HoldExpired` recorded). A booked hold cannot be released.
 //! - Re-sending `HoldSeats` with the same hold id, customer and seats is a no-op, so a retried
 //!   request never takes seats twice.
-//! - `ExtendHold` moves a live hold's expiry later, once (an order's payment window); asking for
-//!   an earlier or equal time, or extending a booked hold, changes nothing.
+//! - `ExtendHold` takes a live hold into an order and moves its expiry to the order's payment
+//!   window (never earlier). A hold is in one order at most: the same order again changes nothing,
+//!   another order is refused.
 //! - A booking spans every block of its hold or none: when another block refused it (the hold
 //!   expired there first), `UndoBooking` records `BookingUndone` in a block that booked, freeing
 //!   its seats; the hold ends expired.
@@ -57,9 +58,9 @@ pub struct BlockHold {
     pub seats: Vec<SeatId>,
     pub expires_at: DateTime<Utc>,
     pub progress: HoldProgress,
-    /// The expiry was moved once already.
+    /// The order the hold was taken into, if any.
     #[serde(default)]
-    pub extended: bool,
+    pub order: Option<crate::ids::OrderId>,
 }
 
 impl BlockHold {
@@ -274,26 +275,30 @@ impl Aggregate for SeatBlock {
                 Ok(())
             }
             SeatBlockCommand::ExtendHold {
+                order_id,
                 hold_id,
                 customer_id,
                 until,
                 now,
             } => {
                 let hold = self.owned_hold(hold_id, &customer_id)?;
+                if hold.order == Some(order_id) {
+                    return Ok(());
+                }
+                if hold.order.is_some() {
+                    return Err(SeatBlockError::HoldInOrder(hold_id));
+                }
                 match hold.progress_at(now) {
-                    HoldProgress::Booked => Ok(()),
+                    HoldProgress::Booked => Err(SeatBlockError::AlreadyBooked(hold_id)),
                     HoldProgress::Released => Err(SeatBlockError::HoldReleased(hold_id)),
                     HoldProgress::Expired => Err(SeatBlockError::HoldExpired(hold_id)),
-                    HoldProgress::Held if until <= hold.expires_at => Ok(()),
-                    HoldProgress::Held if hold.extended => {
-                        Err(SeatBlockError::HoldAlreadyExtended(hold_id))
-                    }
                     HoldProgress::Held => {
                         let change = HoldChange {
-                            expires_at: until,
+                            expires_at: until.max(hold.expires_at),
                             ..self.change(hold_id, hold, now)
                         };
-                        sink.write(SeatBlockEvent::HoldExtended(change), self).await;
+                        let e = SeatBlockEvent::HoldExtended { change, order_id };
+                        sink.write(e, self).await;
                         Ok(())
                     }
                 }
@@ -326,16 +331,16 @@ impl Aggregate for SeatBlock {
                         seats: c.seats,
                         expires_at: c.expires_at,
                         progress: HoldProgress::Held,
-                        extended: false,
+                        order: None,
                     },
                 );
             }
             SeatBlockEvent::SeatBooked(c) => self.set_progress(&c, HoldProgress::Booked),
             SeatBlockEvent::SeatReleased(c) => self.set_progress(&c, HoldProgress::Released),
-            SeatBlockEvent::HoldExtended(c) => {
-                if let Some(hold) = self.holds.get_mut(&c.hold_id) {
-                    hold.expires_at = c.expires_at;
-                    hold.extended = true;
+            SeatBlockEvent::HoldExtended { change, order_id } => {
+                if let Some(hold) = self.holds.get_mut(&change.hold_id) {
+                    hold.expires_at = change.expires_at;
+                    hold.order = Some(order_id);
                 }
             }
             SeatBlockEvent::HoldExpired(c) | SeatBlockEvent::BookingUndone(c) => {
@@ -782,42 +787,56 @@ mod tests {
     }
 
     #[test]
-    fn given_a_live_hold_when_extended_then_it_lasts_longer_once() {
-        let extend = |until: i64, now: i64| SeatBlockCommand::ExtendHold {
+    fn given_a_live_hold_when_taken_into_an_order_then_it_lasts_longer_and_is_in_that_order_only() {
+        let order = |n: u128| crate::ids::OrderId(Uuid::from_u128(n));
+        let extend = |o: u128, until: i64, now: i64| SeatBlockCommand::ExtendHold {
+            order_id: order(o),
             hold_id: hold(1),
             customer_id: alice(),
             until: t(until),
             now: t(now),
         };
-        let extended = SeatBlockEvent::HoldExtended(change(1, alice(), &[1, 2], 1_500, 100));
+        let extended = SeatBlockEvent::HoldExtended {
+            change: change(1, alice(), &[1, 2], 1_500, 100),
+            order_id: order(7),
+        };
         BlockTest::with(())
             .given(vec![alice_holds_1_2()])
-            .when(extend(1_500, 100))
+            .when(extend(7, 1_500, 100))
             .then_expect_events(vec![extended.clone()]);
-        // Asking for no more time changes nothing; asking for more a second time is refused.
+        // The same order again changes nothing; another order is refused.
         BlockTest::with(())
             .given(vec![alice_holds_1_2(), extended.clone()])
-            .when(extend(1_500, 200))
+            .when(extend(7, 2_000, 200))
             .then_expect_events(vec![]);
         BlockTest::with(())
             .given(vec![alice_holds_1_2(), extended.clone()])
-            .when(extend(2_000, 200))
-            .then_expect_error(SeatBlockError::HoldAlreadyExtended(hold(1)));
-        // An expired hold cannot be revived, and only its customer extends it.
+            .when(extend(8, 2_000, 200))
+            .then_expect_error(SeatBlockError::HoldInOrder(hold(1)));
+        // The expiry never moves earlier, but the hold is still claimed.
         BlockTest::with(())
             .given(vec![alice_holds_1_2()])
-            .when(extend(1_500, 600))
+            .when(extend(7, 300, 100))
+            .then_expect_events(vec![SeatBlockEvent::HoldExtended {
+                change: change(1, alice(), &[1, 2], 600, 100),
+                order_id: order(7),
+            }]);
+        // An expired hold cannot be revived, and only its customer orders it.
+        BlockTest::with(())
+            .given(vec![alice_holds_1_2()])
+            .when(extend(7, 1_500, 600))
             .then_expect_error(SeatBlockError::HoldExpired(hold(1)));
         BlockTest::with(())
             .given(vec![alice_holds_1_2()])
             .when(SeatBlockCommand::ExtendHold {
+                order_id: order(7),
                 hold_id: hold(1),
                 customer_id: bob(),
                 until: t(1_500),
                 now: t(100),
             })
             .then_expect_error(SeatBlockError::NotHoldOwner(hold(1)));
-        // Extended, the seats stay taken past the first expiry and are booked within the new one.
+        // Extended, the seats stay taken past the first expiry and are free after the new one.
         let mut block = SeatBlock::default();
         block.apply(alice_holds_1_2());
         block.apply(extended);

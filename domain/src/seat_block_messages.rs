@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CustomerId, EventId, HoldId, SeatId};
+use crate::ids::{CustomerId, EventId, HoldId, OrderId, SeatId};
 use crate::stored::names::event_type;
 use crate::EVENT_SCHEMA_VERSION;
 
@@ -28,8 +28,12 @@ pub enum SeatBlockEvent {
     SeatBooked(HoldChange),
     SeatReleased(HoldChange),
     HoldExpired(HoldChange),
-    /// The hold's expiry was moved later (once, when an order for it was placed).
-    HoldExtended(HoldChange),
+    /// The hold was taken into an order, its expiry moved to the order's payment window.
+    HoldExtended {
+        #[serde(flatten)]
+        change: HoldChange,
+        order_id: OrderId,
+    },
     /// The block had booked the hold, but another block of it refused (expired first): the
     /// booking is taken back here and the seats are free again.
     BookingUndone(HoldChange),
@@ -42,7 +46,7 @@ impl SeatBlockEvent {
             | Self::SeatBooked(c)
             | Self::SeatReleased(c)
             | Self::HoldExpired(c)
-            | Self::HoldExtended(c)
+            | Self::HoldExtended { change: c, .. }
             | Self::BookingUndone(c) => c,
         }
     }
@@ -55,7 +59,7 @@ impl DomainEvent for SeatBlockEvent {
             Self::SeatBooked(_) => event_type::SEAT_BOOKED,
             Self::SeatReleased(_) => event_type::SEAT_RELEASED,
             Self::HoldExpired(_) => event_type::HOLD_EXPIRED,
-            Self::HoldExtended(_) => event_type::HOLD_EXTENDED,
+            Self::HoldExtended { .. } => event_type::HOLD_EXTENDED,
             Self::BookingUndone(_) => event_type::BOOKING_UNDONE,
         }
         .into()
@@ -89,8 +93,10 @@ pub enum SeatBlockCommand {
     },
     /// The sweeper's command: record `HoldExpired` for every hold of the block whose time is up.
     ExpireHolds { now: DateTime<Utc> },
-    /// Moves a live hold's expiry to `until` (the payment window of an order); once per hold.
+    /// Takes a live hold into an order, moving its expiry to `until` (the order's payment window,
+    /// never earlier than it was); a hold is in one order at most.
     ExtendHold {
+        order_id: OrderId,
         hold_id: HoldId,
         customer_id: CustomerId,
         until: DateTime<Utc>,
@@ -120,6 +126,6 @@ pub enum SeatBlockError {
     HoldReleased(HoldId),
     #[error("hold {0} is booked and cannot be released")]
     AlreadyBooked(HoldId),
-    #[error("hold {0} was already extended once")]
-    HoldAlreadyExtended(HoldId),
+    #[error("hold {0} is already in another order")]
+    HoldInOrder(HoldId),
 }

@@ -282,7 +282,7 @@ fn seat_status(e: &SeatBlockEvent) -> Option<u8> {
     match e {
         SeatBlockEvent::SeatHeld(_) => Some(HELD),
         SeatBlockEvent::SeatBooked(_) => Some(BOOKED),
-        SeatBlockEvent::HoldExtended(_) => None,
+        SeatBlockEvent::HoldExtended { .. } => None,
         SeatBlockEvent::SeatReleased(_)
         | SeatBlockEvent::HoldExpired(_)
         | SeatBlockEvent::BookingUndone(_) => Some(AVAILABLE),

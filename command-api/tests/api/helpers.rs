@@ -323,7 +323,7 @@ pub async fn replay_and_check_no_double_sale(pool: &PgPool) -> Replay {
                     *replay.bookings_per_seat.entry(*seat).or_default() += 1;
                 }
             }
-            SeatBlockEvent::HoldExtended(c) => {
+            SeatBlockEvent::HoldExtended { change: c, .. } => {
                 for seat in &seats {
                     if let Some(owner) = owners.get_mut(seat).filter(|o| o.hold == hold) {
                         owner.expires_at = c.expires_at;

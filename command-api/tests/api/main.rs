@@ -10,5 +10,6 @@ mod helpers;
 mod holds;
 mod idempotency;
 mod interrupted;
+mod orders;
 mod restart;
 mod sweeper;

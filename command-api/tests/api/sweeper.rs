@@ -178,6 +178,7 @@ async fn an_extended_hold_is_swept_at_its_new_expiry_not_its_first() {
     let block = SeatBlockId { event_id, index: 0 }.aggregate_id();
     store
         .execute::<SeatBlock>(&block, &meta, || SeatBlockCommand::ExtendHold {
+            order_id: domain::OrderId::new_random(),
             hold_id,
             customer_id: alice.clone(),
             until,

@@ -251,7 +251,10 @@ mod tests {
                 event_type::BOOKING_UNDONE,
             ),
             (
-                pair(&SeatBlockEvent::HoldExtended(c.clone())),
+                pair(&SeatBlockEvent::HoldExtended {
+                    change: c.clone(),
+                    order_id: crate::OrderId(uuid::Uuid::from_u128(9)),
+                }),
                 event_type::HOLD_EXTENDED,
             ),
             (

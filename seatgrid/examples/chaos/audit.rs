@@ -187,7 +187,7 @@ pub async fn run(args: AuditArgs) -> bool {
                         owner.insert(*s, (hold.clone(), c.expires_at, true));
                     }
                 }
-                SeatBlockEvent::HoldExtended(_) => {
+                SeatBlockEvent::HoldExtended { .. } => {
                     for s in &c.seats {
                         if let Some(o) = owner.get_mut(s).filter(|(h, _, _)| *h == hold) {
                             o.1 = c.expires_at;

@@ -1,0 +1,241 @@
+//! Placing an order from a customer's live holds, and reading it back (the rules of the order
+//! itself are `domain::order`'s).
+//!
+//! Policy:
+//! - An order takes 1 to [`MAX_HOLDS`] live holds of the caller, all of one ticketed event. Each
+//!   hold is taken into the order (a hold is in one order at most) and its expiry moved to the end
+//!   of the payment window, [`PAYMENT_WINDOW`] from now, but never past the event's longest hold
+//!   counted from the hold's placement: a buyer mid-payment keeps the seats. The order's payment is
+//!   due when its first hold expires.
+//! - Its amount is the seats' prices from the event's layout, summed with checked arithmetic, and
+//!   stays what was placed.
+//! - With an idempotency seed the order id derives from it, so a re-run places nothing new.
+//! - An order is read by its customer and by its event's manager.
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{
+    CustomerAllowanceCommand, HoldId, HoldStatus, Order, OrderCommand, OrderId, OrderPlaced,
+    OrderStatus, RefundReason, SeatBlockCommand, SeatBlockError,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::book_release::owned_by;
+use crate::context::RequestContext;
+use crate::error::CommandError;
+use crate::identity::Caller;
+use crate::reads::LocatedHold;
+use crate::service::BookingService;
+use crate::store::StoreError;
+use crate::views::{seat_views, SeatView};
+
+/// The most holds one order may take.
+pub const MAX_HOLDS: usize = 10;
+
+/// How long a buyer has to pay once an order is placed.
+pub const PAYMENT_WINDOW: Duration = Duration::minutes(10);
+
+/// An order as its customer sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub order_id: Uuid,
+    pub event_id: Uuid,
+    pub customer_id: String,
+    pub status: OrderStatus,
+    pub holds: Vec<Uuid>,
+    pub seats: Vec<SeatView>,
+    pub amount_cents: u64,
+    pub currency: String,
+    pub payment_due: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_reason: Option<RefundReason>,
+}
+
+/// Why a hold cannot go into an order, as the caller should hear it.
+fn not_orderable(status: HoldStatus, hold_id: HoldId) -> Option<CommandError> {
+    match status {
+        HoldStatus::Held => None,
+        HoldStatus::Booked => Some(CommandError::HoldBooked(hold_id)),
+        HoldStatus::Released => Some(CommandError::HoldReleased(hold_id)),
+        HoldStatus::Expired => Some(CommandError::HoldExpired(hold_id)),
+        HoldStatus::Pending | HoldStatus::Failed => Some(CommandError::HoldFailed(hold_id)),
+    }
+}
+
+fn block_refused(e: StoreError<SeatBlockError>, hold_id: HoldId) -> CommandError {
+    match e {
+        StoreError::Rejected(SeatBlockError::HoldInOrder(_)) => {
+            CommandError::Invalid(vec![format!("hold {hold_id} is already in another order")])
+        }
+        StoreError::Rejected(SeatBlockError::HoldExpired(_)) => CommandError::HoldExpired(hold_id),
+        StoreError::Rejected(SeatBlockError::HoldReleased(_)) => {
+            CommandError::HoldReleased(hold_id)
+        }
+        StoreError::Rejected(SeatBlockError::AlreadyBooked(_)) => CommandError::HoldBooked(hold_id),
+        StoreError::Rejected(e) => CommandError::Internal(e.to_string()),
+        other => other.into(),
+    }
+}
+
+impl BookingService {
+    /// Places an order for the caller's `hold_ids` (see the module policy).
+    pub async fn place_order(
+        &self,
+        hold_ids: &[HoldId],
+        caller: &Caller,
+        ctx: &RequestContext,
+    ) -> Result<OrderView, CommandError> {
+        let mut problems = Vec::new();
+        if hold_ids.is_empty() || hold_ids.len() > MAX_HOLDS {
+            problems.push(format!("an order takes 1 to {MAX_HOLDS} holds"));
+        }
+        let mut distinct = hold_ids.to_vec();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() != hold_ids.len() {
+            problems.push("a hold is listed more than once".into());
+        }
+        if !problems.is_empty() {
+            return Err(CommandError::Invalid(problems));
+        }
+        let customer = &caller.customer;
+        let order_id = OrderId(ctx.new_id(&format!("order\n{customer}")));
+        if let Some(order) = self.load_order(order_id).await? {
+            return self.order_view(&order).await; // a re-run of a placed order
+        }
+        let now = Utc::now();
+        let mut located: Vec<LocatedHold> = Vec::with_capacity(hold_ids.len());
+        for hold_id in hold_ids {
+            let l = self.locate(*hold_id).await?;
+            owned_by(&l, customer)?;
+            let status = self.located_hold_view(&l, now).await?.status;
+            if let Some(e) = not_orderable(status, *hold_id) {
+                return Err(e);
+            }
+            located.push(l);
+        }
+        let event = located[0].event.clone();
+        let event_id = event.definition.event_id;
+        if located
+            .iter()
+            .any(|l| l.event.definition.event_id != event_id)
+        {
+            return Err(CommandError::Invalid(vec![
+                "an order's holds must all be for one event".into(),
+            ]));
+        }
+        let seats: Vec<_> = located
+            .iter()
+            .flat_map(|l| l.entry.change.seats.clone())
+            .collect();
+        let amount_cents = domain::order::price(&event.layout, &seats)
+            .map_err(|e| CommandError::Invalid(vec![e.to_string()]))?;
+
+        let meta = ctx.metadata("PlaceOrder", Some(customer));
+        let cap = Duration::seconds(i64::from(self.policy().max_hold_seconds));
+        let mut payment_due = now + PAYMENT_WINDOW;
+        for l in &located {
+            let change = &l.entry.change;
+            let hold_id = change.hold_id;
+            let until = (now + PAYMENT_WINDOW)
+                .min(change.at + cap)
+                .max(change.expires_at);
+            payment_due = payment_due.min(until);
+            for block in event.by_block(&change.seats).into_keys() {
+                self.store
+                    .execute::<domain::SeatBlock>(&event.block_id(block), &meta, || {
+                        SeatBlockCommand::ExtendHold {
+                            order_id,
+                            hold_id,
+                            customer_id: customer.clone(),
+                            until,
+                            now: Utc::now(),
+                        }
+                    })
+                    .await
+                    .map_err(|e| block_refused(e, hold_id))?;
+            }
+            self.store
+                .execute::<domain::CustomerAllowance>(&l.allowance_id, &meta, || {
+                    CustomerAllowanceCommand::Extend {
+                        hold_id,
+                        until,
+                        now: Utc::now(),
+                    }
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::Rejected(e) => CommandError::Internal(e.to_string()),
+                    other => other.into(),
+                })?;
+        }
+        let placed = OrderPlaced {
+            order_id,
+            event_id,
+            customer_id: customer.clone(),
+            holds: hold_ids.to_vec(),
+            seats,
+            amount_cents,
+            currency: event.definition.currency.clone(),
+            payment_due,
+            at: now,
+        };
+        self.store
+            .execute::<Order>(&order_id.to_string(), &meta, || {
+                OrderCommand::Place(placed.clone())
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Rejected(e) => CommandError::Invalid(vec![e.to_string()]),
+                other => other.into(),
+            })?;
+        let order = self
+            .load_order(order_id)
+            .await?
+            .ok_or_else(|| CommandError::Internal("a placed order does not load".into()))?;
+        self.order_view(&order).await
+    }
+
+    /// An order, for its customer or its event's manager.
+    pub async fn order(
+        &self,
+        order_id: OrderId,
+        caller: &Caller,
+    ) -> Result<OrderView, CommandError> {
+        let not_found = || CommandError::OrderNotFound(order_id);
+        let order = self.load_order(order_id).await?.ok_or_else(not_found)?;
+        let placed = order.placed().ok_or_else(not_found)?;
+        let event = self.load_known_event(placed.event_id).await?;
+        if !caller.may_read_hold(&placed.customer_id, &event.definition) {
+            return Err(CommandError::Forbidden(
+                "an order is its customer's to read".into(),
+            ));
+        }
+        self.order_view(&order).await
+    }
+
+    async fn load_order(&self, order_id: OrderId) -> Result<Option<Order>, CommandError> {
+        Ok(self.store.load_one::<Order>(&order_id.to_string()).await?)
+    }
+
+    async fn order_view(&self, order: &Order) -> Result<OrderView, CommandError> {
+        let (Some(placed), Some(status)) = (order.placed(), order.status()) else {
+            return Err(CommandError::Internal(
+                "an order without its placement".into(),
+            ));
+        };
+        let event = self.load_known_event(placed.event_id).await?;
+        Ok(OrderView {
+            order_id: placed.order_id.0,
+            event_id: placed.event_id.0,
+            customer_id: placed.customer_id.to_string(),
+            status,
+            holds: placed.holds.iter().map(|h| h.0).collect(),
+            seats: seat_views(&event, &placed.seats),
+            amount_cents: placed.amount_cents,
+            currency: placed.currency.clone(),
+            payment_due: placed.payment_due,
+            refund_reason: order.refund_reason(),
+        })
+    }
+}
