@@ -105,4 +105,13 @@ impl BookingCommands for RunToCompletion {
         let (inner, caller, ctx) = (self.0.clone(), caller.clone(), ctx.clone());
         detach(async move { inner.release_hold(hold_id, &caller, &ctx).await }).await
     }
+
+    async fn record_payment(
+        &self,
+        event: crate::payments::WebhookEvent,
+        ctx: &RequestContext,
+    ) -> Result<(), CommandError> {
+        let (inner, ctx) = (self.0.clone(), ctx.clone());
+        detach(async move { inner.record_payment(event, &ctx).await }).await
+    }
 }

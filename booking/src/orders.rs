@@ -11,6 +11,9 @@
 //!   stays what was placed.
 //! - With an idempotency seed the order id derives from it, so a re-run places nothing new.
 //! - An order is read by its customer and by its event's manager.
+//! - A provider's notification (already verified by the adapter) is recorded on its order; each
+//!   provider event id counts once (the order remembers them), so duplicates and late copies are
+//!   harmless. A payment of another amount or currency than the order's is refused and logged.
 
 use chrono::{DateTime, Duration, Utc};
 use domain::{
@@ -24,6 +27,7 @@ use crate::book_release::owned_by;
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::identity::Caller;
+use crate::payments::{WebhookEvent, WebhookType};
 use crate::reads::LocatedHold;
 use crate::service::BookingService;
 use crate::store::StoreError;
@@ -212,6 +216,61 @@ impl BookingService {
             ));
         }
         self.order_view(&order).await
+    }
+
+    /// Records a verified provider notification on its order.
+    pub(crate) async fn run_record_payment(
+        &self,
+        event: &WebhookEvent,
+        ctx: &RequestContext,
+    ) -> Result<(), CommandError> {
+        let object = &event.data.object;
+        let order_id = OrderId(object.order_id);
+        let order = self.load_order(order_id).await?;
+        let placed = order
+            .as_ref()
+            .and_then(Order::placed)
+            .ok_or(CommandError::OrderNotFound(order_id))?;
+        if object.amount_cents != placed.amount_cents || object.currency != placed.currency {
+            tracing::error!(%order_id, provider_event = %event.id, "payment of another amount than the order's");
+            return Err(CommandError::Invalid(vec![format!(
+                "order {order_id} is for {} {}, the notification says {} {}",
+                placed.amount_cents, placed.currency, object.amount_cents, object.currency
+            )]));
+        }
+        let meta = ctx.metadata("RecordPayment", Some(&placed.customer_id));
+        let id = &event.id;
+        let result = self
+            .store
+            .execute::<Order>(&order_id.to_string(), &meta, || match event.kind {
+                WebhookType::PaymentSucceeded => OrderCommand::RecordPaymentSucceeded {
+                    provider_event_id: id.clone(),
+                    now: Utc::now(),
+                },
+                WebhookType::PaymentFailed => OrderCommand::RecordPaymentFailed {
+                    provider_event_id: id.clone(),
+                    reason: object
+                        .failure_reason
+                        .clone()
+                        .unwrap_or_else(|| "declined".into()),
+                    now: Utc::now(),
+                },
+                WebhookType::RefundSucceeded => OrderCommand::RecordRefunded {
+                    provider_event_id: id.clone(),
+                    now: Utc::now(),
+                },
+            })
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            // The news does not apply to the order as it stands (a refund nobody asked for):
+            // received, kept in the log, changes nothing.
+            Err(StoreError::Rejected(e)) => {
+                tracing::warn!(%order_id, provider_event = %event.id, error = %e, "notification changes nothing");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn load_order(&self, order_id: OrderId) -> Result<Option<Order>, CommandError> {

@@ -62,6 +62,10 @@ impl BookingService {
             match self.locate(hold_id).await {
                 Ok(located) => {
                     let view = self.located_hold_view(&located, now).await?;
+                    if view.status == HoldStatus::Failed {
+                        // It never took effect: the answer is the refusal, not a hold.
+                        return Err(CommandError::HoldFailed(hold_id));
+                    }
                     if view.status.is_final() {
                         return Ok(view);
                     }
@@ -147,7 +151,11 @@ impl BookingService {
             // or a 5xx): the appends above were no-ops, so answer with the hold as it is, with
             // its own expiry and whatever became of it since.
             let located = self.locate(hold_id).await?;
-            return self.located_hold_view(&located, Utc::now()).await;
+            let view = self.located_hold_view(&located, Utc::now()).await?;
+            if view.status == HoldStatus::Failed {
+                return Err(CommandError::HoldFailed(hold_id));
+            }
+            return Ok(view);
         }
         Ok(hold_view(
             &event,

@@ -29,6 +29,7 @@ use domain::{
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::identity::{Caller, Role};
+use crate::payments::WebhookEvent;
 use crate::store::{EventStore, StoreError};
 use crate::views::{EventView, HoldView, SeatMapView};
 
@@ -80,6 +81,12 @@ pub trait BookingCommands: Send + Sync {
         caller: &Caller,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError>;
+    /// Records a payment provider's notification, whose signature the adapter has verified.
+    async fn record_payment(
+        &self,
+        event: WebhookEvent,
+        ctx: &RequestContext,
+    ) -> Result<(), CommandError>;
 }
 
 /// The event-sourced implementation of [`BookingCommands`], plus the reads served straight from
@@ -244,6 +251,17 @@ impl BookingCommands for BookingService {
         counted(
             "release",
             self.run_release_hold(hold_id, customer, ctx).await,
+        )
+    }
+
+    async fn record_payment(
+        &self,
+        event: WebhookEvent,
+        ctx: &RequestContext,
+    ) -> Result<(), CommandError> {
+        counted(
+            "payment_notification",
+            self.run_record_payment(&event, ctx).await,
         )
     }
 }

@@ -36,6 +36,8 @@ pub struct CommandApiConfig {
     pub request_timeout: Duration,
     /// Rate limits per client and per customer; `None` turns them off.
     pub rate_limits: Option<RateLimits>,
+    /// The secret payment notifications are signed with; `None`: payments are not configured.
+    pub payments_webhook_secret: Option<Arc<secrecy::SecretString>>,
 }
 
 impl Default for CommandApiConfig {
@@ -52,6 +54,7 @@ impl Default for CommandApiConfig {
             auth: Arc::new(Authenticator::hs256(&secret).expect("a 32-byte secret is a key")),
             request_timeout: Duration::from_secs(30),
             rate_limits: Some(RateLimits::default()),
+            payments_webhook_secret: None,
         }
     }
 }
@@ -103,6 +106,7 @@ impl Application {
                 pool,
                 max_body_bytes: config.max_body_bytes,
                 projected: None,
+                webhook_secret: config.payments_webhook_secret,
             },
             sweep_interval: config.sweep_interval,
             request_timeout: config.request_timeout,

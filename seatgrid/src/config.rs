@@ -30,6 +30,8 @@ pub struct Settings {
     pub clickhouse: Option<analytics::ClickHouseConfig>,
     /// `AUTH_*`: where tokens are verified from.
     pub auth: crate::auth::AuthSettings,
+    /// `PAYMENTS_WEBHOOK_SECRET`, if payments are configured.
+    pub payments_webhook_secret: Option<std::sync::Arc<SecretString>>,
     pub app: AppSettings,
 }
 
@@ -53,6 +55,8 @@ struct Connections {
     #[serde(default = "defaults::clickhouse_reader_password")]
     clickhouse_reader_password: SecretString,
     log_format: Option<String>,
+    /// `PAYMENTS_WEBHOOK_SECRET`: payment notifications are signed with it; unset, none are taken.
+    payments_webhook_secret: Option<SecretString>,
 }
 
 /// `SEATGRID_*` variables, named here without the prefix.
@@ -264,6 +268,10 @@ impl Settings {
             redis_url: c.redis_url,
             clickhouse,
             auth,
+            payments_webhook_secret: c
+                .payments_webhook_secret
+                .filter(|s| !s.expose_secret().is_empty())
+                .map(std::sync::Arc::new),
             app,
         };
         settings.check()?;
@@ -343,6 +351,7 @@ impl Settings {
                     burst: a.rate_limit_customer_burst,
                 },
             }),
+            payments_webhook_secret: self.payments_webhook_secret.clone(),
             // The authenticator is built from `self.auth` when the server starts (JWKS fetch).
             ..CommandApiConfig::default()
         }
@@ -385,8 +394,10 @@ mod tests {
             ("CLICKHOUSE_PASSWORD", "hunter2"),
             ("CLICKHOUSE_READER_PASSWORD", "hunter2"),
             ("AUTH_HS256_SECRET", "hunter2hunter2hunter2hunter2hunter2"),
+            ("PAYMENTS_WEBHOOK_SECRET", "hunter2"),
         ]))
         .unwrap();
+        assert!(s.payments_webhook_secret.is_some());
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert_eq!(s.clickhouse.unwrap().password.expose_secret(), "hunter2");

@@ -121,6 +121,13 @@ impl From<CommandError> for ApiError {
     }
 }
 
+/// A payment notification that does not prove it is the provider's, or is too old.
+impl From<booking::payments::SignatureError> for ApiError {
+    fn from(e: booking::payments::SignatureError) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string())
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         use StatusCode as S;

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod observability;
 pub mod openapi;
+pub mod payments;
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Fast seat maps from the read side, when this process has one.
     pub projected: Option<Arc<dyn ProjectedSeatMaps>>,
+    /// Verifies payment notifications; `None` when payments are not configured.
+    pub webhook_secret: Option<Arc<secrecy::SecretString>>,
 }
 
 /// Where `GET /api/events/{id}/seats` gets its seat map by default: the projected read model
@@ -59,7 +62,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             "/api",
             OpenApiRouter::new()
                 .merge(events::router())
-                .merge(holds::router()),
+                .merge(holds::router())
+                .merge(payments::router()),
         )
         .merge(health::router())
         .split_for_parts();

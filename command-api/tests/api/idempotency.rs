@@ -321,3 +321,57 @@ async fn a_retry_after_a_server_error_lands_on_what_the_failed_run_created() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_rerun_of_a_hold_that_never_took_effect_is_refused_not_created() {
+    use booking::{BookingCommands, BookingService, Caller, EventStore, RequestContext};
+    use domain::{
+        CustomerAllowance, CustomerAllowanceCommand, CustomerId, EventId, HoldId, ReturnReason,
+        SeatId, SeatRef,
+    };
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 10, json!({})).await;
+    let event_id = EventId(event.parse().unwrap());
+    let alice = CustomerId::parse("alice").unwrap();
+    let ctx = RequestContext {
+        correlation_id: "test".into(),
+        id_seed: Some("alice\nkey-1".into()),
+    };
+    // The first run of alice's keyed hold failed (a block refused: the seat went to someone
+    // else) and gave its allowance back; its server died before storing the 409.
+    let store = EventStore::new(app.pool.clone(), Default::default());
+    let hold_id = HoldId(ctx.new_id(&format!("hold\n{alice}")));
+    let allowance = CustomerAllowance::aggregate_id(event_id, &alice);
+    let meta = std::collections::HashMap::new();
+    let now = chrono::Utc::now();
+    store
+        .execute::<CustomerAllowance>(&allowance, &meta, || CustomerAllowanceCommand::Reserve {
+            event_id,
+            customer_id: alice.clone(),
+            hold_id,
+            seats: vec![SeatId(5)],
+            expires_at: now + chrono::Duration::minutes(10),
+            limit: 10,
+            now,
+        })
+        .await
+        .unwrap();
+    store
+        .execute::<CustomerAllowance>(&allowance, &meta, || CustomerAllowanceCommand::Return {
+            hold_id,
+            reason: ReturnReason::HoldFailed,
+            now,
+        })
+        .await
+        .unwrap();
+
+    // The re-run answers the refusal, never a "created" hold that does not exist.
+    let core = BookingService::new(store, Default::default());
+    let caller = Caller::buyer("alice").unwrap();
+    let rerun = core
+        .hold_seats(event_id, &caller, vec![SeatRef::Id(5)], &ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(rerun.code(), "hold_failed", "{rerun}");
+    assert_eq!(app.seat_map(&event).await, "AAAAAAAAAA");
+}

@@ -126,3 +126,145 @@ async fn an_order_refuses_someone_elses_dead_or_mixed_holds() {
         .unwrap_err();
     assert_eq!(late.code(), "hold_expired");
 }
+
+const WEBHOOK_SECRET: &str = "whsec_api_test";
+
+/// A server that takes payment notifications, with one order of alice's for seats 0 and 1.
+async fn app_with_an_order() -> (TestApp, booking::orders::OrderView) {
+    let mut config = crate::helpers::test_config();
+    config.payments_webhook_secret = Some(std::sync::Arc::new(WEBHOOK_SECRET.to_owned().into()));
+    let app = crate::helpers::spawn_app_with(config).await;
+    let event = app.create_grid_event(1, 5, json!({})).await;
+    let hold = app.hold_ok(&event, "alice", json!([0, 1])).await;
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core(&app)
+        .place_order(&[hold_id(&hold)], &alice, &keyed("order"))
+        .await
+        .unwrap();
+    (app, order)
+}
+
+fn notification(id: &str, kind: &str, order: &booking::orders::OrderView, amount: u64) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": id, "type": kind, "created": Utc::now().timestamp(),
+        "data": {"object": {"id": "pi_1", "order_id": order.order_id,
+                            "amount_cents": amount, "currency": order.currency}}
+    }))
+    .unwrap()
+}
+
+async fn deliver(app: &TestApp, body: &[u8], signature: Option<String>) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/api/payments/webhook"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(s) = signature {
+        request = request.header("seatgrid-signature", s);
+    }
+    request.send().await.unwrap()
+}
+
+fn signed(body: &[u8], secret: &str, at: i64) -> Option<String> {
+    Some(booking::payments::sign(secret.as_bytes(), at, body))
+}
+
+#[tokio::test]
+async fn a_signed_payment_notification_pays_the_order_once_however_often_it_comes() {
+    let (app, order) = app_with_an_order().await;
+    let body = notification(
+        "evt_1",
+        "payment_intent.succeeded",
+        &order,
+        order.amount_cents,
+    );
+    for _ in 0..3 {
+        let now = Utc::now().timestamp();
+        assert_eq!(
+            deliver(&app, &body, signed(&body, WEBHOOK_SECRET, now))
+                .await
+                .status(),
+            200
+        );
+    }
+    let alice = Caller::buyer("alice").unwrap();
+    let paid = core(&app)
+        .order(OrderId(order.order_id), &alice)
+        .await
+        .unwrap();
+    assert_eq!(paid.status, OrderStatus::Paid);
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'PaymentSucceeded'",
+    )
+    .bind(order.order_id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, 1, "one provider event, one payment");
+    // A failure that arrives after the success changes nothing.
+    let late = notification(
+        "evt_0",
+        "payment_intent.payment_failed",
+        &order,
+        order.amount_cents,
+    );
+    let now = Utc::now().timestamp();
+    assert_eq!(
+        deliver(&app, &late, signed(&late, WEBHOOK_SECRET, now))
+            .await
+            .status(),
+        200
+    );
+    let still = core(&app)
+        .order(OrderId(order.order_id), &alice)
+        .await
+        .unwrap();
+    assert_eq!(still.status, OrderStatus::Paid);
+}
+
+#[tokio::test]
+async fn forged_stale_unsigned_or_wrong_notifications_are_refused() {
+    use crate::helpers::assert_problem;
+    use reqwest::StatusCode;
+    let (app, order) = app_with_an_order().await;
+    let body = notification(
+        "evt_1",
+        "payment_intent.succeeded",
+        &order,
+        order.amount_cents,
+    );
+    let now = Utc::now().timestamp();
+    for signature in [
+        signed(&body, "guessed", now),
+        signed(&body, WEBHOOK_SECRET, now - 400),
+        Some("t=1,v1=zz".into()),
+        None,
+    ] {
+        let refused = deliver(&app, &body, signature).await;
+        assert_problem(refused, StatusCode::UNAUTHORIZED, "invalid_signature").await;
+    }
+    let cheap = notification("evt_2", "payment_intent.succeeded", &order, 1);
+    let refused = deliver(&app, &cheap, signed(&cheap, WEBHOOK_SECRET, now)).await;
+    assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    let stranger = booking::orders::OrderView {
+        order_id: uuid::Uuid::new_v4(),
+        ..order.clone()
+    };
+    let unknown = notification("evt_3", "payment_intent.succeeded", &stranger, 5_000);
+    let refused = deliver(&app, &unknown, signed(&unknown, WEBHOOK_SECRET, now)).await;
+    assert_problem(refused, StatusCode::NOT_FOUND, "order_not_found").await;
+    let garbage = b"{\"id\": 1}";
+    let refused = deliver(&app, garbage, signed(garbage, WEBHOOK_SECRET, now)).await;
+    assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body").await;
+    let alice = Caller::buyer("alice").unwrap();
+    let untouched = core(&app)
+        .order(OrderId(order.order_id), &alice)
+        .await
+        .unwrap();
+    assert_eq!(untouched.status, OrderStatus::PendingPayment);
+
+    // A server without a webhook secret takes no notifications at all.
+    let plain = spawn_app().await;
+    let refused = deliver(&plain, &body, signed(&body, WEBHOOK_SECRET, now)).await;
+    assert_problem(refused, StatusCode::NOT_FOUND, "payments_not_configured").await;
+}
