@@ -57,6 +57,24 @@ pub struct Layouts {
     catalog: Arc<EventCatalog>,
 }
 
+impl EventRow {
+    /// Whose seats, of which ticketed event, and when: the fields every row about seats fills.
+    fn about_seats(
+        &mut self,
+        event_id: domain::EventId,
+        customer_id: &domain::CustomerId,
+        seats: &[SeatId],
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.event_id = event_id.0.to_string();
+        self.customer_id = customer_id.to_string();
+        self.seats = seats.iter().map(|s| s.0).collect();
+        self.seat_count = seats.len() as u32;
+        self.occurred_at = at.timestamp().max(0) as u32;
+        self.occurred_at_ms = at.timestamp_millis();
+    }
+}
+
 impl Layouts {
     pub fn new(pool: PgPool, catalog: Arc<EventCatalog>) -> Self {
         Self { pool, catalog }
@@ -124,26 +142,16 @@ impl Layouts {
             row.occurred_at_ms = d.created_at.timestamp_millis();
             self.catalog.insert(d.clone());
         }
-        if let Some(placed) = decoded.as_ref().and_then(StoredEvent::order_placed) {
-            row.event_id = placed.event_id.0.to_string();
-            row.customer_id = placed.customer_id.to_string();
-            row.seats = placed.seats.iter().map(|s| s.0).collect();
-            row.seat_count = placed.seats.len() as u32;
-            row.occurred_at = placed.at.timestamp().max(0) as u32;
-            row.occurred_at_ms = placed.at.timestamp_millis();
+        if let Some(p) = decoded.as_ref().and_then(StoredEvent::order_placed) {
+            row.about_seats(p.event_id, &p.customer_id, &p.seats, p.at);
         }
         if let Some(reason) = decoded.as_ref().and_then(StoredEvent::return_reason) {
             row.reason = reason.as_str().to_owned();
         }
         let change = decoded.as_ref().and_then(StoredEvent::hold_change);
         if let Some(c) = change {
-            row.event_id = c.event_id.0.to_string();
             row.hold_id = c.hold_id.0.to_string();
-            row.customer_id = c.customer_id.to_string();
-            row.seats = c.seats.iter().map(|s| s.0).collect();
-            row.seat_count = c.seats.len() as u32;
-            row.occurred_at = c.at.timestamp().max(0) as u32;
-            row.occurred_at_ms = c.at.timestamp_millis();
+            row.about_seats(c.event_id, &c.customer_id, &c.seats, c.at);
         }
         if let Ok(id) = row.event_id.parse::<Uuid>() {
             if let Some(known) = self.get(id).await? {
