@@ -34,6 +34,10 @@ pub enum ProjectionError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Log(#[from] EventLogError),
+    /// A side effect the batch depends on (say, a call to a payment provider) failed; the batch
+    /// rolls back and is tried again.
+    #[error("{0}")]
+    External(String),
     #[error("cannot read event {aggregate_type} {aggregate_id}#{sequence}: {reason}")]
     Corrupt {
         aggregate_type: String,

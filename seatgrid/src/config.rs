@@ -32,6 +32,8 @@ pub struct Settings {
     pub auth: crate::auth::AuthSettings,
     /// `PAYMENTS_WEBHOOK_SECRET`, if payments are configured.
     pub payments_webhook_secret: Option<std::sync::Arc<SecretString>>,
+    /// `PAYMENTS_PROVIDER_URL`, if payments are configured.
+    pub payments_provider_url: Option<String>,
     pub app: AppSettings,
 }
 
@@ -57,6 +59,8 @@ struct Connections {
     log_format: Option<String>,
     /// `PAYMENTS_WEBHOOK_SECRET`: payment notifications are signed with it; unset, none are taken.
     payments_webhook_secret: Option<SecretString>,
+    /// `PAYMENTS_PROVIDER_URL`: where placed orders' payments are asked; unset, none are.
+    payments_provider_url: Option<String>,
 }
 
 /// `SEATGRID_*` variables, named here without the prefix.
@@ -268,6 +272,7 @@ impl Settings {
             redis_url: c.redis_url,
             clickhouse,
             auth,
+            payments_provider_url: c.payments_provider_url.filter(|u| !u.is_empty()),
             payments_webhook_secret: c
                 .payments_webhook_secret
                 .filter(|s| !s.expose_secret().is_empty())
@@ -320,6 +325,7 @@ impl Settings {
             runner: projections::RunnerConfig::default(),
             clickhouse: self.clickhouse.clone(),
             ingest: analytics::IngestConfig::default(),
+            payment_provider_url: self.payments_provider_url.clone(),
         }
     }
 

@@ -40,6 +40,8 @@ pub struct SystemConfig {
     /// Analytics; `None` runs without ClickHouse.
     pub clickhouse: Option<ClickHouseConfig>,
     pub ingest: IngestConfig,
+    /// Where placed orders' payments are asked (`PAYMENTS_PROVIDER_URL`); `None`: not asked.
+    pub payment_provider_url: Option<String>,
 }
 
 pub struct System {
@@ -47,6 +49,7 @@ pub struct System {
     projector: ProjectorRunner<ReadModelProjection>,
     reads: ReadModels,
     analytics: Option<(ClickHouseConfig, Ingester)>,
+    payment_relay: Option<ProjectorRunner<crate::payment_relay::PaymentRelay>>,
     gauges: PgPool,
 }
 
@@ -100,6 +103,10 @@ impl System {
                 }
             });
         }
+        let payment_relay = config.payment_provider_url.map(|url| {
+            let relay = Arc::new(crate::payment_relay::PaymentRelay::new(url));
+            ProjectorRunner::new(pool.clone(), relay, config.runner.clone())
+        });
         let projector = ProjectorRunner::new(pool.clone(), projection, config.runner);
         let analytics = config.clickhouse.map(|ch| {
             let ingester =
@@ -117,6 +124,7 @@ impl System {
             projector,
             reads,
             analytics,
+            payment_relay,
         })
     }
 
@@ -139,6 +147,9 @@ impl System {
     ) -> std::io::Result<()> {
         let projector = tokio::spawn(self.projector.run(std::future::pending::<()>()));
         let gauges = tokio::spawn(update_gauges(self.gauges));
+        let relay = self
+            .payment_relay
+            .map(|relay| tokio::spawn(relay.run(std::future::pending::<()>())));
         let ingester = self.analytics.map(|(config, ingester)| {
             tokio::spawn(async move {
                 // ClickHouse may be down at start: nothing else waits for it.
@@ -156,6 +167,9 @@ impl System {
         let result = self.app.run_until_stopped(shutdown).await;
         projector.abort();
         gauges.abort();
+        if let Some(task) = relay {
+            task.abort();
+        }
         if let Some(task) = ingester {
             task.abort();
         }

@@ -115,6 +115,7 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
             max_delay: Duration::from_millis(200),
             ..analytics::IngestConfig::default()
         },
+        payment_provider_url: None,
     };
     let system = System::build(config, pool, Some(telemetry.metrics()))
         .await

@@ -83,6 +83,7 @@ async fn spawn_full(
             max_delay: Duration::from_millis(200),
             ..analytics::IngestConfig::default()
         },
+        payment_provider_url: None,
     };
     let system = System::build(config, pool.clone(), None)
         .await

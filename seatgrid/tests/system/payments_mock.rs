@@ -63,7 +63,10 @@ struct MockProcess {
 
 impl MockProcess {
     fn start(webhook_url: &str, extra: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), webhook_url, extra)
+    }
+
+    fn start_on(port: u16, webhook_url: &str, extra: &[(&str, &str)]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_seatgrid"))
             .arg("payments-mock")
             .env("PAYMENTS_MOCK_LISTEN", format!("127.0.0.1:{port}"))
@@ -235,4 +238,92 @@ async fn the_mock_refuses_to_start_without_a_webhook_secret_and_requests_without
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placed_order_is_asked_of_the_provider_and_its_signed_answer_pays_it() {
+    use booking::{BookingCommands, Caller, RequestContext, Role};
+    use domain::{CustomerId, LayoutSpec, NewEvent, OrderId, OrderStatus, SeatRef};
+    use seatgrid::system::{System, SystemConfig};
+
+    // The provider's port is known before either side starts: the server asks it, it answers
+    // the server's webhook.
+    let provider_port = free_port();
+    let (_, pool) = migrations::testing::fresh_database(6).await;
+    let mut command = command_api::testing::config();
+    command.payments_webhook_secret = Some(Arc::new(SECRET.to_owned().into()));
+    let config = SystemConfig {
+        command,
+        ws: query_api::WsLimits::default(),
+        redis_url: crate::helpers::redis_url(),
+        redis_prefix: format!("sgtest:{}:", uuid::Uuid::new_v4().simple()),
+        runner: projections::RunnerConfig {
+            poll_interval: Duration::from_millis(200),
+            ..Default::default()
+        },
+        clickhouse: None,
+        ingest: analytics::IngestConfig::default(),
+        payment_provider_url: Some(format!("http://127.0.0.1:{provider_port}")),
+    };
+    let system = System::build(config, pool.clone(), None).await.unwrap();
+    let webhook = format!("http://{}/api/payments/webhook", system.local_addr());
+    let core = system.service();
+    tokio::spawn(system.run_until_stopped(std::future::pending()));
+    let _mock = MockProcess::start_on(
+        provider_port,
+        &webhook,
+        &[("PAYMENTS_MOCK_FAILURE_RATE", "0")],
+    );
+
+    let organizer = Caller::new(CustomerId::parse("olga").unwrap(), Role::Organizer);
+    let draft = NewEvent {
+        name: "Paid night".into(),
+        venue: None,
+        starts_at: None,
+        currency: None,
+        layout: LayoutSpec::grid(1, 10, 3_000).unwrap(),
+        hold_seconds: None,
+        max_seats_per_customer: None,
+        organizer: None,
+    };
+    let ctx = RequestContext::default();
+    let event = core.create_event(draft, &organizer, &ctx).await.unwrap();
+    let alice = Caller::buyer("alice").unwrap();
+    let hold = core
+        .hold_seats(
+            domain::EventId(event.id),
+            &alice,
+            vec![SeatRef::Id(2), SeatRef::Id(3)],
+            &ctx,
+        )
+        .await
+        .unwrap();
+    let order = core
+        .place_order(&[domain::HoldId(hold.hold_id)], &alice, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(order.amount_cents, 6_000);
+
+    // The relay asks the mock, the mock answers by a signed webhook, the order is paid.
+    let mut status = order.status;
+    for _ in 0..100 {
+        status = core
+            .order(OrderId(order.order_id), &alice)
+            .await
+            .unwrap()
+            .status;
+        if status == OrderStatus::Paid {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, OrderStatus::Paid);
+    let requested: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'PaymentSucceeded'",
+    )
+    .bind(order.order_id.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(requested, 1);
 }
