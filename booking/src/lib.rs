@@ -27,6 +27,7 @@ pub mod place_hold;
 pub mod reads;
 pub mod reconcile;
 pub mod service;
+pub mod settle;
 pub mod store;
 pub mod sweeper;
 pub mod tokens;

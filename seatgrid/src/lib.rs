@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod order_process;
 pub mod payment_relay;
 pub mod payments_mock;
 pub mod report;

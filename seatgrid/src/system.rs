@@ -50,6 +50,7 @@ pub struct System {
     reads: ReadModels,
     analytics: Option<(ClickHouseConfig, Ingester)>,
     payment_relay: Option<ProjectorRunner<crate::payment_relay::PaymentRelay>>,
+    order_process: Option<ProjectorRunner<crate::order_process::OrderProcess>>,
     gauges: PgPool,
 }
 
@@ -107,6 +108,12 @@ impl System {
             let relay = Arc::new(crate::payment_relay::PaymentRelay::new(url));
             ProjectorRunner::new(pool.clone(), relay, config.runner.clone())
         });
+        // Orders move only with payments: both consumers run when a provider is configured (each
+        // runner keeps one pooled connection for LISTEN).
+        let order_process = payment_relay.as_ref().map(|_| {
+            let process = Arc::new(crate::order_process::OrderProcess::new(app.service()));
+            ProjectorRunner::new(pool.clone(), process, config.runner.clone())
+        });
         let projector = ProjectorRunner::new(pool.clone(), projection, config.runner);
         let analytics = config.clickhouse.map(|ch| {
             let ingester =
@@ -125,6 +132,7 @@ impl System {
             reads,
             analytics,
             payment_relay,
+            order_process,
         })
     }
 
@@ -147,6 +155,9 @@ impl System {
     ) -> std::io::Result<()> {
         let projector = tokio::spawn(self.projector.run(std::future::pending::<()>()));
         let gauges = tokio::spawn(update_gauges(self.gauges));
+        let orders = self
+            .order_process
+            .map(|process| tokio::spawn(process.run(std::future::pending::<()>())));
         let relay = self
             .payment_relay
             .map(|relay| tokio::spawn(relay.run(std::future::pending::<()>())));
@@ -167,6 +178,9 @@ impl System {
         let result = self.app.run_until_stopped(shutdown).await;
         projector.abort();
         gauges.abort();
+        if let Some(task) = orders {
+            task.abort();
+        }
         if let Some(task) = relay {
             task.abort();
         }

@@ -240,16 +240,24 @@ async fn the_mock_refuses_to_start_without_a_webhook_secret_and_requests_without
     assert_eq!(response.status(), 400);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_placed_order_is_asked_of_the_provider_and_its_signed_answer_pays_it() {
+/// A whole system taking payments from the mock (its own process, failing `failure_rate` of
+/// payments), and alice's order of seats 2 and 3 placed in it.
+async fn an_order_with_payments(
+    failure_rate: &str,
+) -> (
+    Arc<booking::BookingService>,
+    sqlx::PgPool,
+    booking::orders::OrderView,
+    MockProcess,
+) {
     use booking::{BookingCommands, Caller, RequestContext, Role};
-    use domain::{CustomerId, LayoutSpec, NewEvent, OrderId, OrderStatus, SeatRef};
+    use domain::{CustomerId, LayoutSpec, NewEvent, SeatRef};
     use seatgrid::system::{System, SystemConfig};
 
     // The provider's port is known before either side starts: the server asks it, it answers
     // the server's webhook.
     let provider_port = free_port();
-    let (_, pool) = migrations::testing::fresh_database(6).await;
+    let (_, pool) = migrations::testing::fresh_database(8).await;
     let mut command = command_api::testing::config();
     command.payments_webhook_secret = Some(Arc::new(SECRET.to_owned().into()));
     let config = SystemConfig {
@@ -269,10 +277,10 @@ async fn a_placed_order_is_asked_of_the_provider_and_its_signed_answer_pays_it()
     let webhook = format!("http://{}/api/payments/webhook", system.local_addr());
     let core = system.service();
     tokio::spawn(system.run_until_stopped(std::future::pending()));
-    let _mock = MockProcess::start_on(
+    let mock = MockProcess::start_on(
         provider_port,
         &webhook,
-        &[("PAYMENTS_MOCK_FAILURE_RATE", "0")],
+        &[("PAYMENTS_MOCK_FAILURE_RATE", failure_rate)],
     );
 
     let organizer = Caller::new(CustomerId::parse("olga").unwrap(), Role::Organizer);
@@ -289,13 +297,9 @@ async fn a_placed_order_is_asked_of_the_provider_and_its_signed_answer_pays_it()
     let ctx = RequestContext::default();
     let event = core.create_event(draft, &organizer, &ctx).await.unwrap();
     let alice = Caller::buyer("alice").unwrap();
+    let seats = vec![SeatRef::Id(2), SeatRef::Id(3)];
     let hold = core
-        .hold_seats(
-            domain::EventId(event.id),
-            &alice,
-            vec![SeatRef::Id(2), SeatRef::Id(3)],
-            &ctx,
-        )
+        .hold_seats(domain::EventId(event.id), &alice, seats, &ctx)
         .await
         .unwrap();
     let order = core
@@ -303,27 +307,71 @@ async fn a_placed_order_is_asked_of_the_provider_and_its_signed_answer_pays_it()
         .await
         .unwrap();
     assert_eq!(order.amount_cents, 6_000);
+    (core, pool, order, mock)
+}
 
-    // The relay asks the mock, the mock answers by a signed webhook, the order is paid.
+/// Waits up to 10 s for the order to reach `wanted`; its last status either way.
+async fn order_reaches(
+    core: &booking::BookingService,
+    order: &booking::orders::OrderView,
+    wanted: domain::OrderStatus,
+) -> domain::OrderStatus {
+    let alice = booking::Caller::buyer("alice").unwrap();
     let mut status = order.status;
     for _ in 0..100 {
         status = core
-            .order(OrderId(order.order_id), &alice)
+            .order(domain::OrderId(order.order_id), &alice)
             .await
             .unwrap()
             .status;
-        if status == OrderStatus::Paid {
+        if status == wanted {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(status, OrderStatus::Paid);
-    let requested: i64 = sqlx::query_scalar(
+    status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placed_order_is_paid_through_the_provider_and_its_seats_booked() {
+    use booking::BookingCommands;
+    let (core, pool, order, _mock) = an_order_with_payments("0").await;
+    // The relay asks the mock, the mock answers by a signed webhook, the order is paid, the
+    // order process books its seats and confirms it.
+    let status = order_reaches(&core, &order, domain::OrderStatus::Confirmed).await;
+    assert_eq!(status, domain::OrderStatus::Confirmed);
+    let map = core
+        .seat_map(domain::EventId(order.event_id))
+        .await
+        .unwrap();
+    assert_eq!(map.seats, "AABBAAAAAA");
+    let paid: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'PaymentSucceeded'",
     )
     .bind(order.order_id.to_string())
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(requested, 1);
+    assert_eq!(paid, 1, "asked once, paid once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_payment_gives_the_seats_back_at_once() {
+    use booking::BookingCommands;
+    let (core, _pool, order, _mock) = an_order_with_payments("1").await;
+    let status = order_reaches(&core, &order, domain::OrderStatus::PaymentFailed).await;
+    assert_eq!(status, domain::OrderStatus::PaymentFailed);
+    let mut seats = String::new();
+    for _ in 0..50 {
+        seats = core
+            .seat_map(domain::EventId(order.event_id))
+            .await
+            .unwrap()
+            .seats;
+        if seats == "AAAAAAAAAA" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seats, "AAAAAAAAAA", "released, not left to expire");
 }
