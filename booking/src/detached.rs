@@ -106,6 +106,24 @@ impl BookingCommands for RunToCompletion {
         detach(async move { inner.release_hold(hold_id, &caller, &ctx).await }).await
     }
 
+    async fn place_order(
+        &self,
+        hold_ids: Vec<HoldId>,
+        caller: &Caller,
+        ctx: &RequestContext,
+    ) -> Result<crate::orders::OrderView, CommandError> {
+        let (inner, caller, ctx) = (self.0.clone(), caller.clone(), ctx.clone());
+        detach(async move { inner.place_order(hold_ids, &caller, &ctx).await }).await
+    }
+
+    async fn order(
+        &self,
+        order_id: domain::OrderId,
+        caller: &Caller,
+    ) -> Result<crate::orders::OrderView, CommandError> {
+        self.0.order(order_id, caller).await
+    }
+
     async fn record_payment(
         &self,
         event: crate::payments::WebhookEvent,

@@ -40,7 +40,7 @@ pub const MAX_HOLDS: usize = 10;
 pub const PAYMENT_WINDOW: Duration = Duration::minutes(10);
 
 /// An order as its customer sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub order_id: Uuid,
     pub event_id: Uuid,
@@ -83,7 +83,7 @@ fn block_refused(e: StoreError<SeatBlockError>, hold_id: HoldId) -> CommandError
 
 impl BookingService {
     /// Places an order for the caller's `hold_ids` (see the module policy).
-    pub async fn place_order(
+    pub(crate) async fn run_place_order(
         &self,
         hold_ids: &[HoldId],
         caller: &Caller,
@@ -201,7 +201,7 @@ impl BookingService {
     }
 
     /// An order, for its customer or its event's manager.
-    pub async fn order(
+    pub(crate) async fn run_order(
         &self,
         order_id: OrderId,
         caller: &Caller,

@@ -22,13 +22,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::{
-    EventCatalog, EventDefinition, EventId, EventPolicy, HoldId, KnownEvent, NewEvent, SeatRef,
-    TicketedEvent, TicketedEventCommand, TicketedEventError,
+    EventCatalog, EventDefinition, EventId, EventPolicy, HoldId, KnownEvent, NewEvent, OrderId,
+    SeatRef, TicketedEvent, TicketedEventCommand, TicketedEventError,
 };
 
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::identity::{Caller, Role};
+use crate::orders::OrderView;
 use crate::payments::WebhookEvent;
 use crate::store::{EventStore, StoreError};
 use crate::views::{EventView, HoldView, SeatMapView};
@@ -81,6 +82,15 @@ pub trait BookingCommands: Send + Sync {
         caller: &Caller,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError>;
+    /// Places an order for the caller's live holds (see [`crate::orders`]).
+    async fn place_order(
+        &self,
+        hold_ids: Vec<HoldId>,
+        caller: &Caller,
+        ctx: &RequestContext,
+    ) -> Result<OrderView, CommandError>;
+    /// An order, for its customer or its event's manager.
+    async fn order(&self, order_id: OrderId, caller: &Caller) -> Result<OrderView, CommandError>;
     /// Records a payment provider's notification, whose signature the adapter has verified.
     async fn record_payment(
         &self,
@@ -252,6 +262,22 @@ impl BookingCommands for BookingService {
             "release",
             self.run_release_hold(hold_id, customer, ctx).await,
         )
+    }
+
+    async fn place_order(
+        &self,
+        hold_ids: Vec<HoldId>,
+        caller: &Caller,
+        ctx: &RequestContext,
+    ) -> Result<OrderView, CommandError> {
+        counted(
+            "place_order",
+            self.run_place_order(&hold_ids, caller, ctx).await,
+        )
+    }
+
+    async fn order(&self, order_id: OrderId, caller: &Caller) -> Result<OrderView, CommandError> {
+        self.run_order(order_id, caller).await
     }
 
     async fn record_payment(

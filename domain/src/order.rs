@@ -14,6 +14,9 @@
 //!   A failure after a success changes nothing.
 //! - Each provider result counts once: results are keyed by the provider's event id, and one
 //!   seen before is a no-op (providers deliver twice, late and out of order).
+//! - Expiry is lazy, as for holds: an order still waiting at `payment_due` reads `expired`
+//!   ([`Order::status_at`]) whether or not `OrderExpired` was recorded; a payment arriving later
+//!   is still recorded (see above).
 //! - A customer may cancel before paying (the holds are released) or after confirmation (the
 //!   payment is refunded, then the seats go back on sale); while a payment is being turned into
 //!   seats (`paid`) the order cannot be cancelled.
@@ -31,6 +34,7 @@ use crate::stored::names::{aggregate_type, event_type};
 use crate::EVENT_SCHEMA_VERSION;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     PendingPayment,
@@ -52,6 +56,7 @@ impl OrderStatus {
 
 /// Why money is given back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RefundReason {
     /// The payment arrived after the holds expired and their seats went to someone else.
@@ -214,6 +219,17 @@ impl Order {
     }
     pub fn status(&self) -> Option<OrderStatus> {
         self.status
+    }
+
+    /// The status as of `now`: an order still waiting for its payment at `payment_due` has
+    /// expired, whether or not `OrderExpired` was recorded yet (its holds expire then too).
+    pub fn status_at(&self, now: DateTime<Utc>) -> Option<OrderStatus> {
+        match (self.status, &self.placed) {
+            (Some(OrderStatus::PendingPayment), Some(p)) if now >= p.payment_due => {
+                Some(OrderStatus::Expired)
+            }
+            (status, _) => status,
+        }
     }
     pub fn refund_reason(&self) -> Option<RefundReason> {
         self.refund_reason
@@ -563,6 +579,16 @@ mod tests {
             .given(vec![order_placed(), succeeded("evt_1", 10)])
             .when(OrderCommand::Expire { now: t(1_000) })
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_a_pending_order_then_it_reads_expired_from_its_payment_due() {
+        let mut order = Order::default();
+        order.apply(order_placed());
+        assert_eq!(order.status_at(t(899)), Some(OrderStatus::PendingPayment));
+        assert_eq!(order.status_at(t(900)), Some(OrderStatus::Expired));
+        order.apply(succeeded("evt_1", 950));
+        assert_eq!(order.status_at(t(2_000)), Some(OrderStatus::Paid));
     }
 
     #[test]

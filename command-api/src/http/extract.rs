@@ -27,6 +27,9 @@ impl NotFoundCode for domain::EventId {
 impl NotFoundCode for domain::HoldId {
     const CODE: &'static str = "hold_not_found";
 }
+impl NotFoundCode for domain::OrderId {
+    const CODE: &'static str = "order_not_found";
+}
 
 impl<S, T> FromRequestParts<S> for PathId<T>
 where

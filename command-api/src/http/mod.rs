@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod observability;
 pub mod openapi;
+pub mod orders;
 pub mod payments;
 
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             OpenApiRouter::new()
                 .merge(events::router())
                 .merge(holds::router())
+                .merge(orders::router())
                 .merge(payments::router()),
         )
         .merge(health::router())

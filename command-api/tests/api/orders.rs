@@ -1,7 +1,7 @@
 //! Placing an order through the application core (REST and GraphQL come with payments): holds
 //! taken into one order, their expiry moved to the payment window, the seats priced.
 
-use booking::{BookingService, Caller, CommandError, EventStore, RequestContext};
+use booking::{BookingCommands, BookingService, Caller, CommandError, EventStore, RequestContext};
 use chrono::Utc;
 use domain::{HoldId, OrderId, OrderStatus};
 use serde_json::{json, Value};
@@ -39,7 +39,7 @@ async fn an_order_takes_the_buyers_holds_moves_their_expiry_and_prices_the_seats
     let holds = [hold_id(&first), hold_id(&second)];
 
     let order = core
-        .place_order(&holds, &alice, &keyed("o-1"))
+        .place_order(holds.to_vec(), &alice, &keyed("o-1"))
         .await
         .unwrap();
     assert_eq!(order.status, OrderStatus::PendingPayment);
@@ -68,12 +68,12 @@ async fn an_order_takes_the_buyers_holds_moves_their_expiry_and_prices_the_seats
     }
     // The same request again is the same order; a hold cannot go into a second order.
     let again = core
-        .place_order(&holds, &alice, &keyed("o-1"))
+        .place_order(holds.to_vec(), &alice, &keyed("o-1"))
         .await
         .unwrap();
     assert_eq!(again, order);
     let twice = core
-        .place_order(&holds[..1], &alice, &keyed("o-2"))
+        .place_order(holds[..1].to_vec(), &alice, &keyed("o-2"))
         .await
         .unwrap_err();
     assert_eq!(twice.code(), "invalid_request", "{twice}");
@@ -101,7 +101,7 @@ async fn an_order_refuses_someone_elses_dead_or_mixed_holds() {
     let alice = Caller::buyer("alice").unwrap();
     let bob = app.hold_ok(&event, "bob", json!([0])).await;
     let refused = core
-        .place_order(&[hold_id(&bob)], &alice, &keyed("a"))
+        .place_order(vec![hold_id(&bob)], &alice, &keyed("a"))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "not_hold_owner");
@@ -109,19 +109,23 @@ async fn an_order_refuses_someone_elses_dead_or_mixed_holds() {
     let mine = app.hold_ok(&event, "alice", json!([1])).await;
     let elsewhere = app.hold_ok(&other_event, "alice", json!([1])).await;
     let mixed = core
-        .place_order(&[hold_id(&mine), hold_id(&elsewhere)], &alice, &keyed("b"))
+        .place_order(
+            vec![hold_id(&mine), hold_id(&elsewhere)],
+            &alice,
+            &keyed("b"),
+        )
         .await
         .unwrap_err();
     assert_eq!(mixed.code(), "invalid_request");
     let none = core
-        .place_order(&[], &alice, &keyed("c"))
+        .place_order(vec![], &alice, &keyed("c"))
         .await
         .unwrap_err();
     assert_eq!(none.code(), "invalid_request");
 
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let late = core
-        .place_order(&[hold_id(&mine)], &alice, &keyed("d"))
+        .place_order(vec![hold_id(&mine)], &alice, &keyed("d"))
         .await
         .unwrap_err();
     assert_eq!(late.code(), "hold_expired");
@@ -138,7 +142,7 @@ async fn app_with_an_order() -> (TestApp, booking::orders::OrderView) {
     let hold = app.hold_ok(&event, "alice", json!([0, 1])).await;
     let alice = Caller::buyer("alice").unwrap();
     let order = core(&app)
-        .place_order(&[hold_id(&hold)], &alice, &keyed("order"))
+        .place_order(vec![hold_id(&hold)], &alice, &keyed("order"))
         .await
         .unwrap();
     (app, order)
@@ -267,4 +271,63 @@ async fn forged_stale_unsigned_or_wrong_notifications_are_refused() {
     let plain = spawn_app().await;
     let refused = deliver(&plain, &body, signed(&body, WEBHOOK_SECRET, now)).await;
     assert_problem(refused, StatusCode::NOT_FOUND, "payments_not_configured").await;
+}
+
+#[tokio::test]
+async fn orders_over_rest_belong_to_their_buyer() {
+    use crate::helpers::assert_problem;
+    use reqwest::{Method, StatusCode};
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 5, json!({})).await;
+    let hold = app.hold_ok(&event, "alice", json!([1, 2])).await;
+    let body = json!({"hold_ids": [hold["hold_id"]]});
+    let send = |who: &'static str, body: Value| {
+        let request = app
+            .client
+            .post(app.url("/api/orders"))
+            .header(
+                "authorization",
+                crate::helpers::bearer(who, booking::Role::Buyer),
+            )
+            .header("idempotency-key", format!("order-{who}"))
+            .json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let placed = send("alice", body.clone()).await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let location = placed.headers()["location"].to_str().unwrap().to_owned();
+    let order: Value = placed.json().await.unwrap();
+    assert_eq!(order["status"], "pending_payment");
+    assert_eq!(order["amount_cents"], 5_000);
+    assert_eq!(
+        location,
+        format!("/api/orders/{}", order["order_id"].as_str().unwrap())
+    );
+    // A retry with the same key is the same order.
+    let again: Value = send("alice", body.clone()).await.json().await.unwrap();
+    assert_eq!(again["order_id"], order["order_id"]);
+
+    let read = app.as_customer(Method::GET, &location, "alice").await;
+    assert_eq!(read.status(), StatusCode::OK);
+    let refused = app.as_customer(Method::GET, &location, "mallory").await;
+    assert_problem(refused, StatusCode::FORBIDDEN, "forbidden").await;
+    let stolen = send("mallory", body).await;
+    assert_problem(stolen, StatusCode::FORBIDDEN, "not_hold_owner").await;
+    let unknown = format!("/api/orders/{}", uuid::Uuid::new_v4());
+    let missing = app.as_customer(Method::GET, &unknown, "alice").await;
+    assert_problem(missing, StatusCode::NOT_FOUND, "order_not_found").await;
+    let malformed = app
+        .as_customer(Method::GET, "/api/orders/nope", "alice")
+        .await;
+    assert_problem(malformed, StatusCode::NOT_FOUND, "order_not_found").await;
+    let odd = send("bob", json!({"hold_ids": [], "coupon": "free"})).await;
+    assert_eq!(odd.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let anonymous = app
+        .client
+        .post(app.url("/api/orders"))
+        .json(&json!({"hold_ids": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }

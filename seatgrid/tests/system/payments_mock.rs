@@ -303,7 +303,7 @@ async fn an_order_with_payments(
         .await
         .unwrap();
     let order = core
-        .place_order(&[domain::HoldId(hold.hold_id)], &alice, &ctx)
+        .place_order(vec![domain::HoldId(hold.hold_id)], &alice, &ctx)
         .await
         .unwrap();
     assert_eq!(order.amount_cents, 6_000);
@@ -316,6 +316,7 @@ async fn order_reaches(
     order: &booking::orders::OrderView,
     wanted: domain::OrderStatus,
 ) -> domain::OrderStatus {
+    use booking::BookingCommands;
     let alice = booking::Caller::buyer("alice").unwrap();
     let mut status = order.status;
     for _ in 0..100 {
