@@ -15,13 +15,11 @@
 //!   provider event id counts once (the order remembers them), so duplicates and late copies are
 //!   harmless. A payment of another amount or currency than the order's is refused and logged.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use domain::{
     CustomerAllowanceCommand, HoldId, HoldStatus, Order, OrderCommand, OrderId, OrderPlaced,
-    OrderStatus, RefundReason, SeatBlockCommand, SeatBlockError,
+    SeatBlockCommand, SeatBlockError,
 };
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::book_release::owned_by;
 use crate::context::RequestContext;
@@ -31,7 +29,7 @@ use crate::payments::{WebhookEvent, WebhookType};
 use crate::reads::LocatedHold;
 use crate::service::BookingService;
 use crate::store::StoreError;
-use crate::views::{seat_views, SeatView};
+use crate::views::seat_views;
 
 /// The most holds one order may take.
 pub const MAX_HOLDS: usize = 10;
@@ -39,21 +37,7 @@ pub const MAX_HOLDS: usize = 10;
 /// How long a buyer has to pay once an order is placed.
 pub const PAYMENT_WINDOW: Duration = Duration::minutes(10);
 
-/// An order as its customer sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct OrderView {
-    pub order_id: Uuid,
-    pub event_id: Uuid,
-    pub customer_id: String,
-    pub status: OrderStatus,
-    pub holds: Vec<Uuid>,
-    pub seats: Vec<SeatView>,
-    pub amount_cents: u64,
-    pub currency: String,
-    pub payment_due: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refund_reason: Option<RefundReason>,
-}
+pub use crate::views::OrderView;
 
 /// Why a hold cannot go into an order, as the caller should hear it.
 fn not_orderable(status: HoldStatus, hold_id: HoldId) -> Option<CommandError> {

@@ -29,10 +29,9 @@ use domain::{
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::identity::{Caller, Role};
-use crate::orders::OrderView;
 use crate::payments::WebhookEvent;
 use crate::store::{EventStore, StoreError};
-use crate::views::{EventView, HoldView, SeatMapView};
+use crate::views::{EventView, HoldView, OrderView, SeatMapView};
 
 /// The commands of the booking path, and the reads that must never be behind. REST handlers and
 /// GraphQL resolvers call only this.

@@ -199,3 +199,19 @@ pub struct SeatMapView {
     #[schema(example = "eventual")]
     pub consistency: String,
 }
+
+/// An order as its customer sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrderView {
+    pub order_id: Uuid,
+    pub event_id: Uuid,
+    pub customer_id: String,
+    pub status: domain::OrderStatus,
+    pub holds: Vec<Uuid>,
+    pub seats: Vec<SeatView>,
+    pub amount_cents: u64,
+    pub currency: String,
+    pub payment_due: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_reason: Option<domain::RefundReason>,
+}
