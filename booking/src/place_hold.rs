@@ -39,6 +39,14 @@ pub fn resolve_seats(event: &KnownEvent, refs: &[SeatRef]) -> Result<Vec<SeatId>
     Ok(seats)
 }
 
+/// What a re-run of a hold answers: the hold as it is, or the refusal if it never took effect.
+fn rerun_answer(view: HoldView) -> Result<HoldView, CommandError> {
+    match view.status {
+        HoldStatus::Failed => Err(CommandError::HoldFailed(HoldId(view.hold_id))),
+        _ => Ok(view),
+    }
+}
+
 impl BookingService {
     #[tracing::instrument(name = "hold_seats", skip_all, fields(%event_id, %customer_id, correlation_id = %ctx.correlation_id))]
     pub(crate) async fn run_hold_seats(
@@ -56,22 +64,21 @@ impl BookingService {
         let allowance_id = CustomerAllowance::aggregate_id(event_id, &customer_id);
         let meta = ctx.metadata("HoldSeats", Some(&customer_id));
 
-        if ctx.id_seed.is_some() {
-            // An idempotency key's run may be a re-run of a hold that has since closed and that
-            // its blocks no longer remember (they keep few closed holds): answer it as it is.
-            match self.locate(hold_id).await {
-                Ok(located) => {
-                    let view = self.located_hold_view(&located, now).await?;
-                    if view.status == HoldStatus::Failed {
-                        // It never took effect: the answer is the refusal, not a hold.
-                        return Err(CommandError::HoldFailed(hold_id));
-                    }
-                    if view.status.is_final() {
-                        return Ok(view);
-                    }
-                }
-                Err(CommandError::HoldNotFound(_)) => {}
+        // An idempotency key's run may be a re-run of a hold placed before (after a crash or a
+        // 5xx). The hold's own events say so, however long ago it closed (its blocks keep few
+        // closed holds): a closed one is answered as it is; an open one is finished below.
+        let earlier = match ctx.id_seed {
+            Some(_) => match self.locate(hold_id).await {
+                Ok(located) => Some(located),
+                Err(CommandError::HoldNotFound(_)) => None,
                 Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        if let Some(located) = &earlier {
+            let view = self.located_hold_view(located, now).await?;
+            if view.status.is_final() {
+                return rerun_answer(view);
             }
         }
         // Cheap early answer for the common loser of a flash sale: seats already taken are refused
@@ -147,15 +154,13 @@ impl BookingService {
             return Err(error);
         }
         if rerun {
-            // A re-run of a hold placed before (an idempotency key's request re-run after a crash
-            // or a 5xx): the appends above were no-ops, so answer with the hold as it is, with
-            // its own expiry and whatever became of it since.
-            let located = self.locate(hold_id).await?;
-            let view = self.located_hold_view(&located, Utc::now()).await?;
-            if view.status == HoldStatus::Failed {
-                return Err(CommandError::HoldFailed(hold_id));
-            }
-            return Ok(view);
+            // A re-run of a hold its blocks already had: the appends above were no-ops, so answer
+            // with the hold as it is, with its own expiry and whatever became of it since.
+            let located = match earlier {
+                Some(located) => located,
+                None => self.locate(hold_id).await?,
+            };
+            return rerun_answer(self.located_hold_view(&located, Utc::now()).await?);
         }
         Ok(hold_view(
             &event,

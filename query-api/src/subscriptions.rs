@@ -204,14 +204,14 @@ impl SeatFeed {
                 Err(RecvError::Lagged(_)) => return Some(self.resync().await),
                 Err(RecvError::Closed) => return None,
             };
-            match self.version {
-                Some(v) if update.version <= v => continue,
-                Some(v) if update.from_version > v => {
-                    let mut changes = self.resync().await;
-                    changes.extend(self.follow(&update));
-                    return Some(changes);
-                }
-                _ => return Some(self.follow(&update)),
+            // A newer batch that does not start where the last one ended: some were missed.
+            let gap = self
+                .version
+                .is_some_and(|v| update.version > v && update.from_version > v);
+            let mut changes = if gap { self.resync().await } else { Vec::new() };
+            changes.extend(self.follow(&update));
+            if !changes.is_empty() {
+                return Some(changes);
             }
         }
     }
