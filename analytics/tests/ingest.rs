@@ -100,7 +100,7 @@ async fn sale(service: Arc<BookingService>, event_id: EventId, customers: u32) {
                 if let Ok(hold) = service.hold_seats(event_id, &customer, seats, &ctx()).await {
                     let id = HoldId(hold.hold_id);
                     match c % 3 {
-                        0 => drop(service.book_hold(id, &customer, &ctx()).await),
+                        0 => drop(service.book_hold(id, &organizer(), &ctx()).await),
                         1 => drop(service.release_hold(id, &customer, &ctx()).await),
                         _ => {}
                     }

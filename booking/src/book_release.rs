@@ -1,6 +1,7 @@
 //! Booking a hold (the allowance is committed first, then every block books at one decision
 //! instant) and releasing one (every block frees its seats, then the allowance is given back).
-//! Only the hold's own customer may do either.
+//! Only the hold's own customer may release it. A booking is for the hold's customer, made by the
+//! order process once they paid, or directly by the event's organizer as a complimentary ticket.
 //!
 //! Policy: a booking is all or nothing, like a hold. Blocks are booked in order at the decision
 //! instant; a block may still refuse (the hold's expiry was recorded there first, or its seats went
@@ -67,6 +68,27 @@ fn booking_refused(e: SeatBlockError, hold_id: HoldId) -> CommandError {
 }
 
 impl BookingService {
+    /// Books a hold as a complimentary ticket, for the hold's customer: only a manager of the
+    /// hold's event may (buyers pay through an order, `crate::orders`).
+    pub(crate) async fn run_book_comp(
+        &self,
+        hold_id: HoldId,
+        caller: &crate::Caller,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError> {
+        let located = self.locate(hold_id).await?;
+        if !caller.manages(&located.event.definition) {
+            let own = located.entry.change.customer_id == caller.customer;
+            return Err(CommandError::Forbidden(if own {
+                "a hold is bought through an order (POST /api/orders); booking one directly is for its event's organizer (complimentary tickets)".into()
+            } else {
+                "only the event's organizer books holds without payment".into()
+            }));
+        }
+        let customer = located.entry.change.customer_id.clone();
+        self.run_book_hold(hold_id, customer, ctx).await
+    }
+
     #[tracing::instrument(name = "book_hold", skip_all, fields(%hold_id, %customer_id, correlation_id = %ctx.correlation_id))]
     pub(crate) async fn run_book_hold(
         &self,

@@ -124,6 +124,16 @@ impl BookingCommands for RunToCompletion {
         self.0.order(order_id, caller).await
     }
 
+    async fn cancel_order(
+        &self,
+        order_id: domain::OrderId,
+        caller: &Caller,
+        ctx: &RequestContext,
+    ) -> Result<crate::orders::OrderView, CommandError> {
+        let (inner, caller, ctx) = (self.0.clone(), caller.clone(), ctx.clone());
+        detach(async move { inner.cancel_order(order_id, &caller, &ctx).await }).await
+    }
+
     async fn record_payment(
         &self,
         event: crate::payments::WebhookEvent,

@@ -79,6 +79,8 @@ pub enum CommandError {
     HoldNotFound(HoldId),
     #[error("order {0} does not exist")]
     OrderNotFound(OrderId),
+    #[error("order {0} is being paid for and booked; cancel it once it is confirmed")]
+    OrderNotCancellable(OrderId),
     #[error("seats not available: {}", seat_list(.0))]
     SeatsUnavailable(Vec<SeatView>),
     #[error("hold {0} belongs to another customer")]
@@ -130,6 +132,7 @@ impl CommandError {
             Self::EventNotFound(_) => "event_not_found",
             Self::HoldNotFound(_) => "hold_not_found",
             Self::OrderNotFound(_) => "order_not_found",
+            Self::OrderNotCancellable(_) => "order_not_cancellable",
             Self::SeatsUnavailable(_) => "seats_unavailable",
             Self::NotHoldOwner(_) => "not_hold_owner",
             Self::HoldExpired(_) => "hold_expired",
@@ -166,6 +169,7 @@ impl CommandError {
             | Self::HoldReleased(_)
             | Self::HoldBooked(_)
             | Self::HoldFailed(_)
+            | Self::OrderNotCancellable(_)
             | Self::IdempotencyInFlight => K::Conflict,
             Self::Contention | Self::Unavailable(_) => K::Unavailable,
             Self::Internal(_) => K::Internal,

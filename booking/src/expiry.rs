@@ -1,12 +1,15 @@
-//! Expiring holds: the command the sweeper runs for seat blocks with lapsed holds.
+//! Expiring holds and orders: the commands the sweeper runs for seat blocks with lapsed holds and
+//! for orders whose payment is overdue.
 //!
-//! Policy: a lapsed hold already frees its seats by the seat block's own rule; this records
+//! Policy: an unpaid order reads `expired` from its `payment_due` whatever is recorded; recording
+//! `OrderExpired` tells its subscribers and lets the order process release its holds at once (a
+//! payment arriving later is still taken, see `domain::order`). A lapsed hold already frees its seats by the seat block's own rule; this records
 //! `HoldExpired`, for readers and so that the block refuses any late booking of it. Recording it
 //! twice is a no-op. A booking of an expired hold that committed the allowance but not every block
 //! is then taken back ([`crate::reconcile`]).
 
 use chrono::Utc;
-use domain::{SeatBlock, SeatBlockCommand};
+use domain::{OrderCommand, OrderId, SeatBlock, SeatBlockCommand};
 use uuid::Uuid;
 
 use crate::context::RequestContext;
@@ -43,6 +46,19 @@ impl BookingService {
         }
         for hold_id in due {
             self.settle_lapsed_booking(hold_id, &meta).await?;
+        }
+        Ok(())
+    }
+
+    /// Records `OrderExpired` for each order (a no-op for one paid meanwhile or not yet due).
+    pub async fn expire_orders(&self, order_ids: &[OrderId]) -> Result<(), CommandError> {
+        let ctx = RequestContext {
+            correlation_id: format!("sweeper-{}", Uuid::new_v4()),
+            id_seed: None,
+        };
+        for order_id in order_ids {
+            let expire = OrderCommand::Expire { now: Utc::now() };
+            self.decide_order(*order_id, &ctx, expire).await?;
         }
         Ok(())
     }

@@ -10,7 +10,9 @@
 //! - Its amount is the seats' prices from the event's layout, summed with checked arithmetic, and
 //!   stays what was placed.
 //! - With an idempotency seed the order id derives from it, so a re-run places nothing new.
-//! - An order is read by its customer and by its event's manager.
+//! - An order is read by its customer and by its event's manager, and cancelled by its customer
+//!   only: before payment (its holds are released by the order process), or once confirmed (the
+//!   payment is refunded, then the seats go back on sale). Cancelling again changes nothing.
 //! - A provider's notification (already verified by the adapter) is recorded on its order; each
 //!   provider event id counts once (the order remembers them), so duplicates and late copies are
 //!   harmless. A payment of another amount or currency than the order's is refused and logged.
@@ -202,6 +204,45 @@ impl BookingService {
         self.order_view(&order).await
     }
 
+    /// Cancels the caller's order (see the module policy); answers the order as it now stands.
+    pub(crate) async fn run_cancel_order(
+        &self,
+        order_id: OrderId,
+        caller: &Caller,
+        ctx: &RequestContext,
+    ) -> Result<OrderView, CommandError> {
+        let order = self
+            .load_order(order_id)
+            .await?
+            .ok_or(CommandError::OrderNotFound(order_id))?;
+        if order.placed().map(|p| &p.customer_id) != Some(&caller.customer) {
+            return Err(CommandError::Forbidden(
+                "an order is cancelled by its customer".into(),
+            ));
+        }
+        let meta = ctx.metadata("CancelOrder", Some(&caller.customer));
+        let result = self
+            .store
+            .execute::<Order>(&order_id.to_string(), &meta, || OrderCommand::Cancel {
+                customer_id: caller.customer.clone(),
+                now: Utc::now(),
+            })
+            .await;
+        match result {
+            Ok(()) => {}
+            Err(StoreError::Rejected(domain::OrderError::WrongStatus(..))) => {
+                return Err(CommandError::OrderNotCancellable(order_id))
+            }
+            Err(StoreError::Rejected(e)) => return Err(CommandError::Internal(e.to_string())),
+            Err(e) => return Err(e.into()),
+        }
+        let order = self
+            .load_order(order_id)
+            .await?
+            .ok_or(CommandError::OrderNotFound(order_id))?;
+        self.order_view(&order).await
+    }
+
     /// Records a verified provider notification on its order.
     pub(crate) async fn run_record_payment(
         &self,
@@ -229,6 +270,7 @@ impl BookingService {
             .execute::<Order>(&order_id.to_string(), &meta, || match event.kind {
                 WebhookType::PaymentSucceeded => OrderCommand::RecordPaymentSucceeded {
                     provider_event_id: id.clone(),
+                    payment_intent: Some(object.id.clone()),
                     now: Utc::now(),
                 },
                 WebhookType::PaymentFailed => OrderCommand::RecordPaymentFailed {
@@ -262,7 +304,7 @@ impl BookingService {
     }
 
     async fn order_view(&self, order: &Order) -> Result<OrderView, CommandError> {
-        let (Some(placed), Some(status)) = (order.placed(), order.status()) else {
+        let (Some(placed), Some(status)) = (order.placed(), order.status_at(Utc::now())) else {
             return Err(CommandError::Internal(
                 "an order without its placement".into(),
             ));
@@ -273,11 +315,13 @@ impl BookingService {
             event_id: placed.event_id.0,
             customer_id: placed.customer_id.to_string(),
             status,
-            holds: placed.holds.iter().map(|h| h.0).collect(),
+            holds: order.holds().iter().map(|h| h.0).collect(),
             seats: seat_views(&event, &placed.seats),
             amount_cents: placed.amount_cents,
             currency: placed.currency.clone(),
             payment_due: placed.payment_due,
+            payment_key: placed.order_id.to_string(),
+            payment_intent: order.payment_intent().map(str::to_owned),
             refund_reason: order.refund_reason(),
         })
     }

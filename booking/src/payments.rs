@@ -9,7 +9,10 @@
 //! - A signature older or newer than [`TOLERANCE`] is refused, so a captured webhook cannot be
 //!   replayed later; within the window, replays are harmless because every provider event id
 //!   counts once (see `domain::order`).
-//! - The order id is the provider's idempotency key, so asking twice never charges twice.
+//! - The order id is the provider's idempotency key, so asking twice never charges twice; a
+//!   refund's key is `refund-<order id>`, so an order is refunded once however often it is asked.
+//! - A provider is reached through [`PaymentProvider`] (the port); the development adapter speaks
+//!   to `seatgrid payments-mock`, and a production adapter (Stripe) implements the same two calls.
 
 use std::time::Duration;
 
@@ -62,6 +65,41 @@ pub struct WebhookEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookData {
     pub object: WebhookObject,
+}
+
+/// A payment to ask of the provider (what an `OrderPlaced` says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRequest {
+    pub order_id: uuid::Uuid,
+    pub amount_cents: u64,
+    pub currency: String,
+}
+
+/// A refund to ask of the provider (what a `RefundRequested` says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub order_id: uuid::Uuid,
+    /// The provider's id of the payment to give back.
+    pub payment_intent: String,
+}
+
+/// Why the provider did not take a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Down, timed out or overloaded: ask again later (the same key, so nothing doubles).
+    #[error("the payment provider is unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refuses this request for good.
+    #[error("the payment provider refused the request: {0}")]
+    Refused(String),
+}
+
+/// The port to a payment provider. Both calls are idempotent by their keys (see the policy) and
+/// answer once the provider has the request; the outcome arrives later, by a signed webhook.
+#[async_trait::async_trait]
+pub trait PaymentProvider: Send + Sync {
+    async fn request_payment(&self, request: &PaymentRequest) -> Result<(), ProviderError>;
+    async fn request_refund(&self, request: &RefundRequest) -> Result<(), ProviderError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

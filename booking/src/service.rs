@@ -13,8 +13,10 @@
 //! - With an idempotency seed, the new event's or hold's id is derived from it, so a request
 //!   re-run after a crash lands on the same aggregate and is a no-op there.
 //! - Who may do what ([`crate::identity`]) is checked here and nowhere else: the customer of a
-//!   command is the caller's token subject; only the hold's customer may book or release it; only
-//!   organizers create events, which they then manage.
+//!   command is the caller's token subject; only the hold's customer may release it or buy it
+//!   (through an order, [`crate::orders`]); booking a hold without payment is a complimentary
+//!   ticket, for its event's organizer (or an admin) only; only organizers create events, which
+//!   they then manage.
 //! - Every command is counted by outcome (`seatgrid_commands_total{command, outcome}`).
 
 use std::sync::Arc;
@@ -67,7 +69,8 @@ pub trait BookingCommands: Send + Sync {
         seats: Vec<SeatRef>,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError>;
-    /// Books the caller's own hold.
+    /// Books a hold without payment (a complimentary ticket): only its event's organizer or an
+    /// admin may; buyers pay through an order.
     async fn book_hold(
         &self,
         hold_id: HoldId,
@@ -90,6 +93,13 @@ pub trait BookingCommands: Send + Sync {
     ) -> Result<OrderView, CommandError>;
     /// An order, for its customer or its event's manager.
     async fn order(&self, order_id: OrderId, caller: &Caller) -> Result<OrderView, CommandError>;
+    /// Cancels the caller's order: before payment, or after confirmation (refunded).
+    async fn cancel_order(
+        &self,
+        order_id: OrderId,
+        caller: &Caller,
+        ctx: &RequestContext,
+    ) -> Result<OrderView, CommandError>;
     /// Records a payment provider's notification, whose signature the adapter has verified.
     async fn record_payment(
         &self,
@@ -246,8 +256,7 @@ impl BookingCommands for BookingService {
         caller: &Caller,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError> {
-        let customer = caller.customer.clone();
-        counted("book", self.run_book_hold(hold_id, customer, ctx).await)
+        counted("book", self.run_book_comp(hold_id, caller, ctx).await)
     }
 
     async fn release_hold(
@@ -277,6 +286,18 @@ impl BookingCommands for BookingService {
 
     async fn order(&self, order_id: OrderId, caller: &Caller) -> Result<OrderView, CommandError> {
         self.run_order(order_id, caller).await
+    }
+
+    async fn cancel_order(
+        &self,
+        order_id: OrderId,
+        caller: &Caller,
+        ctx: &RequestContext,
+    ) -> Result<OrderView, CommandError> {
+        counted(
+            "cancel_order",
+            self.run_cancel_order(order_id, caller, ctx).await,
+        )
     }
 
     async fn record_payment(

@@ -1,4 +1,5 @@
-//! The expiry sweeper: writes `HoldExpired` for holds whose time ran out and that nobody touched.
+//! The expiry sweeper: writes `HoldExpired` for holds whose time ran out and that nobody touched,
+//! and `OrderExpired` for orders whose payment never came (a provider that never answers).
 //!
 //! Policy: correctness never waits for the sweeper. An expired hold stops blocking its seats at
 //! `expires_at` by the seat block's own rule; the sweeper only makes the history say so, for
@@ -142,6 +143,20 @@ pub async fn blocks_with_lapsed_holds(
         .await
 }
 
+/// Orders still awaiting payment past their `payment_due`, as the orders read model lists them
+/// (a row behind the store is harmless: expiring an order paid meanwhile is a no-op).
+pub async fn overdue_orders(pool: &sqlx::PgPool) -> Result<Vec<domain::OrderId>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT order_id FROM rm_orders
+          WHERE status = 'pending_payment' AND payment_due <= now()
+          ORDER BY payment_due LIMIT $1",
+    )
+    .bind(LAPSED_HOLDS_PER_PASS)
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.into_iter().map(domain::OrderId).collect())
+}
+
 /// One pass: expire what is due, purge old idempotency keys. Returns the blocks touched.
 pub async fn sweep_once(service: &BookingService) -> usize {
     let pool = service.store().pool();
@@ -160,6 +175,15 @@ pub async fn sweep_once(service: &BookingService) -> usize {
         if let Err(e) = service.expire_holds(&blocks).await {
             tracing::warn!(error = %e, "sweeper could not expire every hold; next pass retries");
         }
+    }
+    match overdue_orders(pool).await {
+        Ok(orders) if !orders.is_empty() => {
+            if let Err(e) = service.expire_orders(&orders).await {
+                tracing::warn!(error = %e, "sweeper could not expire every order; next pass retries");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "sweeper cannot read the orders"),
     }
     if let Err(e) = IdempotencyStore::new(pool.clone()).purge_expired().await {
         tracing::warn!(error = %e, "sweeper could not purge idempotency keys");

@@ -206,12 +206,19 @@ pub struct OrderView {
     pub order_id: Uuid,
     pub event_id: Uuid,
     pub customer_id: String,
+    /// As of now: an order still unpaid at `payment_due` reads `expired`.
     pub status: domain::OrderStatus,
+    /// The order's holds (a hold placed again for a late payer replaces the one that lapsed).
     pub holds: Vec<Uuid>,
     pub seats: Vec<SeatView>,
     pub amount_cents: u64,
     pub currency: String,
     pub payment_due: DateTime<Utc>,
+    /// The provider's idempotency key for this order's payment (the order id).
+    pub payment_key: String,
+    /// The provider's payment id, once the payment succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_intent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_reason: Option<domain::RefundReason>,
 }

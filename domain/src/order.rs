@@ -86,6 +86,9 @@ pub enum OrderEvent {
     OrderPlaced(OrderPlaced),
     PaymentSucceeded {
         provider_event_id: String,
+        /// The provider's payment (its id, for a refund); absent in events of older releases.
+        #[serde(default)]
+        payment_intent: Option<String>,
         at: DateTime<Utc>,
     },
     PaymentFailed {
@@ -104,6 +107,16 @@ pub enum OrderEvent {
     },
     RefundRequested {
         reason: RefundReason,
+        /// The payment to give back (the refund request's outbox row carries it).
+        #[serde(default)]
+        payment_intent: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// A hold that expired before the money arrived was placed again on the same seats (they
+    /// were still free) and replaces it in the order.
+    HoldReplaced {
+        from: HoldId,
+        to: HoldId,
         at: DateTime<Utc>,
     },
     OrderRefunded {
@@ -123,6 +136,7 @@ impl DomainEvent for OrderEvent {
             Self::OrderCancelled { .. } => event_type::ORDER_CANCELLED,
             Self::RefundRequested { .. } => event_type::REFUND_REQUESTED,
             Self::OrderRefunded { .. } => event_type::ORDER_REFUNDED,
+            Self::HoldReplaced { .. } => event_type::HOLD_REPLACED,
         }
         .into()
     }
@@ -136,6 +150,7 @@ pub enum OrderCommand {
     Place(OrderPlaced),
     RecordPaymentSucceeded {
         provider_event_id: String,
+        payment_intent: Option<String>,
         now: DateTime<Utc>,
     },
     RecordPaymentFailed {
@@ -161,6 +176,12 @@ pub enum OrderCommand {
     },
     RecordRefunded {
         provider_event_id: String,
+        now: DateTime<Utc>,
+    },
+    /// The order process placed `to` on the seats of the expired hold `from` (paid orders only).
+    ReplaceHold {
+        from: HoldId,
+        to: HoldId,
         now: DateTime<Utc>,
     },
 }
@@ -211,6 +232,11 @@ pub struct Order {
     /// Provider event ids already recorded (each result counts once).
     seen: BTreeSet<String>,
     refund_reason: Option<RefundReason>,
+    /// The provider's payment, once one succeeded.
+    payment_intent: Option<String>,
+    /// Holds replaced since placement (`from` -> `to`).
+    #[serde(default)]
+    replaced: Vec<(HoldId, HoldId)>,
 }
 
 impl Order {
@@ -234,6 +260,28 @@ impl Order {
     pub fn refund_reason(&self) -> Option<RefundReason> {
         self.refund_reason
     }
+    /// The provider's payment id, once a payment succeeded.
+    pub fn payment_intent(&self) -> Option<&str> {
+        self.payment_intent.as_deref()
+    }
+
+    /// The order's holds now: as placed, with replacements applied.
+    pub fn holds(&self) -> Vec<HoldId> {
+        let Some(placed) = &self.placed else {
+            return Vec::new();
+        };
+        placed
+            .holds
+            .iter()
+            .map(|h| {
+                // Replacements in the order they happened: one pass follows every chain.
+                self.replaced.iter().fold(
+                    *h,
+                    |current, (from, to)| if current == *from { *to } else { current },
+                )
+            })
+            .collect()
+    }
 
     fn current(&self) -> Result<(&OrderPlaced, OrderStatus), OrderError> {
         match (&self.placed, self.status) {
@@ -252,6 +300,7 @@ impl Order {
     async fn payment_succeeded(
         &mut self,
         provider_event_id: String,
+        payment_intent: Option<String>,
         now: DateTime<Utc>,
         sink: &EventSink<Self>,
     ) -> Result<(), OrderError> {
@@ -260,13 +309,16 @@ impl Order {
             return Ok(());
         }
         let at = now;
+        let refund_intent = self.payment_intent.clone().or(payment_intent.clone());
         let mut events = vec![OrderEvent::PaymentSucceeded {
             provider_event_id,
+            payment_intent,
             at,
         }];
         if status == OrderStatus::Cancelled {
             events.push(OrderEvent::RefundRequested {
                 reason: RefundReason::CancelledBeforePayment,
+                payment_intent: refund_intent,
                 at,
             });
         }
@@ -308,8 +360,12 @@ impl Aggregate for Order {
             }
             OrderCommand::RecordPaymentSucceeded {
                 provider_event_id,
+                payment_intent,
                 now,
-            } => self.payment_succeeded(provider_event_id, now, sink).await,
+            } => {
+                self.payment_succeeded(provider_event_id, payment_intent, now, sink)
+                    .await
+            }
             OrderCommand::RecordPaymentFailed {
                 provider_event_id,
                 reason,
@@ -352,6 +408,7 @@ impl Aggregate for Order {
                     PendingPayment => OrderEvent::OrderCancelled { at: now },
                     Confirmed => OrderEvent::RefundRequested {
                         reason: RefundReason::CustomerCancelled,
+                        payment_intent: self.payment_intent.clone(),
                         at: now,
                     },
                     Cancelled | RefundPending | Refunded | Expired | PaymentFailed => return Ok(()),
@@ -365,6 +422,7 @@ impl Aggregate for Order {
                 Paid => {
                     let e = OrderEvent::RefundRequested {
                         reason: RefundReason::SeatsLost,
+                        payment_intent: self.payment_intent.clone(),
                         at: now,
                     };
                     sink.write(e, self).await;
@@ -387,46 +445,125 @@ impl Aggregate for Order {
                 }
                 other => Err(self.wrong(other, "be marked refunded")),
             },
+            OrderCommand::ReplaceHold { from, to, now } => match self.current()?.1 {
+                Paid if self.holds().contains(&from) => {
+                    sink.write(OrderEvent::HoldReplaced { from, to, at: now }, self)
+                        .await;
+                    Ok(())
+                }
+                Paid if self.holds().contains(&to) => Ok(()),
+                other => Err(self.wrong(other, "take a replacement hold")),
+            },
         }
     }
 
     fn apply(&mut self, event: Self::Event) {
-        use OrderStatus::*;
-        let status = self.status;
-        self.status = match event {
-            OrderEvent::OrderPlaced(p) => {
-                self.placed = Some(p);
-                Some(PendingPayment)
-            }
+        self.status = event.next_status(self.status);
+        match event {
+            OrderEvent::OrderPlaced(p) => self.placed = Some(p),
             OrderEvent::PaymentSucceeded {
-                provider_event_id, ..
+                provider_event_id,
+                payment_intent,
+                ..
             } => {
                 self.seen.insert(provider_event_id);
-                match status {
-                    Some(PendingPayment | Expired | PaymentFailed) => Some(Paid),
-                    other => other,
+                if self.payment_intent.is_none() {
+                    self.payment_intent = payment_intent;
                 }
             }
             OrderEvent::PaymentFailed {
                 provider_event_id, ..
-            } => {
-                self.seen.insert(provider_event_id);
-                Some(PaymentFailed)
             }
-            OrderEvent::OrderConfirmed { .. } => Some(Confirmed),
-            OrderEvent::OrderExpired { .. } => Some(Expired),
-            OrderEvent::OrderCancelled { .. } => Some(Cancelled),
-            OrderEvent::RefundRequested { reason, .. } => {
-                self.refund_reason = Some(reason);
-                Some(RefundPending)
-            }
-            OrderEvent::OrderRefunded {
+            | OrderEvent::OrderRefunded {
                 provider_event_id, ..
             } => {
                 self.seen.insert(provider_event_id);
-                Some(Refunded)
             }
-        };
+            OrderEvent::RefundRequested { reason, .. } => self.refund_reason = Some(reason),
+            OrderEvent::HoldReplaced { from, to, .. } => self.replaced.push((from, to)),
+            OrderEvent::OrderConfirmed { .. }
+            | OrderEvent::OrderExpired { .. }
+            | OrderEvent::OrderCancelled { .. } => {}
+        }
+    }
+}
+
+impl OrderEvent {
+    /// The order's status after this event, from `status` before it: the one lifecycle, for the
+    /// aggregate and every reader that follows orders (read models, analytics).
+    pub fn next_status(&self, status: Option<OrderStatus>) -> Option<OrderStatus> {
+        use OrderStatus::*;
+        match self {
+            Self::OrderPlaced(_) => Some(PendingPayment),
+            Self::PaymentSucceeded { .. } => match status {
+                Some(PendingPayment | Expired | PaymentFailed) => Some(Paid),
+                other => other,
+            },
+            Self::PaymentFailed { .. } => Some(PaymentFailed),
+            Self::OrderConfirmed { .. } => Some(Confirmed),
+            Self::OrderExpired { .. } => Some(Expired),
+            Self::OrderCancelled { .. } => Some(Cancelled),
+            Self::RefundRequested { .. } => Some(RefundPending),
+            Self::OrderRefunded { .. } => Some(Refunded),
+            Self::HoldReplaced { .. } => status,
+        }
+    }
+
+    /// When it happened.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Self::OrderPlaced(p) => p.at,
+            Self::PaymentSucceeded { at, .. }
+            | Self::PaymentFailed { at, .. }
+            | Self::OrderConfirmed { at }
+            | Self::OrderExpired { at }
+            | Self::OrderCancelled { at }
+            | Self::RefundRequested { at, .. }
+            | Self::OrderRefunded { at, .. }
+            | Self::HoldReplaced { at, .. } => *at,
+        }
+    }
+}
+
+impl OrderStatus {
+    /// The name clients and the read models use (`pending_payment`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingPayment => "pending_payment",
+            Self::Paid => "paid",
+            Self::Confirmed => "confirmed",
+            Self::PaymentFailed => "payment_failed",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+            Self::RefundPending => "refund_pending",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        use OrderStatus::*;
+        [
+            PendingPayment,
+            Paid,
+            Confirmed,
+            PaymentFailed,
+            Expired,
+            Cancelled,
+            RefundPending,
+            Refunded,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
+impl RefundReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SeatsLost => "seats_lost",
+            Self::CancelledBeforePayment => "cancelled_before_payment",
+            Self::CustomerCancelled => "customer_cancelled",
+        }
     }
 }
 
@@ -465,12 +602,14 @@ mod tests {
     fn succeeded(id: &str, at: i64) -> OrderEvent {
         OrderEvent::PaymentSucceeded {
             provider_event_id: id.into(),
+            payment_intent: Some("pi_1".into()),
             at: t(at),
         }
     }
     fn record_success(id: &str, now: i64) -> OrderCommand {
         OrderCommand::RecordPaymentSucceeded {
             provider_event_id: id.into(),
+            payment_intent: Some("pi_1".into()),
             now: t(now),
         }
     }
@@ -603,6 +742,7 @@ mod tests {
                 succeeded("evt_1", 10),
                 OrderEvent::RefundRequested {
                     reason: RefundReason::CancelledBeforePayment,
+                    payment_intent: Some("pi_1".into()),
                     at: t(10),
                 },
             ]);
@@ -620,11 +760,13 @@ mod tests {
             .when(OrderCommand::RefundSeatsLost { now: t(11) })
             .then_expect_events(vec![OrderEvent::RefundRequested {
                 reason: RefundReason::SeatsLost,
+                payment_intent: Some("pi_1".into()),
                 at: t(11),
             }]);
         let mut refunding = paid;
         refunding.push(OrderEvent::RefundRequested {
             reason: RefundReason::SeatsLost,
+            payment_intent: Some("pi_1".into()),
             at: t(11),
         });
         OrderTest::with(())
@@ -671,6 +813,7 @@ mod tests {
             .when(cancel("alice"))
             .then_expect_events(vec![OrderEvent::RefundRequested {
                 reason: RefundReason::CustomerCancelled,
+                payment_intent: Some("pi_1".into()),
                 at: t(20),
             }]);
         OrderTest::with(())
@@ -681,5 +824,72 @@ mod tests {
                 OrderStatus::Paid,
                 "be cancelled while its seats are booked",
             ));
+    }
+
+    #[test]
+    fn given_paid_when_an_expired_hold_is_replaced_then_the_order_holds_the_new_one() {
+        let (old, new) = (placed().holds[0], HoldId(Uuid::from_u128(4)));
+        let paid = vec![order_placed(), succeeded("evt_1", 10)];
+        let replace = || OrderCommand::ReplaceHold {
+            from: old,
+            to: new,
+            now: t(11),
+        };
+        let replaced = OrderEvent::HoldReplaced {
+            from: old,
+            to: new,
+            at: t(11),
+        };
+        OrderTest::with(())
+            .given(paid.clone())
+            .when(replace())
+            .then_expect_events(vec![replaced.clone()]);
+        let mut again = paid.clone();
+        again.push(replaced.clone());
+        OrderTest::with(())
+            .given(again.clone())
+            .when(replace())
+            .then_expect_events(vec![]);
+        let mut order = Order::default();
+        for e in again {
+            order.apply(e);
+        }
+        assert_eq!(order.holds(), vec![new]);
+        assert_eq!(order.status(), Some(OrderStatus::Paid));
+        assert_eq!(order.payment_intent(), Some("pi_1"));
+        OrderTest::with(())
+            .given(vec![order_placed()])
+            .when(replace())
+            .then_expect_error(OrderError::WrongStatus(
+                placed().order_id,
+                OrderStatus::PendingPayment,
+                "take a replacement hold",
+            ));
+    }
+
+    #[test]
+    fn every_status_reads_and_writes_the_name_serde_gives_it() {
+        use OrderStatus::*;
+        for status in [
+            PendingPayment,
+            Paid,
+            Confirmed,
+            PaymentFailed,
+            Expired,
+            Cancelled,
+            RefundPending,
+            Refunded,
+        ] {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, status.as_str());
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+        }
+        for reason in [
+            RefundReason::SeatsLost,
+            RefundReason::CancelledBeforePayment,
+            RefundReason::CustomerCancelled,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
     }
 }

@@ -142,6 +142,11 @@ impl Cache {
         format!("{}pub:hold:{hold_id}", self.prefix)
     }
 
+    /// The channel an order's changes are published on.
+    pub fn order_channel(&self, order_id: Uuid) -> String {
+        format!("{}pub:order:{order_id}", self.prefix)
+    }
+
     /// The pattern matching every channel of this installation.
     pub fn channel_pattern(&self) -> String {
         format!("{}pub:*", self.prefix)
@@ -169,7 +174,7 @@ impl Cache {
 
     /// Writes a committed batch to the cache and publishes it, in one round trip.
     pub async fn write_through(&self, changes: &ReadModelChanges) -> Result<(), RedisError> {
-        if changes.seats.is_empty() && changes.holds.is_empty() {
+        if changes.seats.is_empty() && changes.holds.is_empty() && changes.orders.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
@@ -185,6 +190,11 @@ impl Cache {
             let json = serde_json::to_string(hold).expect("holds serialize");
             self.push_hold(&mut pipe, hold, &json);
             pipe.publish(self.hold_channel(hold.hold_id), json).ignore();
+        }
+        for order in &changes.orders {
+            let json = serde_json::to_string(order).expect("orders serialize");
+            pipe.publish(self.order_channel(order.order_id), json)
+                .ignore();
         }
         self.send(&pipe).await
     }

@@ -5,6 +5,7 @@
 //! - [`records`]: the read models' records (holds, seat maps, events, the changes of a batch).
 //! - [`read_models`]: the booking read models (events, seat maps, holds) in Postgres, and the
 //!   projection that maintains them.
+//! - [`orders`]: the orders read model.
 //! - [`cache`]: their Redis cache and the pub/sub channels that carry each change.
 //! - [`reader`]: reading them, cache first.
 //! - [`backoff`]: how long-running read-side tasks wait before reconnecting.
@@ -13,6 +14,7 @@
 pub mod backoff;
 pub mod cache;
 pub mod event_log;
+pub mod orders;
 pub mod read_models;
 pub mod reader;
 pub mod records;
@@ -21,6 +23,7 @@ pub mod tracing_context;
 
 pub use cache::Cache;
 pub use event_log::{EventLog, EventLogError, GlobalPosition, RecordedEvent};
+pub use orders::OrderRecord;
 pub use read_models::{ReadModelProjection, READ_MODELS};
 pub use reader::{ReadError, ReadModels};
 pub use records::{EventRecord, HoldRecord, ReadModelChanges, SeatMap, SeatUpdate};

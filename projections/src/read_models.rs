@@ -4,7 +4,8 @@
 //! - `rm_events`: every ticketed event with its definition, in creation order;
 //! - `rm_seat_maps`: per event, the seat map in the compact encoding the API serves (one character
 //!   per seat id: `A` available, `H` held, `B` booked), with a version;
-//! - `rm_holds`: every hold with its status, seats and expiry (per customer by index).
+//! - `rm_holds`: every hold with its status, seats and expiry (per customer by index);
+//! - `rm_orders`: every order with its status ([`crate::orders`]).
 //!
 //! Policy:
 //! - Every change of a seat map or a hold takes a fresh version from one never-resetting sequence, so
@@ -26,6 +27,7 @@ use uuid::Uuid;
 
 use crate::cache::Cache;
 use crate::event_log::RecordedEvent;
+use crate::orders::apply_orders;
 use crate::records::{
     counts, HoldRecord, ReadModelChanges, SeatUpdate, AVAILABLE, BOOKED, HELD, HOLD_COLUMNS,
 };
@@ -138,8 +140,12 @@ impl Projection for ReadModelProjection {
     ) -> Result<ReadModelChanges, ProjectionError> {
         let fresh = skip_redelivered(tx, events).await?;
         let mut facts = Vec::with_capacity(fresh.len());
+        let mut order_ids = Vec::new();
         for e in &fresh {
             if let Some(f) = decode(e)? {
+                if matches!(f, StoredEvent::Order(_)) {
+                    order_ids.push((facts.len(), e.aggregate_id.parse::<Uuid>().ok()));
+                }
                 facts.push(f);
             }
         }
@@ -150,7 +156,19 @@ impl Projection for ReadModelProjection {
         }
         let seats = apply_seats(tx, &facts).await?;
         let holds = apply_holds(tx, &facts).await?;
-        Ok(ReadModelChanges { seats, holds })
+        let order_events: Vec<(Uuid, &domain::OrderEvent)> = order_ids
+            .into_iter()
+            .filter_map(|(i, id)| match (&facts[i], id) {
+                (StoredEvent::Order(e), Some(id)) => Some((id, e)),
+                _ => None,
+            })
+            .collect();
+        let orders = apply_orders(tx, &order_events).await?;
+        Ok(ReadModelChanges {
+            seats,
+            holds,
+            orders,
+        })
     }
 
     async fn after_commit(&self, changes: ReadModelChanges) {
@@ -181,7 +199,7 @@ impl Projection for ReadModelProjection {
     }
 
     async fn reset(&self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
-        sqlx::query("TRUNCATE rm_events, rm_seat_maps, rm_holds, rm_applied")
+        sqlx::query("TRUNCATE rm_events, rm_seat_maps, rm_holds, rm_orders, rm_applied")
             .execute(tx)
             .await?;
         Ok(())

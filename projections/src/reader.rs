@@ -163,6 +163,26 @@ impl ReadModels {
         .await?)
     }
 
+    /// A customer's orders, newest first, optionally for one event (at most `limit`).
+    pub async fn customer_orders(
+        &self,
+        customer_id: &str,
+        event_id: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<crate::OrderRecord>, ReadError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {} FROM rm_orders
+              WHERE customer_id = $1 AND ($2::uuid IS NULL OR event_id = $2)
+              ORDER BY placed_at DESC, order_id LIMIT $3",
+            crate::orders::ORDER_COLUMNS
+        ))
+        .bind(customer_id)
+        .bind(event_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Up to `first` holds of an event after hold id `after`, in hold id order, and whether more
     /// follow. `live_only` keeps the holds that keep their seats now (booked, or held and unexpired).
     pub async fn event_holds(

@@ -134,6 +134,7 @@ pub struct EventRecord {
 pub struct ReadModelChanges {
     pub seats: Vec<SeatUpdate>,
     pub holds: Vec<HoldRecord>,
+    pub orders: Vec<crate::orders::OrderRecord>,
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ async fn a_projector_killed_mid_stream_converges_to_a_fresh_replay() {
                         let _ = if n % 3 == 0 {
                             service.release_hold(hold_id, &customer, &ctx()).await
                         } else {
-                            service.book_hold(hold_id, &customer, &ctx()).await
+                            service.book_hold(hold_id, &organizer(), &ctx()).await
                         };
                     }
                 }
@@ -166,7 +166,7 @@ async fn a_redelivered_batch_changes_nothing() {
         .await
         .unwrap();
     service
-        .book_hold(HoldId(hold.hold_id), &customer, &ctx())
+        .book_hold(HoldId(hold.hold_id), &organizer(), &ctx())
         .await
         .unwrap();
 

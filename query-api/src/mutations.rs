@@ -12,7 +12,7 @@ use async_graphql::{Context, Object, Result};
 use booking::idempotency::{self, IdempotencyStore};
 use booking::validation::seat_refs;
 use booking::{Caller, CommandError, RequestContext};
-use domain::{EventId, HoldId};
+use domain::{EventId, HoldId, OrderId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
@@ -22,6 +22,7 @@ use crate::data::commands;
 use crate::data::reads;
 use crate::errors::from_command;
 use crate::inputs::{CreateEventInput, SeatInput};
+use crate::orders::Order;
 use crate::schema::RequestMeta;
 use crate::types::{Event, Hold};
 
@@ -139,7 +140,8 @@ impl MutationRoot {
         Ok(Hold::from_view(&view))
     }
 
-    /// Books the caller's held hold; booking twice is idempotent.
+    /// Books a hold without payment (a complimentary ticket, for the hold's customer): for its
+    /// event's organizer or an admin only; buyers use `placeOrder`. Booking twice is idempotent.
     async fn book_hold(&self, ctx: &Context<'_>, hold_id: Uuid) -> Result<Hold> {
         let customer = caller(ctx)?;
         let view = commands(ctx)
@@ -157,5 +159,42 @@ impl MutationRoot {
             .await
             .map_err(from_command)?;
         Ok(Hold::from_view(&view))
+    }
+
+    /// Places an order for the caller's live holds (1 to 10, of one event; same rules as
+    /// `POST /api/orders`): the holds are kept until `paymentDue` while the payment is taken.
+    async fn place_order(
+        &self,
+        ctx: &Context<'_>,
+        hold_ids: Vec<Uuid>,
+        idempotency_key: Option<String>,
+    ) -> Result<Order> {
+        let customer = caller(ctx)?;
+        let service = commands(ctx);
+        let arguments = format!("{hold_ids:?}");
+        let key = idempotency_key.as_deref();
+        let holds: Vec<HoldId> = hold_ids.into_iter().map(HoldId).collect();
+        let view = idempotent(
+            ctx,
+            customer,
+            "placeOrder",
+            "",
+            key,
+            &arguments,
+            |request| async move { service.place_order(holds, customer, &request).await },
+        )
+        .await?;
+        Ok(Order::from_view(&view))
+    }
+
+    /// Cancels the caller's order: before payment its holds are released; once confirmed the
+    /// payment is refunded, then its seats go back on sale. Cancelling again changes nothing.
+    async fn cancel_order(&self, ctx: &Context<'_>, order_id: Uuid) -> Result<Order> {
+        let customer = caller(ctx)?;
+        let view = commands(ctx)
+            .cancel_order(OrderId(order_id), customer, &request_context(ctx))
+            .await
+            .map_err(from_command)?;
+        Ok(Order::from_view(&view))
     }
 }

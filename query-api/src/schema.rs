@@ -33,6 +33,7 @@ use crate::errors::{coded, from_command, read_failed};
 use crate::live::LiveUpdates;
 use crate::loaders::{EventLoader, SeatMapLoader};
 pub use crate::mutations::MutationRoot;
+use crate::orders::Order;
 pub use crate::subscriptions::SubscriptionRoot;
 use crate::types::{Event, Hold, HoldStatus, SeatMapObject};
 
@@ -179,6 +180,16 @@ impl QueryRoot {
         AnalyticsQuery
     }
 
+    /// An order, for its customer or its event's organizer; answered by the core (never behind).
+    async fn order(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Order>> {
+        let caller = auth::caller(ctx)?;
+        match commands(ctx).order(domain::OrderId(id), caller).await {
+            Ok(view) => Ok(Some(Order::from_view(&view))),
+            Err(CommandError::OrderNotFound(_)) => Ok(None),
+            Err(e) => Err(from_command(e)),
+        }
+    }
+
     /// A customer's holds and bookings: the caller's own (`id` may be left out), or anyone's for
     /// an admin.
     async fn customer(&self, ctx: &Context<'_>, id: Option<String>) -> Result<Customer> {
@@ -221,6 +232,23 @@ impl Customer {
             .iter()
             .map(|r| Hold::from_record(r, now))
             .collect())
+    }
+    /// Orders, newest first (at most 100; optionally for one event), each as the core has it now.
+    async fn orders(&self, ctx: &Context<'_>, event_id: Option<Uuid>) -> Result<Vec<Order>> {
+        let caller = auth::caller(ctx)?;
+        let listed = reads(ctx)
+            .customer_orders(&self.id, event_id, 100)
+            .await
+            .map_err(|e| read_failed(Arc::new(e)))?;
+        let mut orders = Vec::with_capacity(listed.len());
+        for record in listed {
+            let view = commands(ctx)
+                .order(domain::OrderId(record.order_id), caller)
+                .await
+                .map_err(from_command)?;
+            orders.push(Order::from_view(&view));
+        }
+        Ok(orders)
     }
     /// Booked holds only, newest first.
     async fn bookings(&self, ctx: &Context<'_>, event_id: Option<Uuid>) -> Result<Vec<Hold>> {

@@ -1,4 +1,5 @@
-//! Subscriptions: live seat changes and a hold's status, fed by Redis pub/sub.
+//! Subscriptions: live seat changes, a hold's status and an order's (see [`crate::orders`]), fed
+//! by Redis pub/sub.
 //!
 //! Policy: a hold's first answer comes from the core (never behind); projected changes follow,
 //! and a change of lower rank than one already pushed is a late copy and skipped. At the hold's
@@ -28,6 +29,7 @@ use crate::live::LiveUpdates;
 use booking::BookingCommands;
 
 use crate::data::commands;
+use crate::orders::{order_stream, Order};
 use crate::types::{Hold, SeatChange};
 
 fn live<'a>(ctx: &Context<'a>) -> Result<(&'a LiveUpdates, &'a projections::Cache)> {
@@ -47,6 +49,30 @@ pub struct SubscriptionRoot;
 
 #[Subscription]
 impl SubscriptionRoot {
+    /// An order now and at every status change, until it is confirmed or refunded. For its
+    /// customer and its event's organizer (token in the `connection_init` payload).
+    async fn order(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+    ) -> Result<impl Stream<Item = Result<Order>>> {
+        let (live, cache) = live(ctx)?;
+        let rx = live.subscribe();
+        let caller = crate::auth::caller(ctx)?.clone();
+        let core = ctx.data_unchecked::<Arc<dyn BookingCommands>>().clone();
+        let first = match core.order(domain::OrderId(id), &caller).await {
+            Ok(view) => Order::from_view(&view),
+            Err(e) => return Err(from_command(e)),
+        };
+        Ok(order_stream(
+            core,
+            caller,
+            rx,
+            cache.order_channel(id),
+            first,
+        ))
+    }
+
     /// Every seat status change of an event, as it is projected.
     async fn seat_updates(
         &self,

@@ -401,7 +401,7 @@ impl Hold {
     }
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone, Debug, PartialEq)]
 pub struct Seat {
     pub seat_id: u32,
     pub section: String,

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod order_process;
+pub mod payment_provider;
 pub mod payment_relay;
 pub mod payments_mock;
 pub mod report;

@@ -1,5 +1,5 @@
 //! The order process: follows the event log and settles each order whose payment outcome (or
-//! expiry, or cancellation) was recorded, through the core (`BookingService::settle_order`).
+//! expiry, cancellation or refund) was recorded, through the core (`BookingService::settle_order`).
 //!
 //! Policy: at least once, with its own durable checkpoint (`order_process`, the projector
 //! runner's); every step it triggers is idempotent in the core, so a redelivery after a crash
@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use booking::{BookingService, CommandError};
 use domain::stored::aggregate_type::ORDER;
 use domain::stored::event_type::{
-    ORDER_CANCELLED, ORDER_EXPIRED, PAYMENT_FAILED, PAYMENT_SUCCEEDED,
+    ORDER_CANCELLED, ORDER_EXPIRED, ORDER_REFUNDED, PAYMENT_FAILED, PAYMENT_SUCCEEDED,
 };
 use domain::OrderId;
 use projections::{Projection, ProjectionError, RecordedEvent};
@@ -48,6 +48,7 @@ impl Projection for OrderProcess {
             PAYMENT_FAILED,
             ORDER_EXPIRED,
             ORDER_CANCELLED,
+            ORDER_REFUNDED,
         ];
         for e in events {
             if e.aggregate_type != ORDER || !settles.contains(&e.event_type.as_str()) {

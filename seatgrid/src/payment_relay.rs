@@ -1,43 +1,80 @@
-//! The payment-request relay: every placed order's payment is asked of the provider, exactly once
-//! in effect, whatever crashes in between.
+//! The payment relay: every placed order's payment, and every refund an order asks for, is asked
+//! of the provider, exactly once in effect, whatever crashes in between.
 //!
 //! Policy:
-//! - The `OrderPlaced` event is the outbox row: it is written in the same transaction as the order
-//!   itself, so a placed order always has its request waiting. The relay follows the event log
-//!   with its own durable checkpoint (`payment_requests`, the projector runner's), and calls the
-//!   provider *inside* the batch: the checkpoint only moves past an order once the provider
-//!   accepted its request. A crash before that re-sends it.
-//! - Re-sending is harmless: the order id is the provider's idempotency key, so the provider
-//!   answers the same payment and never charges twice.
-//! - A provider that is down or answers 5xx stops the relay (the batch is retried with backoff); a
-//!   request the provider refuses as invalid (4xx) is logged and passed over, so one bad order
-//!   cannot hold up every later one (its order expires unpaid).
+//! - The events are the outbox rows: `OrderPlaced` (a payment to ask for) and `RefundRequested`
+//!   (money to give back) are written in the same transaction as the order's change itself, so
+//!   an order always has its request waiting. The relay follows the event log with its own
+//!   durable checkpoint (`payment_requests`, the projector runner's), and calls the provider
+//!   *inside* the batch: the checkpoint only moves past a request once the provider accepted it.
+//!   A crash before that sends it again.
+//! - Sending again is harmless: the order id is the payment's idempotency key and
+//!   `refund-<order id>` the refund's, so the provider answers the same payment or refund and
+//!   never charges or refunds twice.
+//! - A provider that is down or overloaded stops the relay (the batch is retried with backoff); a
+//!   request the provider refuses for good is logged and passed over, so one bad order cannot
+//!   hold up every later one (its order expires unpaid, or its refund waits for an operator).
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use domain::StoredEvent;
+use booking::payments::{PaymentProvider, PaymentRequest, ProviderError, RefundRequest};
+use domain::{OrderEvent, StoredEvent};
 use projections::{Projection, ProjectionError, RecordedEvent};
-use serde_json::json;
 use sqlx::PgConnection;
 
 /// The relay's checkpoint name.
 pub const PAYMENT_REQUESTS: &str = "payment_requests";
 
 pub struct PaymentRelay {
-    provider_url: String,
-    client: reqwest::Client,
+    provider: Arc<dyn PaymentProvider>,
 }
 
 impl PaymentRelay {
-    /// Asks the provider at `provider_url` (its `/v1/payment_intents`, Stripe-shaped).
-    pub fn new(provider_url: impl Into<String>) -> Self {
-        Self {
-            provider_url: provider_url.into().trim_end_matches('/').to_owned(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("an HTTP client"),
+    pub fn new(provider: Arc<dyn PaymentProvider>) -> Self {
+        Self { provider }
+    }
+
+    /// Sends one request; `Err` only when the batch must be retried.
+    async fn send(&self, event: &RecordedEvent, order: &OrderEvent) -> Result<(), ProjectionError> {
+        let order_id = &event.aggregate_id;
+        let (what, sent) = match order {
+            OrderEvent::OrderPlaced(placed) => {
+                let request = PaymentRequest {
+                    order_id: placed.order_id.0,
+                    amount_cents: placed.amount_cents,
+                    currency: placed.currency.clone(),
+                };
+                ("payment", self.provider.request_payment(&request).await)
+            }
+            OrderEvent::RefundRequested { payment_intent, .. } => {
+                let (Some(intent), Ok(id)) = (payment_intent, order_id.parse()) else {
+                    tracing::error!(%order_id, "a refund without the payment to refund; an operator must refund it");
+                    return Ok(());
+                };
+                let request = RefundRequest {
+                    order_id: id,
+                    payment_intent: intent.clone(),
+                };
+                ("refund", self.provider.request_refund(&request).await)
+            }
+            _ => return Ok(()),
+        };
+        match sent {
+            Ok(()) => {
+                metrics::counter!("seatgrid_payment_requests_total", "kind" => what).increment(1);
+                tracing::info!(%order_id, kind = what, "asked the payment provider");
+                Ok(())
+            }
+            Err(ProviderError::Unavailable(why)) => Err(ProjectionError::External(format!(
+                "{what} for order {order_id}: {why}"
+            ))),
+            Err(ProviderError::Refused(why)) => {
+                metrics::counter!("seatgrid_payment_requests_refused_total", "kind" => what)
+                    .increment(1);
+                tracing::error!(%order_id, kind = what, %why, "the payment provider refused the request");
+                Ok(())
+            }
         }
     }
 }
@@ -56,38 +93,11 @@ impl Projection for PaymentRelay {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         for e in events {
-            let Ok(Some(stored)) = StoredEvent::decode(&e.aggregate_type, &e.payload) else {
-                continue;
-            };
-            let Some(placed) = stored.order_placed() else {
-                continue;
-            };
-            let order_id = placed.order_id.to_string();
-            let sent = self
-                .client
-                .post(format!("{}/v1/payment_intents", self.provider_url))
-                .header("idempotency-key", &order_id)
-                .json(&json!({
-                    "order_id": placed.order_id.0,
-                    "amount_cents": placed.amount_cents,
-                    "currency": placed.currency,
-                }))
-                .send()
-                .await
-                .map_err(|e| ProjectionError::External(format!("payment provider: {e}")))?;
-            let status = sent.status();
-            if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                return Err(ProjectionError::External(format!(
-                    "payment provider answered {status} for order {order_id}"
-                )));
+            if let Ok(Some(StoredEvent::Order(order))) =
+                StoredEvent::decode(&e.aggregate_type, &e.payload)
+            {
+                self.send(e, &order).await?;
             }
-            if !status.is_success() {
-                let body = sent.text().await.unwrap_or_default();
-                tracing::error!(%order_id, %status, %body, "payment provider refused the request; the order will expire unpaid");
-                continue;
-            }
-            metrics::counter!("seatgrid_payment_requests_total").increment(1);
-            tracing::info!(%order_id, "payment requested");
         }
         Ok(())
     }

@@ -105,7 +105,8 @@ impl System {
             });
         }
         let payment_relay = config.payment_provider_url.map(|url| {
-            let relay = Arc::new(crate::payment_relay::PaymentRelay::new(url));
+            let provider = Arc::new(crate::payment_provider::HttpProvider::new(url));
+            let relay = Arc::new(crate::payment_relay::PaymentRelay::new(provider));
             ProjectorRunner::new(pool.clone(), relay, config.runner.clone())
         });
         // Orders move only with payments: both consumers run when a provider is configured (each

@@ -36,7 +36,9 @@ pub async fn get_hold(
     Ok(Json(state.service.hold(hold_id, &caller).await?))
 }
 
-/// Books the caller's hold. A body, if any, is ignored: the customer is the token's subject.
+/// Books a hold without payment, for the hold's customer: a complimentary ticket, for the
+/// event's organizer (or an admin) only. Buyers pay through `POST /api/orders`. A body, if any,
+/// is ignored.
 #[utoipa::path(post, path = "/holds/{hold_id}/book", tag = "holds",
     security(("bearer" = [])),
     params(
@@ -46,7 +48,7 @@ pub async fn get_hold(
     responses(
         (status = 200, description = "Booked (again: booking twice is idempotent)", body = HoldView),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Someone else's hold", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the event's organizer (buyers order and pay)", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Expired, released, failed, or booked by someone else", body = Problem, content_type = "application/problem+json"),
     ))]

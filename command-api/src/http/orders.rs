@@ -1,4 +1,4 @@
-//! `/api/orders`: placing an order from the caller's holds, and reading it.
+//! `/api/orders`: placing an order from the caller's holds, reading it, cancelling it.
 //!
 //! An order waits for its payment (`pending_payment`) until the provider's notification arrives
 //! (`POST /api/payments/webhook`); then the order process books its seats (`confirmed`) or gives
@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(place_order))
         .routes(routes!(get_order))
+        .routes(routes!(cancel_order))
 }
 
 /// The caller's holds (1 to 10, all of one event) to buy.
@@ -78,4 +79,31 @@ pub async fn get_order(
     PathId(order_id): PathId<OrderId>,
 ) -> Result<Json<OrderView>, ApiError> {
     Ok(Json(state.service.order(order_id, &caller).await?))
+}
+
+/// Cancels the caller's order: before payment its holds are released; once confirmed its payment
+/// is refunded and then its seats go back on sale (`refund_pending`, then `refunded`). Cancelling
+/// again answers the order as it stands.
+#[utoipa::path(post, path = "/orders/{order_id}/cancel", tag = "orders",
+    security(("bearer" = [])),
+    params(
+        ("order_id" = uuid::Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 h"),
+    ),
+    responses(
+        (status = 200, description = "Cancelled, or being refunded", body = OrderView),
+        (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Someone else's order", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Paid and being booked: cancel once confirmed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    PathId(order_id): PathId<OrderId>,
+    Context(ctx): Context,
+) -> Result<Json<OrderView>, ApiError> {
+    Ok(Json(
+        state.service.cancel_order(order_id, &caller, &ctx).await?,
+    ))
 }

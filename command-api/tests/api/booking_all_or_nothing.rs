@@ -10,7 +10,7 @@ use domain::{
     CustomerAllowance, CustomerAllowanceCommand, CustomerId, EventId, HoldId, SeatBlock,
     SeatBlockCommand, SeatBlockId, SeatId,
 };
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{assert_problem, replay_and_check_no_double_sale, spawn_app, TestApp};
@@ -50,9 +50,7 @@ async fn a_booking_that_one_block_refuses_at_the_expiry_instant_books_no_seat() 
         .await
         .unwrap();
 
-    let booked = app
-        .as_customer(Method::POST, &format!("/api/holds/{id}/book"), "alice")
-        .await;
+    let booked = app.comp(id).await;
     assert_problem(booked, StatusCode::CONFLICT, "hold_expired").await;
 
     assert_eq!(

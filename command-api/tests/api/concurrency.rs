@@ -44,6 +44,7 @@ async fn two_hundred_clients_racing_for_fifty_seats_never_share_one() {
                 let count = rng.random_range(1..=3);
                 let seats: Vec<u64> = (first..first + count).collect();
                 let customer = bearer(&format!("fan-{i}"), Role::Buyer);
+                let organizer = bearer(crate::helpers::ORGANIZER, Role::Organizer);
                 start.wait().await;
                 let response = client
                     .post(format!("{base}/api/events/{event}/holds"))
@@ -65,7 +66,7 @@ async fn two_hundred_clients_racing_for_fifty_seats_never_share_one() {
                     0 | 1 => {
                         let r = client
                             .request(Method::POST, format!("{base}/api/holds/{hold_id}/book"))
-                            .header("authorization", &customer)
+                            .header("authorization", &organizer)
                             .send()
                             .await
                             .unwrap();

@@ -42,6 +42,9 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/api/holds/{hold_id}", "get"),
         ("/api/holds/{hold_id}", "delete"),
         ("/api/holds/{hold_id}/book", "post"),
+        ("/api/orders", "post"),
+        ("/api/orders/{order_id}", "get"),
+        ("/api/orders/{order_id}/cancel", "post"),
         ("/health/ready", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} missing");

@@ -196,6 +196,17 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Books a hold without payment as the event's organizer (a complimentary ticket: buyers
+    /// pay through orders).
+    pub async fn comp(&self, hold_id: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/api/holds/{hold_id}/book")))
+            .header("authorization", bearer(ORGANIZER, Role::Organizer))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// A hold's `status` as `GET /api/holds/{id}` reports it.
     pub async fn hold_status(&self, hold_id: &str) -> String {
         let hold: Value = self

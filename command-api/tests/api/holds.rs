@@ -150,13 +150,7 @@ async fn the_customer_limit_counts_held_and_booked_seats() {
         .create_grid_event(2, 10, json!({"max_seats_per_customer": 4}))
         .await;
     let first = app.hold_ok(&event, "scalper", json!([0, 1])).await;
-    let book = app
-        .as_customer(
-            Method::POST,
-            &format!("/api/holds/{}/book", first["hold_id"].as_str().unwrap()),
-            "scalper",
-        )
-        .await;
+    let book = app.comp(first["hold_id"].as_str().unwrap()).await;
     assert_eq!(book.status(), StatusCode::OK);
     app.hold_ok(&event, "scalper", json!([2])).await;
     let over = assert_problem(
@@ -177,9 +171,8 @@ async fn booking_a_hold_is_200_and_idempotent_for_its_customer() {
     let app = spawn_app().await;
     let event = app.create_grid_event(1, 10, json!({})).await;
     let hold = app.hold_ok(&event, "alice", json!([4, 5])).await;
-    let path = format!("/api/holds/{}/book", hold["hold_id"].as_str().unwrap());
     for _ in 0..2 {
-        let response = app.as_customer(Method::POST, &path, "alice").await;
+        let response = app.comp(hold["hold_id"].as_str().unwrap()).await;
         assert_eq!(response.status(), StatusCode::OK);
         let booked: Value = response.json().await.unwrap();
         assert_eq!(booked["status"], "booked");
@@ -200,18 +193,21 @@ async fn booking_a_hold_is_200_and_idempotent_for_its_customer() {
 }
 
 #[tokio::test]
-async fn only_the_holds_customer_may_book_or_release_it() {
+async fn only_the_events_organizer_books_without_payment_and_only_the_customer_releases() {
     let app = spawn_app().await;
     let event = app.create_grid_event(1, 10, json!({})).await;
     let hold = app.hold_ok(&event, "alice", json!([1])).await;
     let id = hold["hold_id"].as_str().unwrap();
-    assert_problem(
-        app.as_customer(Method::POST, &format!("/api/holds/{id}/book"), "mallory")
-            .await,
-        StatusCode::FORBIDDEN,
-        "not_hold_owner",
-    )
-    .await;
+    // Buyers pay through orders: neither someone else nor the hold's own customer books directly.
+    for who in ["mallory", "alice"] {
+        assert_problem(
+            app.as_customer(Method::POST, &format!("/api/holds/{id}/book"), who)
+                .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        )
+        .await;
+    }
     assert_problem(
         app.as_customer(Method::DELETE, &format!("/api/holds/{id}"), "mallory")
             .await,
@@ -226,20 +222,21 @@ async fn only_the_holds_customer_may_book_or_release_it() {
         .await
         .unwrap();
     assert_problem(anonymous, StatusCode::UNAUTHORIZED, "unauthenticated").await;
-    // Once alice booked it, anyone else trying is told it is booked.
-    assert_eq!(
-        app.as_customer(Method::POST, &format!("/api/holds/{id}/book"), "alice")
-            .await
-            .status(),
-        StatusCode::OK
-    );
-    assert_problem(
-        app.as_customer(Method::POST, &format!("/api/holds/{id}/book"), "mallory")
-            .await,
-        StatusCode::CONFLICT,
-        "hold_booked",
-    )
-    .await;
+    // Another organizer does not manage this event.
+    let other = app
+        .client
+        .post(app.url(&format!("/api/holds/{id}/book")))
+        .header("authorization", bearer("rival-organizer", Role::Organizer))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(other, StatusCode::FORBIDDEN, "forbidden").await;
+    // The event's organizer comps it, for alice.
+    let comped = app.comp(id).await;
+    assert_eq!(comped.status(), StatusCode::OK);
+    let comped: Value = comped.json().await.unwrap();
+    assert_eq!(comped["customer_id"], "alice");
+    assert_eq!(comped["status"], "booked");
 }
 
 #[tokio::test]
@@ -256,13 +253,7 @@ async fn releasing_frees_seats_at_once_and_a_released_hold_cannot_be_booked() {
     }
     assert_eq!(&app.seat_map(&event).await[7..9], "AA");
     assert_eq!(app.hold_status(id).await, "released");
-    assert_problem(
-        app.as_customer(Method::POST, &format!("/api/holds/{id}/book"), "alice")
-            .await,
-        StatusCode::CONFLICT,
-        "hold_released",
-    )
-    .await;
+    assert_problem(app.comp(id).await, StatusCode::CONFLICT, "hold_released").await;
     app.hold_ok(&event, "bob", json!([7, 8])).await;
 }
 
@@ -272,12 +263,7 @@ async fn a_booked_hold_cannot_be_released() {
     let event = app.create_grid_event(1, 10, json!({})).await;
     let hold = app.hold_ok(&event, "alice", json!([1])).await;
     let id = hold["hold_id"].as_str().unwrap();
-    assert_eq!(
-        app.as_customer(Method::POST, &format!("/api/holds/{id}/book"), "alice")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.comp(id).await.status(), StatusCode::OK);
     assert_problem(
         app.as_customer(Method::DELETE, &format!("/api/holds/{id}"), "alice")
             .await,
@@ -300,13 +286,7 @@ async fn an_expired_hold_frees_its_seats_and_cannot_be_booked() {
     // No sweeper ran, yet the seats show as free and someone else can take one.
     assert_eq!(&app.seat_map(&event).await[2..4], "AA");
     assert_eq!(app.hold_status(id).await, "expired");
-    assert_problem(
-        app.as_customer(Method::POST, &format!("/api/holds/{id}/book"), "alice")
-            .await,
-        StatusCode::CONFLICT,
-        "hold_expired",
-    )
-    .await;
+    assert_problem(app.comp(id).await, StatusCode::CONFLICT, "hold_expired").await;
     app.hold_ok(&event, "bob", json!([3])).await;
 
     // Taking the seat recorded alice's expiry first, in the same append.
@@ -334,8 +314,7 @@ async fn unknown_holds_are_404() {
     )
     .await;
     assert_problem(
-        app.as_customer(Method::POST, &format!("/api/holds/{missing}/book"), "a")
-            .await,
+        app.comp(&missing.to_string()).await,
         StatusCode::NOT_FOUND,
         "hold_not_found",
     )

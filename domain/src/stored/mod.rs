@@ -176,6 +176,7 @@ mod tests {
             (
                 OrderEvent::PaymentSucceeded {
                     provider_event_id: id(),
+                    payment_intent: Some("pi_1".into()),
                     at,
                 },
                 event_type::PAYMENT_SUCCEEDED,
@@ -200,9 +201,18 @@ mod tests {
             (
                 OrderEvent::RefundRequested {
                     reason: RefundReason::SeatsLost,
+                    payment_intent: None,
                     at,
                 },
                 event_type::REFUND_REQUESTED,
+            ),
+            (
+                OrderEvent::HoldReplaced {
+                    from: change().hold_id,
+                    to: change().hold_id,
+                    at,
+                },
+                event_type::HOLD_REPLACED,
             ),
             (
                 OrderEvent::OrderRefunded {

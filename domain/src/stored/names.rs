@@ -30,6 +30,7 @@ pub mod event_type {
     pub const ORDER_CANCELLED: &str = "OrderCancelled";
     pub const REFUND_REQUESTED: &str = "RefundRequested";
     pub const ORDER_REFUNDED: &str = "OrderRefunded";
+    pub const HOLD_REPLACED: &str = "HoldReplaced";
 }
 
 /// Payload fields that other layers read in SQL.

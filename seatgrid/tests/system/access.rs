@@ -89,7 +89,7 @@ async fn every_operation_that_acts_for_someone_needs_a_token_and_the_right() {
         ("event.holds", "forbidden"),
         ("analytics.sql", "forbidden"),
         ("createEvent", "forbidden"),
-        ("bookHold", "not_hold_owner"),
+        ("bookHold", "forbidden"),
         ("releaseHold", "not_hold_owner"),
     ] {
         let (_, query, vars) = protected(&event, &hold)

@@ -15,7 +15,7 @@ async fn analytics_fields_report_the_sale_and_adhoc_sql_is_read_only() {
         .unwrap()
         .to_owned();
     app.hold(&event, "lea", &[7]).await;
-    app.as_buyer("kai")
+    app.as_organizer()
         .data(
             "mutation($h: UUID!) { bookHold(holdId: $h) { status } }",
             json!({"h": a}),

@@ -141,10 +141,11 @@ async fn a_hold_booked_while_live_updates_stall_is_pushed_as_booked_never_expire
         )
         .await;
     assert_eq!(sub.next_data().await["hold"]["status"], "HELD");
-    // Live updates stop (Redis frozen), then vic books just in time: the projected BOOKED cannot
+    // Live updates stop (Redis frozen), then vic's seats are booked just in time: the projected BOOKED cannot
     // reach the subscription before the hold's expiry.
     redis.signal("-STOP");
-    let booked = vic
+    let booked = app
+        .as_organizer()
         .data(
             "mutation($h: UUID!) { bookHold(holdId: $h) { status } }",
             json!({"h": hold}),

@@ -37,7 +37,7 @@ async fn seat_updates_push_every_status_change() {
         seen,
         vec![(json!(3), json!("HELD")), (json!(4), json!("HELD"))]
     );
-    app.as_buyer("gus")
+    app.as_organizer()
         .data(
             "mutation($h: UUID!) { bookHold(holdId: $h) { status } }",
             json!({"h": hold}),
@@ -67,7 +67,7 @@ async fn hold_subscription_follows_a_hold_until_it_is_booked() {
         )
         .await;
     assert_eq!(sub.next_data().await["hold"]["status"], "HELD");
-    app.as_buyer("hal")
+    app.as_organizer()
         .data(
             "mutation($h: UUID!) { bookHold(holdId: $h) { status } }",
             json!({"h": hold}),

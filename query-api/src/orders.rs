@@ -1,0 +1,175 @@
+//! Orders in GraphQL: the `Order` type, and the live `order(id)` subscription's stream.
+//!
+//! Policy: an order is always answered by the core (never behind: an order's status decides what
+//! a buyer does next). The subscription pushes the order at once, then again whenever its status
+//! changes: a projected change on the order's channel, a gap in the live updates, or its
+//! `paymentDue` passing (an unpaid order reads expired then, without waiting for the sweeper)
+//! makes it ask the core, and a status equal to the last one pushed is not pushed again. It ends
+//! when the order is `CONFIRMED` or `REFUNDED` (nothing changes after those).
+
+use std::sync::Arc;
+
+use async_graphql::{Enum, Result, SimpleObject};
+use booking::orders::OrderView;
+use booking::{BookingCommands, Caller};
+use chrono::{DateTime, Utc};
+use domain::OrderId;
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::live::LiveMessage;
+use crate::types::Seat;
+
+// An order's status: the domain names it (`domain::order`); GraphQL only spells it.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::OrderStatus")]
+pub enum OrderStatus {
+    /// Placed; the holds are kept until `paymentDue`.
+    PendingPayment,
+    /// The money arrived; the seats are being booked.
+    Paid,
+    /// Every seat is booked for the buyer.
+    Confirmed,
+    PaymentFailed,
+    /// Nothing was paid by `paymentDue`.
+    Expired,
+    /// Cancelled by the buyer before paying.
+    Cancelled,
+    /// Money is being given back (see `refundReason`).
+    RefundPending,
+    Refunded,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "domain::RefundReason")]
+pub enum RefundReason {
+    /// Paid after the holds expired and their seats went to someone else.
+    SeatsLost,
+    /// Paid after the buyer had cancelled.
+    CancelledBeforePayment,
+    /// The buyer cancelled a confirmed order.
+    CustomerCancelled,
+}
+
+/// A buyer's order: their holds' seats, its amount and where its payment stands.
+#[derive(SimpleObject, Clone, Debug, PartialEq)]
+pub struct Order {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub customer_id: String,
+    pub status: OrderStatus,
+    /// The order's holds (a hold placed again for a late payer replaces the one that lapsed).
+    pub hold_ids: Vec<Uuid>,
+    pub seats: Vec<Seat>,
+    pub amount_cents: u64,
+    pub currency: String,
+    pub payment_due: DateTime<Utc>,
+    /// The payment provider's idempotency key for this order (the order id).
+    pub payment_key: String,
+    /// The provider's payment id, once paid.
+    pub payment_intent: Option<String>,
+    pub refund_reason: Option<RefundReason>,
+}
+
+impl Order {
+    pub fn from_view(v: &OrderView) -> Self {
+        Self {
+            id: v.order_id,
+            event_id: v.event_id,
+            customer_id: v.customer_id.clone(),
+            status: v.status.into(),
+            hold_ids: v.holds.clone(),
+            seats: v
+                .seats
+                .iter()
+                .map(|s| Seat {
+                    seat_id: s.seat_id,
+                    section: s.section.clone(),
+                    row: s.row.clone(),
+                    seat: s.seat,
+                    price_tier: s.price_tier.clone(),
+                    price_cents: s.price_cents,
+                })
+                .collect(),
+            amount_cents: v.amount_cents,
+            currency: v.currency.clone(),
+            payment_due: v.payment_due,
+            payment_key: v.payment_key.clone(),
+            payment_intent: v.payment_intent.clone(),
+            refund_reason: v.refund_reason.map(Into::into),
+        }
+    }
+
+    fn is_final(&self) -> bool {
+        matches!(self.status, OrderStatus::Confirmed | OrderStatus::Refunded)
+    }
+}
+
+/// The `order(id)` subscription's stream (see the module policy); `first` is the core's answer.
+pub(crate) fn order_stream(
+    core: Arc<dyn BookingCommands>,
+    caller: Caller,
+    rx: tokio::sync::broadcast::Receiver<Arc<LiveMessage>>,
+    channel: String,
+    first: Order,
+) -> impl Stream<Item = Result<Order>> {
+    struct Feed {
+        core: Arc<dyn BookingCommands>,
+        caller: Caller,
+        rx: tokio::sync::broadcast::Receiver<Arc<LiveMessage>>,
+        channel: String,
+        next: Option<Order>,
+        last: Option<Order>,
+    }
+    impl Feed {
+        async fn ask(&self, id: Uuid) -> Option<Order> {
+            match self.core.order(OrderId(id), &self.caller).await {
+                Ok(v) => Some(Order::from_view(&v)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "order subscription could not read the order now");
+                    None
+                }
+            }
+        }
+    }
+    let feed = Feed {
+        core,
+        caller,
+        rx,
+        channel,
+        next: Some(first),
+        last: None,
+    };
+    futures::stream::unfold(feed, |mut f| async move {
+        loop {
+            if let Some(order) = f.next.take() {
+                if f.last.as_ref().is_none_or(|l| l.status != order.status) {
+                    f.last = Some(order.clone());
+                    return Some((Ok(order), f));
+                }
+            }
+            let last = f.last.clone()?;
+            if last.is_final() {
+                return None;
+            }
+            let id = last.id;
+            let due = match last.status {
+                OrderStatus::PendingPayment => {
+                    (last.payment_due - Utc::now()).to_std().unwrap_or_default()
+                        + std::time::Duration::from_millis(20)
+                }
+                _ => std::time::Duration::from_secs(3600),
+            };
+            tokio::select! {
+                got = f.rx.recv() => match got {
+                    Ok(msg) if msg.channel == f.channel || msg.is_resync() => f.next = f.ask(id).await,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => f.next = f.ask(id).await,
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = tokio::time::sleep(due) => f.next = f.ask(id).await,
+            }
+        }
+    })
+}
