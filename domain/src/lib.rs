@@ -28,6 +28,7 @@ pub mod ids;
 pub mod known_event;
 pub mod layout;
 pub mod order;
+mod order_messages;
 pub mod seat_block;
 mod seat_block_messages;
 pub mod seat_status;

@@ -33,6 +33,12 @@ pub struct OrderRecord {
     pub paid_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// Every status the order passed through in the batch that wrote this row, in order (the
+    /// published copy carries it, so a subscriber sees each change even when one batch made
+    /// several; not stored).
+    #[sqlx(skip)]
+    #[serde(default)]
+    pub passed: Vec<String>,
 }
 
 pub const ORDER_COLUMNS: &str = "order_id, event_id, customer_id, status, holds, seat_count, \
@@ -51,6 +57,9 @@ impl OrderRecord {
     fn follow(&mut self, event: &OrderEvent) {
         let status = OrderStatus::parse(&self.status);
         if let Some(next) = event.next_status(status) {
+            if Some(next) != status {
+                self.passed.push(next.as_str().to_owned());
+            }
             self.status = next.as_str().to_owned();
         }
         self.updated_at = event.at();
@@ -109,6 +118,7 @@ pub(crate) async fn apply_orders(
                 paid_at: None,
                 updated_at: p.at,
                 version: 0,
+                passed: vec![OrderStatus::PendingPayment.as_str().to_owned()],
             });
             continue;
         }
@@ -119,7 +129,7 @@ pub(crate) async fn apply_orders(
     }
     let dirty: Vec<&OrderRecord> = ids.iter().filter_map(|id| orders.get(id)).collect();
     let json = serde_json::to_value(&dirty).expect("orders serialize");
-    let written = sqlx::query_as(&format!(
+    let mut written: Vec<OrderRecord> = sqlx::query_as(&format!(
         "INSERT INTO rm_orders ({ORDER_COLUMNS})
          SELECT order_id, event_id, customer_id, status, holds, seat_count, amount_cents, currency,
                 payment_due, refund_reason, placed_at, paid_at, updated_at,
@@ -134,5 +144,10 @@ pub(crate) async fn apply_orders(
     .bind(json)
     .fetch_all(&mut *tx)
     .await?;
+    for row in &mut written {
+        if let Some(o) = orders.get_mut(&row.order_id) {
+            row.passed = std::mem::take(&mut o.passed);
+        }
+    }
     Ok(written)
 }

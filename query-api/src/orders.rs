@@ -1,11 +1,12 @@
 //! Orders in GraphQL: the `Order` type, and the live `order(id)` subscription's stream.
 //!
 //! Policy: an order is always answered by the core (never behind: an order's status decides what
-//! a buyer does next). The subscription pushes the order at once, then again whenever its status
-//! changes: a projected change on the order's channel, a gap in the live updates, or its
-//! `paymentDue` passing (an unpaid order reads expired then, without waiting for the sweeper)
-//! makes it ask the core, and a status equal to the last one pushed is not pushed again. It ends
-//! when the order is `CONFIRMED` or `REFUNDED` (nothing changes after those).
+//! a buyer does next). The subscription pushes the order at once, then each status it passes
+//! through, in order, as the projector publishes them on the order's channel (a batch that made
+//! several changes names each), with the core's details of the order at that moment. A gap in
+//! the live updates, or `paymentDue` passing (an unpaid order reads expired then, without waiting
+//! for the sweeper), makes it ask the core. A status equal to the last one pushed is not pushed
+//! again. It ends when the order is `CONFIRMED` or `REFUNDED` (nothing changes after those).
 
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ use domain::OrderId;
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
+
+use projections::OrderRecord;
 
 use crate::live::LiveMessage;
 use crate::types::Seat;
@@ -119,8 +122,11 @@ pub(crate) fn order_stream(
         caller: Caller,
         rx: tokio::sync::broadcast::Receiver<Arc<LiveMessage>>,
         channel: String,
-        next: Option<Order>,
+        /// Orders to push, oldest first; one equal in status to the last pushed is skipped.
+        queue: std::collections::VecDeque<Order>,
         last: Option<Order>,
+        /// The newest projected version seen (older copies are late and skipped).
+        version: i64,
     }
     impl Feed {
         async fn ask(&self, id: Uuid) -> Option<Order> {
@@ -132,18 +138,40 @@ pub(crate) fn order_stream(
                 }
             }
         }
+
+        /// Queues each status a projected batch passed through, with the core's details now.
+        async fn follow(&mut self, record: OrderRecord, id: Uuid) {
+            if record.version <= self.version {
+                return;
+            }
+            self.version = record.version;
+            let Some(now) = self.ask(id).await else {
+                return;
+            };
+            for status in record
+                .passed
+                .iter()
+                .filter_map(|s| domain::OrderStatus::parse(s))
+            {
+                self.queue.push_back(Order {
+                    status: status.into(),
+                    ..now.clone()
+                });
+            }
+        }
     }
     let feed = Feed {
         core,
         caller,
         rx,
         channel,
-        next: Some(first),
+        queue: [first].into(),
         last: None,
+        version: 0,
     };
     futures::stream::unfold(feed, |mut f| async move {
         loop {
-            if let Some(order) = f.next.take() {
+            while let Some(order) = f.queue.pop_front() {
                 if f.last.as_ref().is_none_or(|l| l.status != order.status) {
                     f.last = Some(order.clone());
                     return Some((Ok(order), f));
@@ -163,12 +191,19 @@ pub(crate) fn order_stream(
             };
             tokio::select! {
                 got = f.rx.recv() => match got {
-                    Ok(msg) if msg.channel == f.channel || msg.is_resync() => f.next = f.ask(id).await,
+                    Ok(msg) if msg.channel == f.channel => {
+                        if let Ok(record) = serde_json::from_str::<OrderRecord>(&msg.payload) {
+                            f.follow(record, id).await;
+                        }
+                    }
+                    // Updates were missed: the core says where the order stands.
+                    Ok(msg) if msg.is_resync() => f.queue.extend(f.ask(id).await),
                     Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => f.next = f.ask(id).await,
+                    Err(RecvError::Lagged(_)) => f.queue.extend(f.ask(id).await),
                     Err(RecvError::Closed) => return None,
                 },
-                _ = tokio::time::sleep(due) => f.next = f.ask(id).await,
+                // Unpaid at its due time: the core reads it expired.
+                _ = tokio::time::sleep(due) => f.queue.extend(f.ask(id).await),
             }
         }
     })

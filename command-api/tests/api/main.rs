@@ -12,4 +12,5 @@ mod idempotency;
 mod interrupted;
 mod orders;
 mod restart;
+mod settle;
 mod sweeper;

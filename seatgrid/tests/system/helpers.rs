@@ -47,7 +47,31 @@ async fn spawn(clickhouse: Option<analytics::ClickHouseConfig>) -> TestSystem {
 /// The system with these WebSocket limits.
 pub async fn spawn_with_ws(ws: query_api::WsLimits) -> TestSystem {
     let (_, pool) = migrations::testing::fresh_database(6).await;
-    spawn_full(pool, redis_url(), None, ws).await
+    spawn_full(pool, redis_url(), None, ws, None).await
+}
+
+/// The system taking payments from the provider at `provider_url`, whose webhooks are signed
+/// with `secret`.
+pub async fn spawn_with_payments(provider_url: String, secret: &str) -> TestSystem {
+    let (_, pool) = migrations::testing::fresh_database(8).await;
+    let payments = Payments {
+        provider_url,
+        secret: secret.to_owned(),
+    };
+    spawn_full(
+        pool,
+        redis_url(),
+        None,
+        query_api::WsLimits::default(),
+        Some(payments),
+    )
+    .await
+}
+
+/// Where a test system takes payments.
+pub struct Payments {
+    pub provider_url: String,
+    pub secret: String,
 }
 
 /// The system over `pool` (a test's own, say with tight time limits) and the Redis at `redis`.
@@ -56,7 +80,14 @@ pub async fn spawn_on(
     redis: String,
     clickhouse: Option<analytics::ClickHouseConfig>,
 ) -> TestSystem {
-    spawn_full(pool, redis, clickhouse, query_api::WsLimits::default()).await
+    spawn_full(
+        pool,
+        redis,
+        clickhouse,
+        query_api::WsLimits::default(),
+        None,
+    )
+    .await
 }
 
 async fn spawn_full(
@@ -64,12 +95,18 @@ async fn spawn_full(
     redis: String,
     clickhouse: Option<analytics::ClickHouseConfig>,
     ws: query_api::WsLimits,
+    payments: Option<Payments>,
 ) -> TestSystem {
     let prefix = format!("sgtest:{}:", uuid::Uuid::new_v4().simple());
+    let (payment_provider_url, secret) = match payments {
+        Some(p) => (Some(p.provider_url), Some(p.secret)),
+        None => (None, None),
+    };
     let config = SystemConfig {
         ws,
         command: CommandApiConfig {
             sweep_interval: Some(Duration::from_millis(300)),
+            payments_webhook_secret: secret.map(|s| std::sync::Arc::new(s.into())),
             ..command_api::testing::config()
         },
         redis_url: redis,
@@ -83,7 +120,7 @@ async fn spawn_full(
             max_delay: Duration::from_millis(200),
             ..analytics::IngestConfig::default()
         },
-        payment_provider_url: None,
+        payment_provider_url,
     };
     let system = System::build(config, pool.clone(), None)
         .await

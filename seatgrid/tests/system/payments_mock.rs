@@ -376,3 +376,126 @@ async fn a_failed_payment_gives_the_seats_back_at_once() {
     }
     assert_eq!(seats, "AAAAAAAAAA", "released, not left to expire");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_order_cancelled_is_refunded_by_the_provider_and_its_seats_go_back_on_sale() {
+    use booking::BookingCommands;
+    let (core, _pool, order, _mock) = an_order_with_payments("0").await;
+    let confirmed = order_reaches(&core, &order, domain::OrderStatus::Confirmed).await;
+    assert_eq!(confirmed, domain::OrderStatus::Confirmed);
+    let alice = booking::Caller::buyer("alice").unwrap();
+    let ctx = booking::RequestContext::default();
+    let cancelled = core
+        .cancel_order(domain::OrderId(order.order_id), &alice, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, domain::OrderStatus::RefundPending);
+    // The relay asks the provider for the refund, its webhook says it is done, the order
+    // process takes the booking back.
+    let refunded = order_reaches(&core, &order, domain::OrderStatus::Refunded).await;
+    assert_eq!(refunded, domain::OrderStatus::Refunded);
+    let mut seats = String::new();
+    for _ in 0..50 {
+        seats = core
+            .seat_map(domain::EventId(order.event_id))
+            .await
+            .unwrap()
+            .seats;
+        if seats == "AAAAAAAAAA" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seats, "AAAAAAAAAA", "back on sale once refunded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_orders_over_graphql_and_the_order_subscription_pushes_every_status() {
+    use crate::helpers::{error_code, spawn_with_payments};
+    let port = free_port();
+    let app = spawn_with_payments(format!("http://127.0.0.1:{port}"), SECRET).await;
+    let _mock = MockProcess::start_on(
+        port,
+        &format!("{}/api/payments/webhook", app.address),
+        // Slow enough that the subscription starts before the money arrives.
+        &[
+            ("PAYMENTS_MOCK_FAILURE_RATE", "0"),
+            ("PAYMENTS_MOCK_DELAY_MS", "1500"),
+        ],
+    );
+    let event = app.create_grid_event(1, 6, 600).await;
+    let hold = app.hold(&event, "nia", &[1, 2]).await["data"]["holdSeats"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let nia = app.as_buyer("nia");
+    // Buyers cannot book without paying.
+    let free = nia
+        .gql(
+            "mutation($h: UUID!) { bookHold(holdId: $h) { status } }",
+            json!({"h": hold}),
+        )
+        .await;
+    assert_eq!(error_code(&free), "forbidden");
+    let placed = nia
+        .data(
+            "mutation($h: [UUID!]!) { placeOrder(holdIds: $h, idempotencyKey: \"k1\") {
+               id status amountCents currency paymentKey seats { row seat priceCents } } }",
+            json!({"h": [hold]}),
+        )
+        .await;
+    let order = placed["placeOrder"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(placed["placeOrder"]["status"], "PENDING_PAYMENT");
+    assert_eq!(placed["placeOrder"]["paymentKey"], order.as_str());
+    assert_eq!(placed["placeOrder"]["seats"].as_array().unwrap().len(), 2);
+    // The same key again is the same order.
+    let again = nia
+        .data(
+            "mutation($h: [UUID!]!) { placeOrder(holdIds: $h, idempotencyKey: \"k1\") { id } }",
+            json!({"h": [hold]}),
+        )
+        .await;
+    assert_eq!(again["placeOrder"]["id"], order.as_str());
+    let mut sub = nia
+        .subscribe(
+            "subscription($o: UUID!) { order(id: $o) { status paymentIntent } }",
+            json!({"o": order}),
+        )
+        .await;
+    let mut seen = Vec::new();
+    loop {
+        let message = sub.next_message().await;
+        if message["type"] == "complete" {
+            break;
+        }
+        seen.push(message["payload"]["data"]["order"]["status"].clone());
+    }
+    // Each status once, in order, then the end of the stream.
+    assert_eq!(
+        seen,
+        [json!("PENDING_PAYMENT"), json!("PAID"), json!("CONFIRMED")]
+    );
+    // Someone else may neither read nor cancel it; nia sees it among her orders.
+    let eve = app.as_buyer("eve");
+    let peek = eve
+        .gql(
+            "query($o: UUID!) { order(id: $o) { id } }",
+            json!({"o": order}),
+        )
+        .await;
+    assert_eq!(error_code(&peek), "forbidden");
+    let cancel = "mutation($o: UUID!) { cancelOrder(orderId: $o) { status refundReason } }";
+    let stolen = eve.gql(cancel, json!({"o": order})).await;
+    assert_eq!(error_code(&stolen), "forbidden");
+    let mine = nia
+        .data("{ customer { orders { id status } } }", json!({}))
+        .await;
+    assert_eq!(mine["customer"]["orders"][0]["id"], order.as_str());
+    assert_eq!(mine["customer"]["orders"][0]["status"], "CONFIRMED");
+    let cancelled = nia.data(cancel, json!({"o": order})).await;
+    assert_eq!(cancelled["cancelOrder"]["status"], "REFUND_PENDING");
+    assert_eq!(
+        cancelled["cancelOrder"]["refundReason"],
+        "CUSTOMER_CANCELLED"
+    );
+}

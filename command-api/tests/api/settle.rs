@@ -1,0 +1,327 @@
+//! The order process's steps, through the core as the process calls them: a payment's outcome is
+//! recorded (as the webhook does), then `settle_order` runs (as the order process does after
+//! every such event), and the seats must end booked for a payer or free, never both.
+
+use std::time::Duration;
+
+use booking::payments::{WebhookData, WebhookEvent, WebhookObject, WebhookType};
+use booking::{BookingCommands, BookingService, Caller, EventStore, RequestContext};
+use domain::{EventPolicy, HoldId, OrderId, OrderStatus, RefundReason};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, spawn_app, TestApp};
+
+/// The core with a short longest hold, so a test can watch an order's holds lapse.
+fn core_with_cap(app: &TestApp, max_hold_seconds: u32) -> BookingService {
+    BookingService::new(
+        EventStore::new(app.pool.clone(), Default::default()),
+        EventPolicy {
+            min_hold_seconds: 1,
+            max_hold_seconds,
+            ..EventPolicy::default()
+        },
+    )
+}
+
+fn core(app: &TestApp) -> BookingService {
+    core_with_cap(app, 3600)
+}
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        correlation_id: "settle-test".into(),
+        id_seed: None,
+    }
+}
+
+fn hold_id(hold: &Value) -> HoldId {
+    HoldId(hold["hold_id"].as_str().unwrap().parse().unwrap())
+}
+
+fn news(id: &str, kind: WebhookType, order: &booking::orders::OrderView) -> WebhookEvent {
+    WebhookEvent {
+        id: id.into(),
+        kind,
+        created: chrono::Utc::now().timestamp(),
+        data: WebhookData {
+            object: WebhookObject {
+                id: format!("pi_{}", order.order_id.simple()),
+                order_id: order.order_id,
+                amount_cents: order.amount_cents,
+                currency: order.currency.clone(),
+                failure_reason: None,
+            },
+        },
+    }
+}
+
+async fn status(core: &BookingService, order: &booking::orders::OrderView) -> OrderStatus {
+    let alice = Caller::buyer("alice").unwrap();
+    core.order(OrderId(order.order_id), &alice)
+        .await
+        .unwrap()
+        .status
+}
+
+/// Records `kind` and runs the order process's step, as the webhook and the process do.
+async fn pay(
+    core: &BookingService,
+    id: &str,
+    kind: WebhookType,
+    order: &booking::orders::OrderView,
+) {
+    core.record_payment(news(id, kind, order), &ctx())
+        .await
+        .unwrap();
+    core.settle_order(OrderId(order.order_id)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_paid_order_over_several_blocks_ends_confirmed_with_every_seat_booked() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(2, 5, json!({})).await;
+    let a = app.hold_ok(&event, "alice", json!([0])).await;
+    let b = app.hold_ok(&event, "alice", json!([5, 6])).await;
+    let core = core(&app);
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core
+        .place_order(vec![hold_id(&a), hold_id(&b)], &alice, &ctx())
+        .await
+        .unwrap();
+    pay(&core, "evt_ok", WebhookType::PaymentSucceeded, &order).await;
+    // The process may run again after a crash: nothing changes.
+    core.settle_order(OrderId(order.order_id)).await.unwrap();
+    let confirmed = core.order(OrderId(order.order_id), &alice).await.unwrap();
+    assert_eq!(confirmed.status, OrderStatus::Confirmed);
+    assert_eq!(
+        confirmed.payment_intent.as_deref(),
+        Some(format!("pi_{}", order.order_id.simple()).as_str())
+    );
+    let map = app.seat_map(&event).await;
+    assert_eq!((&map[0..1], &map[5..7]), ("B", "BB"), "{map}");
+    for hold in [&a, &b] {
+        assert_eq!(
+            app.hold_status(hold["hold_id"].as_str().unwrap()).await,
+            "booked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_payment_releases_the_seats_at_once() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 5, json!({})).await;
+    let hold = app.hold_ok(&event, "alice", json!([2, 3])).await;
+    let core = core(&app);
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core
+        .place_order(vec![hold_id(&hold)], &alice, &ctx())
+        .await
+        .unwrap();
+    pay(&core, "evt_no", WebhookType::PaymentFailed, &order).await;
+    assert_eq!(status(&core, &order).await, OrderStatus::PaymentFailed);
+    assert_eq!(&app.seat_map(&event).await[2..4], "AA");
+    assert_eq!(
+        app.hold_status(hold["hold_id"].as_str().unwrap()).await,
+        "released"
+    );
+}
+
+#[tokio::test]
+async fn cancel_before_payment_frees_the_seats_and_money_arriving_later_is_refunded() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 5, json!({})).await;
+    let hold = app.hold_ok(&event, "alice", json!([1])).await;
+    let core = core(&app);
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core
+        .place_order(vec![hold_id(&hold)], &alice, &ctx())
+        .await
+        .unwrap();
+    // Only its buyer cancels it.
+    let mallory = Caller::buyer("mallory").unwrap();
+    let refused = core
+        .cancel_order(OrderId(order.order_id), &mallory, &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "forbidden");
+    let cancelled = core
+        .cancel_order(OrderId(order.order_id), &alice, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    core.settle_order(OrderId(order.order_id)).await.unwrap();
+    assert_eq!(&app.seat_map(&event).await[1..2], "A");
+    // Cancelling again answers the same.
+    let again = core
+        .cancel_order(OrderId(order.order_id), &alice, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(again.status, OrderStatus::Cancelled);
+    // The provider charged anyway: the money goes back, the seats stay free.
+    pay(&core, "evt_late", WebhookType::PaymentSucceeded, &order).await;
+    let refunding = core.order(OrderId(order.order_id), &alice).await.unwrap();
+    assert_eq!(refunding.status, OrderStatus::RefundPending);
+    assert_eq!(
+        refunding.refund_reason,
+        Some(RefundReason::CancelledBeforePayment)
+    );
+    assert_eq!(&app.seat_map(&event).await[1..2], "A");
+}
+
+#[tokio::test]
+async fn cancel_after_confirmation_refunds_and_then_puts_the_seats_back_on_sale() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 5, json!({})).await;
+    let hold = app.hold_ok(&event, "alice", json!([3, 4])).await;
+    let core = core(&app);
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core
+        .place_order(vec![hold_id(&hold)], &alice, &ctx())
+        .await
+        .unwrap();
+    pay(&core, "evt_ok", WebhookType::PaymentSucceeded, &order).await;
+    assert_eq!(status(&core, &order).await, OrderStatus::Confirmed);
+    let cancelled = core
+        .cancel_order(OrderId(order.order_id), &alice, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, OrderStatus::RefundPending);
+    assert_eq!(
+        cancelled.refund_reason,
+        Some(RefundReason::CustomerCancelled)
+    );
+    core.settle_order(OrderId(order.order_id)).await.unwrap();
+    // Until the money is back the seats stay the buyer's.
+    assert_eq!(&app.seat_map(&event).await[3..5], "BB");
+    pay(&core, "evt_refund", WebhookType::RefundSucceeded, &order).await;
+    assert_eq!(status(&core, &order).await, OrderStatus::Refunded);
+    assert_eq!(&app.seat_map(&event).await[3..5], "AA");
+    // Someone else can buy them now.
+    app.hold_ok(&event, "bob", json!([3, 4])).await;
+}
+
+#[tokio::test]
+async fn a_paid_order_cannot_be_cancelled_while_its_seats_are_being_booked() {
+    let app = spawn_app().await;
+    let event = app.create_grid_event(1, 5, json!({})).await;
+    let hold = app.hold_ok(&event, "alice", json!([0])).await;
+    let core = core(&app);
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core
+        .place_order(vec![hold_id(&hold)], &alice, &ctx())
+        .await
+        .unwrap();
+    core.record_payment(
+        news("evt_ok", WebhookType::PaymentSucceeded, &order),
+        &ctx(),
+    )
+    .await
+    .unwrap();
+    let refused = app
+        .as_customer(
+            reqwest::Method::POST,
+            &format!("/api/orders/{}/cancel", order.order_id),
+            "alice",
+        )
+        .await;
+    assert_problem(refused, StatusCode::CONFLICT, "order_not_cancellable").await;
+}
+
+#[tokio::test]
+async fn money_after_the_holds_lapsed_rebooks_seats_still_free_for_the_payer() {
+    let app = spawn_app().await;
+    let event = app
+        .create_grid_event(1, 5, json!({"hold_seconds": 1}))
+        .await;
+    let hold = app.hold_ok(&event, "alice", json!([0, 1])).await;
+    // The longest hold is 2 s: the order's payment window ends then.
+    let core = core_with_cap(&app, 2);
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core
+        .place_order(vec![hold_id(&hold)], &alice, &ctx())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    assert_eq!(status(&core, &order).await, OrderStatus::Expired);
+    pay(&core, "evt_late", WebhookType::PaymentSucceeded, &order).await;
+    let confirmed = core.order(OrderId(order.order_id), &alice).await.unwrap();
+    assert_eq!(confirmed.status, OrderStatus::Confirmed);
+    assert_ne!(
+        confirmed.holds, order.holds,
+        "a new hold replaced the lapsed one"
+    );
+    assert_eq!(&app.seat_map(&event).await[0..2], "BB");
+    let new_hold = confirmed.holds[0].to_string();
+    assert_eq!(app.hold_status(&new_hold).await, "booked");
+    // The process running again (a redelivery) changes nothing.
+    core.settle_order(OrderId(order.order_id)).await.unwrap();
+    assert_eq!(
+        core.order(OrderId(order.order_id), &alice).await.unwrap(),
+        confirmed
+    );
+}
+
+#[tokio::test]
+async fn money_after_the_seats_went_to_someone_else_is_refunded_never_oversold() {
+    let app = spawn_app().await;
+    let event = app
+        .create_grid_event(1, 5, json!({"hold_seconds": 1}))
+        .await;
+    let hold = app.hold_ok(&event, "alice", json!([0, 1])).await;
+    let core = core_with_cap(&app, 2);
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core
+        .place_order(vec![hold_id(&hold)], &alice, &ctx())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    // Bob takes one of the seats first.
+    let bob = app.hold_ok(&event, "bob", json!([1])).await;
+    pay(&core, "evt_late", WebhookType::PaymentSucceeded, &order).await;
+    let refunding = core.order(OrderId(order.order_id), &alice).await.unwrap();
+    assert_eq!(refunding.status, OrderStatus::RefundPending);
+    assert_eq!(refunding.refund_reason, Some(RefundReason::SeatsLost));
+    let map = app.seat_map(&event).await;
+    assert_eq!(&map[0..2], "AH", "alice has nothing, bob keeps his: {map}");
+    assert_eq!(
+        app.hold_status(bob["hold_id"].as_str().unwrap()).await,
+        "held"
+    );
+    pay(&core, "evt_refund", WebhookType::RefundSucceeded, &order).await;
+    assert_eq!(status(&core, &order).await, OrderStatus::Refunded);
+    assert_eq!(&app.seat_map(&event).await[0..2], "AH");
+}
+
+#[tokio::test]
+async fn the_sweeper_records_the_expiry_of_an_order_nobody_paid() {
+    let app = spawn_app().await;
+    let event = app
+        .create_grid_event(1, 5, json!({"hold_seconds": 1}))
+        .await;
+    let hold = app.hold_ok(&event, "alice", json!([2])).await;
+    let core = core_with_cap(&app, 1);
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core
+        .place_order(vec![hold_id(&hold)], &alice, &ctx())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    core.expire_orders(&[OrderId(order.order_id)])
+        .await
+        .unwrap();
+    core.expire_orders(&[OrderId(order.order_id)])
+        .await
+        .unwrap();
+    let expired: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'OrderExpired'",
+    )
+    .bind(order.order_id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(expired, 1);
+    core.settle_order(OrderId(order.order_id)).await.unwrap();
+    assert_eq!(&app.seat_map(&event).await[2..3], "A");
+}
