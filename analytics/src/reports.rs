@@ -1,6 +1,10 @@
 //! The organizer reports, as SQL over `domain_events` (the same SQL is documented for
 //! `clickhouse-client` in analytics/README.md).
 //!
+//! Money is counted from orders: revenue is what confirmed orders that were not refunded paid
+//! (`orders`); `revenue` by price tier counts booked seats at their prices, complimentary tickets
+//! included.
+//!
 //! Policy: every report reads with `FINAL`, so a batch the ingester sent twice counts once. A
 //! booking taken back (`BookingUndone`, when another block of its hold refused) is subtracted from
 //! what was booked, so bookings and revenue count only seats that stayed sold. Reports
@@ -8,9 +12,11 @@
 //! server-side parameters), so no caller text ever reaches the SQL.
 
 use clickhouse::Row;
-use domain::stored::aggregate_type::SEAT_BLOCK;
+use domain::stored::aggregate_type::{ORDER, SEAT_BLOCK};
 use domain::stored::event_type::{
-    ALLOWANCE_RETURNED, BOOKING_UNDONE, HOLD_EXPIRED, SEAT_BOOKED, SEAT_HELD,
+    ALLOWANCE_RETURNED, BOOKING_UNDONE, HOLD_EXPIRED, ORDER_CANCELLED, ORDER_CONFIRMED,
+    ORDER_EXPIRED, ORDER_PLACED, ORDER_REFUNDED, PAYMENT_FAILED, PAYMENT_SUCCEEDED, SEAT_BOOKED,
+    SEAT_HELD,
 };
 use domain::ReturnReason;
 use serde::{Deserialize, Serialize};
@@ -114,6 +120,34 @@ pub struct CustomerRow {
     pub holds: u64,
 }
 
+/// Orders and payments of one event: how orders ended, the money kept and given back, how often
+/// payments fail and how long buyers take to pay.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Row, Serialize, Deserialize)]
+pub struct OrdersRow {
+    pub orders: u64,
+    pub paid: u64,
+    pub confirmed: u64,
+    pub payment_failed: u64,
+    pub expired: u64,
+    pub cancelled: u64,
+    pub refunded: u64,
+    /// Confirmed orders not refunded: the money the sale kept.
+    pub revenue_cents: u64,
+    pub refunded_cents: u64,
+    /// From order placed to payment succeeded, over paid orders (0 when none).
+    pub time_to_pay_p50_ms: i64,
+    pub time_to_pay_p95_ms: i64,
+    /// From order placed to confirmed (seats booked), over confirmed orders (0 when none).
+    pub time_to_confirm_p95_ms: i64,
+}
+
+impl OrdersRow {
+    /// Failed payments among payments with an outcome.
+    pub fn payment_failure_rate(&self) -> f64 {
+        ConversionRow::rate(self.payment_failed, self.paid + self.payment_failed)
+    }
+}
+
 /// `booked - undone` as a `UInt64`, never below zero (an undo may land in another minute).
 fn net(booked: &str, undone: &str) -> String {
     format!("toUInt64(greatest(0, toInt64({booked}) - toInt64({undone})))")
@@ -208,6 +242,50 @@ pub fn sql(report: &str, event_id: Uuid, limit: u32) -> Option<String> {
              HAVING seats_booked > 0
               ORDER BY revenue_cents DESC, price_tier"
         ),
+        "orders" => {
+            let (order, placed, paid, failed, confirmed) = (
+                ORDER,
+                ORDER_PLACED,
+                PAYMENT_SUCCEEDED,
+                PAYMENT_FAILED,
+                ORDER_CONFIRMED,
+            );
+            let (expired_o, cancelled, refunded) = (ORDER_EXPIRED, ORDER_CANCELLED, ORDER_REFUNDED);
+            format!(
+                "SELECT toUInt64(countIf(is_placed)) AS orders,
+                        toUInt64(countIf(is_paid)) AS paid,
+                        toUInt64(countIf(is_confirmed)) AS confirmed,
+                        toUInt64(countIf(is_failed)) AS payment_failed,
+                        toUInt64(countIf(is_expired)) AS expired,
+                        toUInt64(countIf(is_cancelled)) AS cancelled,
+                        toUInt64(countIf(is_refunded)) AS refunded,
+                        toUInt64(sumIf(amount, is_confirmed AND NOT is_refunded)) AS revenue_cents,
+                        toUInt64(sumIf(amount, is_refunded)) AS refunded_cents,
+                        toInt64(if(countIf(is_paid AND is_placed) = 0, 0,
+                            quantileExactIf(0.5)(pay_ms, is_paid AND is_placed))) AS time_to_pay_p50_ms,
+                        toInt64(if(countIf(is_paid AND is_placed) = 0, 0,
+                            quantileExactIf(0.95)(pay_ms, is_paid AND is_placed))) AS time_to_pay_p95_ms,
+                        toInt64(if(countIf(is_confirmed AND is_placed) = 0, 0,
+                            quantileExactIf(0.95)(confirm_ms, is_confirmed AND is_placed))) AS time_to_confirm_p95_ms
+                   FROM (
+                     SELECT stream_id,
+                            max(amount_cents) AS amount,
+                            countIf(event_type = '{placed}') > 0 AS is_placed,
+                            countIf(event_type = '{paid}') > 0 AS is_paid,
+                            countIf(event_type = '{confirmed}') > 0 AS is_confirmed,
+                            countIf(event_type = '{failed}') > 0 AND countIf(event_type = '{paid}') = 0 AS is_failed,
+                            countIf(event_type = '{expired_o}') > 0 AND countIf(event_type = '{paid}') = 0 AS is_expired,
+                            countIf(event_type = '{cancelled}') > 0 AS is_cancelled,
+                            countIf(event_type = '{refunded}') > 0 AS is_refunded,
+                            minIf(occurred_at_ms, event_type = '{paid}')
+                              - minIf(occurred_at_ms, event_type = '{placed}') AS pay_ms,
+                            minIf(occurred_at_ms, event_type = '{confirmed}')
+                              - minIf(occurred_at_ms, event_type = '{placed}') AS confirm_ms
+                       FROM domain_events FINAL
+                      WHERE event_id = '{e}' AND aggregate_type = '{order}'
+                      GROUP BY stream_id)"
+            )
+        }
         "top_customers" => format!(
             "SELECT customer_id,
                     {seats_booked} AS seats_booked,
@@ -232,6 +310,7 @@ pub const REPORTS: &[&str] = &[
     "hot_seats",
     "revenue",
     "top_customers",
+    "orders",
 ];
 
 /// How long one report may run on the server; the client waits a second longer.
@@ -303,6 +382,14 @@ impl Reports {
 
     pub async fn revenue_by_tier(&self, event_id: Uuid) -> ReportResult<Vec<TierRevenueRow>> {
         self.rows("revenue", event_id, 0).await
+    }
+
+    pub async fn orders(&self, event_id: Uuid) -> ReportResult<OrdersRow> {
+        Ok(self
+            .rows("orders", event_id, 0)
+            .await?
+            .pop()
+            .unwrap_or_default())
     }
 
     pub async fn top_customers(

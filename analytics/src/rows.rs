@@ -2,13 +2,18 @@
 //!
 //! Seats are labelled (section, row, price tier, price) with the ticketed event's layout, kept in
 //! the process's [`EventCatalog`] (read from the event store on first use): layouts never change
-//! once created. Events are decoded by the domain's one decoder ([`StoredEvent`]).
+//! once created. Events are decoded by the domain's one decoder ([`StoredEvent`]). Every order
+//! event's row carries its order's event, customer, seats and amount (read from the order's
+//! placement), so order reports need no joins.
 
 use std::sync::Arc;
 
 use clickhouse::Row;
 use domain::stored::aggregate_type::TICKETED_EVENT;
-use domain::{EventCatalog, KnownEvent, SeatId, StoredEvent};
+use std::collections::HashMap;
+
+use domain::stored::aggregate_type::ORDER;
+use domain::{EventCatalog, KnownEvent, OrderEvent, OrderPlaced, SeatId, StoredEvent};
 use projections::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -51,11 +56,16 @@ pub enum RowError {
     Corrupt(String, String),
 }
 
-/// Layouts of ticketed events, loaded from the event store on first use.
+/// Layouts of ticketed events, loaded from the event store on first use, and the placements of
+/// recent orders (each order event's row names its order's event, customer, seats and amount).
 pub struct Layouts {
     pool: PgPool,
     catalog: Arc<EventCatalog>,
+    placements: HashMap<String, Arc<OrderPlaced>>,
 }
+
+/// Placements kept at most; past it the cache starts again (each miss is one indexed read).
+const PLACEMENTS_KEPT: usize = 10_000;
 
 impl EventRow {
     /// Whose seats, of which ticketed event, and when: the fields every row about seats fills.
@@ -77,7 +87,40 @@ impl EventRow {
 
 impl Layouts {
     pub fn new(pool: PgPool, catalog: Arc<EventCatalog>) -> Self {
-        Self { pool, catalog }
+        Self {
+            pool,
+            catalog,
+            placements: HashMap::new(),
+        }
+    }
+
+    /// The placement of order `order_id` (its first event), if it has one.
+    async fn placement(&mut self, order_id: &str) -> Result<Option<Arc<OrderPlaced>>, RowError> {
+        if let Some(p) = self.placements.get(order_id) {
+            return Ok(Some(p.clone()));
+        }
+        let payload: Option<serde_json::Value> = sqlx::query_scalar(
+            "SELECT payload FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
+        )
+        .bind(ORDER)
+        .bind(order_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(payload) = payload else {
+            return Ok(None);
+        };
+        let decoded = StoredEvent::decode(ORDER, &payload)
+            .map_err(|e| RowError::Corrupt(order_id.to_owned(), e.to_string()))?;
+        let Some(placed) = decoded.as_ref().and_then(StoredEvent::order_placed) else {
+            return Ok(None);
+        };
+        if self.placements.len() >= PLACEMENTS_KEPT {
+            self.placements.clear();
+        }
+        let placed = Arc::new(placed.clone());
+        self.placements.insert(order_id.to_owned(), placed.clone());
+        Ok(Some(placed))
     }
 
     async fn get(&mut self, event_id: Uuid) -> Result<Option<Arc<KnownEvent>>, RowError> {
@@ -142,8 +185,22 @@ impl Layouts {
             row.occurred_at_ms = d.created_at.timestamp_millis();
             self.catalog.insert(d.clone());
         }
-        if let Some(p) = decoded.as_ref().and_then(StoredEvent::order_placed) {
-            row.about_seats(p.event_id, &p.customer_id, &p.seats, p.at);
+        if let Some(StoredEvent::Order(order)) = &decoded {
+            // Every order row is about its placement's seats; it happened at its own time.
+            let placed = match order {
+                OrderEvent::OrderPlaced(p) => Some(Arc::new(p.clone())),
+                _ => self.placement(&e.aggregate_id).await?,
+            };
+            if let Some(p) = placed {
+                row.about_seats(p.event_id, &p.customer_id, &p.seats, order.at());
+            }
+            match order {
+                OrderEvent::PaymentFailed { reason, .. } => row.reason = reason.clone(),
+                OrderEvent::RefundRequested { reason, .. } => {
+                    row.reason = reason.as_str().to_owned()
+                }
+                _ => {}
+            }
         }
         if let Some(reason) = decoded.as_ref().and_then(StoredEvent::return_reason) {
             row.reason = reason.as_str().to_owned();

@@ -117,6 +117,28 @@ pub struct CustomerSeats {
     pub holds: u64,
 }
 
+/// Orders and payments: how orders ended, money kept and given back, failures, time to pay.
+#[derive(SimpleObject)]
+pub struct OrderFigures {
+    pub orders: u64,
+    pub paid: u64,
+    pub confirmed: u64,
+    pub payment_failed: u64,
+    pub expired: u64,
+    pub cancelled: u64,
+    pub refunded: u64,
+    /// What confirmed orders that were not refunded paid.
+    pub revenue_cents: u64,
+    pub refunded_cents: u64,
+    /// Failed payments among payments with an outcome (0 when none).
+    pub payment_failure_rate: f64,
+    /// From order placed to payment succeeded, in milliseconds (null when nothing was paid).
+    pub time_to_pay_p50_ms: Option<i64>,
+    pub time_to_pay_p95_ms: Option<i64>,
+    /// From order placed to confirmed, in milliseconds (null when nothing was confirmed).
+    pub time_to_confirm_p95_ms: Option<i64>,
+}
+
 fn at_ms(ms: i64) -> Option<DateTime<Utc>> {
     (ms > 0)
         .then(|| Utc.timestamp_millis_opt(ms).single())
@@ -165,6 +187,32 @@ impl AnalyticsQuery {
             failed: r.failed,
             seats_held: r.seats_held,
             seats_booked: r.seats_booked,
+        })
+    }
+
+    /// Orders and payments: revenue from confirmed orders, refunds, payment failures, time to pay.
+    async fn orders(&self, ctx: &Context<'_>, event_id: Uuid) -> Result<OrderFigures> {
+        let r = managed(ctx, event_id)
+            .await?
+            .reports
+            .orders(event_id)
+            .await
+            .map_err(failed)?;
+        let paid = r.paid > 0;
+        Ok(OrderFigures {
+            payment_failure_rate: r.payment_failure_rate(),
+            time_to_pay_p50_ms: paid.then_some(r.time_to_pay_p50_ms),
+            time_to_pay_p95_ms: paid.then_some(r.time_to_pay_p95_ms),
+            time_to_confirm_p95_ms: (r.confirmed > 0).then_some(r.time_to_confirm_p95_ms),
+            orders: r.orders,
+            paid: r.paid,
+            confirmed: r.confirmed,
+            payment_failed: r.payment_failed,
+            expired: r.expired,
+            cancelled: r.cancelled,
+            refunded: r.refunded,
+            revenue_cents: r.revenue_cents,
+            refunded_cents: r.refunded_cents,
         })
     }
 

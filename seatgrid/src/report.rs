@@ -89,6 +89,49 @@ pub async fn print(
             pct(c.release_rate()),
         ]],
     );
+    let o = r.orders(event_id).await?;
+    let ms = |x: i64, any: u64| {
+        if any > 0 {
+            x.to_string()
+        } else {
+            "-".into()
+        }
+    };
+    table(
+        "Orders and payments",
+        &[
+            "orders",
+            "paid",
+            "confirmed",
+            "payment failed",
+            "expired",
+            "cancelled",
+            "refunded",
+            "revenue (cents)",
+            "refunded (cents)",
+            "failure rate",
+            "time to pay p50/p95 (ms)",
+            "to confirmed p95 (ms)",
+        ],
+        vec![vec![
+            o.orders.to_string(),
+            o.paid.to_string(),
+            o.confirmed.to_string(),
+            o.payment_failed.to_string(),
+            o.expired.to_string(),
+            o.cancelled.to_string(),
+            o.refunded.to_string(),
+            o.revenue_cents.to_string(),
+            o.refunded_cents.to_string(),
+            pct(o.payment_failure_rate()),
+            format!(
+                "{}/{}",
+                ms(o.time_to_pay_p50_ms, o.paid),
+                ms(o.time_to_pay_p95_ms, o.paid)
+            ),
+            ms(o.time_to_confirm_p95_ms, o.confirmed),
+        ]],
+    );
     let s = r.sell_out(event_id).await?;
     table(
         "Sell-out",
