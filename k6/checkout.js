@@ -1,6 +1,21 @@
-// Hold, think, then book: the full checkout (payment joins here once it exists).
+// The checkout: look at the seat map, hold, think, order, and wait while the payment provider
+// (the server's PAYMENTS_PROVIDER_URL: `seatgrid payments-mock`, which scripts/up and scripts/bench
+// start) takes the money and the order process books the seats. Each checkout ends confirmed, or
+// not paid (the mock fails 10 % of payments), within 30 s.
+//
+// Teardown audits twice: the live holds against the seat map (audit), and the orders against the
+// booked seats (auditOrders): every seat ends booked for a confirmed order or available.
 import { sleep } from 'k6';
-import { audit, book, createEvent, hold, readSeatMap, summary, withFigures } from './lib.js';
+import { Counter, Trend } from 'k6/metrics';
+import {
+  audit, auditOrders, createEvent, hold, placeOrder, readOrder, readSeatMap, summary, withFigures,
+} from './lib.js';
+
+const confirmed = new Counter('checkouts_confirmed');
+const failed = new Counter('checkouts_failed');
+const unsettled = new Counter('checkouts_unsettled');
+// From the order's 201 to the buyer seeing it confirmed (polled every 0.2 s).
+const toConfirmed = new Trend('order_to_confirmed_ms', true);
 
 export const options = {
   scenarios: {
@@ -11,10 +26,15 @@ export const options = {
         { duration: __ENV.DURATION || '30s', target: Number(__ENV.VUS || 200) },
         { duration: '5s', target: 0 },
       ],
+      gracefulRampDown: '35s',
     },
   },
   thresholds: withFigures({
     'http_req_duration{name:hold}': ['p(95)<500'],
+    'http_req_duration{name:place_order}': ['max>=0'],
+    order_to_confirmed_ms: ['p(95)>=0'],
+    checkouts_confirmed: ['count>0'],
+    checkouts_unsettled: ['count==0'],
   }),
   summaryTrendStats: ['avg', 'p(50)', 'p(95)', 'p(99)', 'max'],
 };
@@ -22,6 +42,8 @@ export const options = {
 export function setup() {
   return { event: createEvent('k6 checkout', 50, 40, { max_seats_per_customer: 4 }) };
 }
+
+const SETTLED = { confirmed: true, payment_failed: true, expired: true, refunded: true, refund_pending: true };
 
 export default function (data) {
   const read = readSeatMap(data.event.id);
@@ -37,13 +59,33 @@ export default function (data) {
   const seats = [first];
   if (first + 1 < map.seats.length && map.seats[first + 1] === 'A') seats.push(first + 1);
   const customer = `vu${__VU}-${__ITER}`;
-  const res = hold(data.event.id, customer, seats);
+  const held = hold(data.event.id, customer, seats);
+  if (held.status !== 201) return;
   sleep(1 + Math.random() * 2); // think time: filling in details
-  if (res.status === 201 && Math.random() < 0.8) book(res.json().hold_id, customer);
+  const placed = placeOrder([held.json().hold_id], customer, `${customer}-order`);
+  if (placed.status !== 201) return;
+  const orderId = placed.json().order_id;
+  const started = Date.now();
+  while (Date.now() - started < 30000) {
+    sleep(0.2);
+    const res = readOrder(orderId, customer);
+    if (res.status !== 200) continue;
+    const status = res.json().status;
+    if (!SETTLED[status]) continue;
+    if (status === 'confirmed') {
+      confirmed.add(1);
+      toConfirmed.add(Date.now() - started);
+    } else {
+      failed.add(1);
+    }
+    return;
+  }
+  unsettled.add(1);
 }
 
 export function teardown(data) {
   audit(data.event.id);
+  auditOrders(data.event.id);
 }
 
 export function handleSummary(data) {

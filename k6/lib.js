@@ -129,6 +129,23 @@ export function book(holdId) {
   return res;
 }
 
+// Places an order for a buyer's holds (a fresh idempotency key per checkout, kept for retries).
+export function placeOrder(holdIds, customer, key) {
+  const params = authorized({ tags: { name: 'place_order' } }, customer);
+  params.headers = Object.assign({}, params.headers, JSON_HEADERS.headers, { 'Idempotency-Key': key });
+  const res = http.post(`${BASE}/api/orders`, JSON.stringify({ hold_ids: holdIds }), params);
+  count(res);
+  return res;
+}
+
+// An order as its buyer reads it.
+export function readOrder(orderId, customer) {
+  const res = http.get(`${BASE}/api/orders/${orderId}`,
+    authorized(Object.assign({ tags: { name: 'read_order' } }, READ_BODY), customer));
+  count(res);
+  return res;
+}
+
 // GraphQL as the scenarios' organizer (the audit reads the event's holds).
 function graphql(query, variables) {
   const res = http.post(`${BASE}/graphql`, JSON.stringify({ query, variables }),
@@ -185,6 +202,56 @@ export function audit(eventId) {
   return { doubles, mismatched, truth };
 }
 
+// The orders audit, after every checkout settled: the booked seats are exactly the seats of
+// confirmed orders (nobody got seats without paying, no payer lost theirs, no seat sold twice), and
+// no seat is left held. Waits up to 60 s for the order process and the projection to finish.
+export function auditOrders(eventId) {
+  let truth = null;
+  for (let i = 0; i < 600; i++) {
+    truth = http.get(`${BASE}/api/events/${eventId}/seats?consistency=strong`, READ_BODY).json();
+    if (truth.held === 0) break;
+    sleep(0.1);
+  }
+  let orders = [];
+  for (let i = 0; i < 100; i++) {
+    orders = [];
+    let after = null;
+    for (;;) {
+      const page = graphql(
+        `query($e: UUID!, $after: String) { event(id: $e) { orders(first: 100, after: $after) {
+           edges { node { id status seats { seatId } } } pageInfo { hasNextPage endCursor } } } }`,
+        { e: eventId, after },
+      );
+      const conn = page.data.event.orders;
+      conn.edges.forEach((e) => orders.push(e.node));
+      if (!conn.pageInfo.hasNextPage) break;
+      after = conn.pageInfo.endCursor;
+    }
+    if (!orders.some((o) => o.status === 'PENDING_PAYMENT' || o.status === 'PAID')) break;
+    sleep(0.1);
+  }
+  const byStatus = {};
+  const paidFor = {};
+  let doubles = 0;
+  orders.forEach((o) => {
+    byStatus[o.status] = (byStatus[o.status] || 0) + 1;
+    if (o.status !== 'CONFIRMED') return;
+    o.seats.forEach((s) => {
+      if (paidFor[s.seatId]) doubles += 1;
+      paidFor[s.seatId] = true;
+    });
+  });
+  let mismatched = 0;
+  for (let seat = 0; seat < truth.seats.length; seat++) {
+    if ((truth.seats[seat] === 'B') !== Boolean(paidFor[seat])) mismatched += 1;
+  }
+  mismatched += truth.held;
+  oversold.add(doubles);
+  unaccounted.add(mismatched);
+  console.log(`orders audit: ${orders.length} orders ${JSON.stringify(byStatus)}; ${truth.booked} booked, ` +
+    `${truth.held} held; seats sold twice ${doubles}, seats not matching a confirmed order ${mismatched}`);
+}
+
 // The summary every scenario prints: throughput, conflicts, latency, oversell.
 // `figures` (also written into SUMMARY_JSON for scripts/lib/k6_report.py) names them plainly.
 export function summary(data, name) {
@@ -205,6 +272,11 @@ export function summary(data, name) {
     seat_map_p99_ms: v(FIGURES.seatMapDuration, 'p(99)'),
     oversold_seats: v('oversold_seats', 'count'),
     unaccounted_seats: v('unaccounted_seats', 'count'),
+    checkouts_confirmed: v('checkouts_confirmed', 'count'),
+    checkouts_failed: v('checkouts_failed', 'count'),
+    checkouts_unsettled: v('checkouts_unsettled', 'count'),
+    order_to_confirmed_p50_ms: v('order_to_confirmed_ms', 'p(50)'),
+    order_to_confirmed_p95_ms: v('order_to_confirmed_ms', 'p(95)'),
   };
   const f = figures;
   const lines = [
@@ -216,6 +288,11 @@ export function summary(data, name) {
     `all requests ms: p95 ${v('http_req_duration', 'p(95)').toFixed(1)}, p99 ${v('http_req_duration', 'p(99)').toFixed(1)}`,
     `oversold seats: ${f.oversold_seats}, unaccounted seats: ${f.unaccounted_seats}`,
   ];
+  if (m.checkouts_confirmed || m.checkouts_failed) {
+    lines.push(`checkouts: ${f.checkouts_confirmed} confirmed (${(f.checkouts_confirmed / seconds).toFixed(1)}/s), ` +
+      `${f.checkouts_failed} not paid, ${f.checkouts_unsettled} unsettled after 30 s; ` +
+      `order placed to confirmed ms: p50 ${f.order_to_confirmed_p50_ms.toFixed(0)}, p95 ${f.order_to_confirmed_p95_ms.toFixed(0)}`);
+  }
   if (m.projection_lag_ms) {
     lines.push(`projection lag ms (sampled): p95 ${v('projection_lag_ms', 'p(95)').toFixed(0)}, max ${v('projection_lag_ms', 'max').toFixed(0)}; ` +
       `server memory MB: max ${v('server_resident_mb', 'max').toFixed(1)}`);

@@ -24,11 +24,13 @@ pub struct OrderRecord {
     /// As recorded (`pending_payment`, ...); see [`OrderRecord::status_at`].
     pub status: String,
     pub holds: Vec<Uuid>,
+    pub seats: Vec<i32>,
     pub seat_count: i32,
     pub amount_cents: i64,
     pub currency: String,
     pub payment_due: DateTime<Utc>,
     pub refund_reason: Option<String>,
+    pub payment_intent: Option<String>,
     pub placed_at: DateTime<Utc>,
     pub paid_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
@@ -41,8 +43,9 @@ pub struct OrderRecord {
     pub passed: Vec<String>,
 }
 
-pub const ORDER_COLUMNS: &str = "order_id, event_id, customer_id, status, holds, seat_count, \
-    amount_cents, currency, payment_due, refund_reason, placed_at, paid_at, updated_at, version";
+pub const ORDER_COLUMNS: &str = "order_id, event_id, customer_id, status, holds, seats, \
+    seat_count, amount_cents, currency, payment_due, refund_reason, payment_intent, placed_at, \
+    paid_at, updated_at, version";
 
 impl OrderRecord {
     /// The status as of `now`: still unpaid at `payment_due` reads `expired`.
@@ -64,8 +67,11 @@ impl OrderRecord {
         }
         self.updated_at = event.at();
         match event {
-            OrderEvent::PaymentSucceeded { at, .. } if self.paid_at.is_none() => {
-                self.paid_at = Some(*at)
+            OrderEvent::PaymentSucceeded {
+                at, payment_intent, ..
+            } if self.paid_at.is_none() => {
+                self.paid_at = Some(*at);
+                self.payment_intent = payment_intent.clone();
             }
             OrderEvent::RefundRequested { reason, .. } => {
                 self.refund_reason = Some(reason.as_str().to_owned())
@@ -109,11 +115,13 @@ pub(crate) async fn apply_orders(
                 customer_id: p.customer_id.to_string(),
                 status: OrderStatus::PendingPayment.as_str().to_owned(),
                 holds: p.holds.iter().map(|h| h.0).collect(),
+                seats: p.seats.iter().map(|s| s.0 as i32).collect(),
                 seat_count: p.seats.len() as i32,
                 amount_cents: p.amount_cents as i64,
                 currency: p.currency.clone(),
                 payment_due: p.payment_due,
                 refund_reason: None,
+                payment_intent: None,
                 placed_at: p.at,
                 paid_at: None,
                 updated_at: p.at,
@@ -131,13 +139,14 @@ pub(crate) async fn apply_orders(
     let json = serde_json::to_value(&dirty).expect("orders serialize");
     let mut written: Vec<OrderRecord> = sqlx::query_as(&format!(
         "INSERT INTO rm_orders ({ORDER_COLUMNS})
-         SELECT order_id, event_id, customer_id, status, holds, seat_count, amount_cents, currency,
-                payment_due, refund_reason, placed_at, paid_at, updated_at,
-                nextval('read_model_version')
+         SELECT order_id, event_id, customer_id, status, holds, seats, seat_count, amount_cents,
+                currency, payment_due, refund_reason, payment_intent, placed_at, paid_at,
+                updated_at, nextval('read_model_version')
            FROM jsonb_populate_recordset(NULL::rm_orders, $1)
          ON CONFLICT (order_id) DO UPDATE
             SET status = EXCLUDED.status, holds = EXCLUDED.holds,
                 refund_reason = EXCLUDED.refund_reason, paid_at = EXCLUDED.paid_at,
+                payment_intent = EXCLUDED.payment_intent,
                 updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
          RETURNING {ORDER_COLUMNS}"
     ))

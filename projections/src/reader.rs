@@ -183,6 +183,30 @@ impl ReadModels {
         .await?)
     }
 
+    /// Up to `first` orders of an event after order id `after`, in order id order, and whether
+    /// more follow.
+    pub async fn event_orders(
+        &self,
+        event_id: Uuid,
+        after: Option<Uuid>,
+        first: i64,
+    ) -> Result<(Vec<crate::OrderRecord>, bool), ReadError> {
+        let mut page: Vec<crate::OrderRecord> = sqlx::query_as(&format!(
+            "SELECT {} FROM rm_orders
+              WHERE event_id = $1 AND ($2::uuid IS NULL OR order_id > $2)
+              ORDER BY order_id LIMIT $3",
+            crate::orders::ORDER_COLUMNS
+        ))
+        .bind(event_id)
+        .bind(after)
+        .bind(first + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let more = page.len() as i64 > first;
+        page.truncate(first.max(0) as usize);
+        Ok((page, more))
+    }
+
     /// Up to `first` holds of an event after hold id `after`, in hold id order, and whether more
     /// follow. `live_only` keeps the holds that keep their seats now (booked, or held and unexpired).
     pub async fn event_holds(

@@ -21,6 +21,9 @@ use uuid::Uuid;
 
 use projections::OrderRecord;
 
+use async_graphql::connection::{Connection, Edge};
+
+use crate::errors::{coded, read_failed};
 use crate::live::LiveMessage;
 use crate::types::Seat;
 
@@ -104,9 +107,83 @@ impl Order {
         }
     }
 
+    /// From the orders read model (as projected; lazy expiry applied as of `now`).
+    pub fn from_record(r: &OrderRecord, event: &domain::KnownEvent, now: DateTime<Utc>) -> Self {
+        let seats: Vec<domain::SeatId> =
+            r.seats.iter().map(|s| domain::SeatId(*s as u32)).collect();
+        Self {
+            id: r.order_id,
+            event_id: r.event_id,
+            customer_id: r.customer_id.clone(),
+            status: r
+                .status_at(now)
+                .unwrap_or(domain::OrderStatus::PendingPayment)
+                .into(),
+            hold_ids: r.holds.clone(),
+            seats: seats
+                .iter()
+                .filter_map(|s| event.layout.label(*s))
+                .map(|l| Seat {
+                    seat_id: l.seat_id.0,
+                    section: l.section,
+                    row: l.row,
+                    seat: l.seat,
+                    price_tier: l.price_tier,
+                    price_cents: l.price_cents,
+                })
+                .collect(),
+            amount_cents: r.amount_cents.max(0) as u64,
+            currency: r.currency.clone(),
+            payment_due: r.payment_due,
+            payment_key: r.order_id.to_string(),
+            payment_intent: r.payment_intent.clone(),
+            refund_reason: r.refund_reason.as_deref().and_then(|reason| match reason {
+                "seats_lost" => Some(RefundReason::SeatsLost),
+                "cancelled_before_payment" => Some(RefundReason::CancelledBeforePayment),
+                "customer_cancelled" => Some(RefundReason::CustomerCancelled),
+                _ => None,
+            }),
+        }
+    }
+
     fn is_final(&self) -> bool {
         matches!(self.status, OrderStatus::Confirmed | OrderStatus::Refunded)
     }
+}
+
+/// An event's orders for its managers (`Event.orders`), a page at a time.
+pub(crate) async fn event_orders(
+    ctx: &async_graphql::Context<'_>,
+    event: &domain::KnownEvent,
+    first: i32,
+    after: Option<String>,
+) -> Result<Connection<String, Order>> {
+    crate::auth::manager(ctx, &event.definition)?;
+    if !(0..=100).contains(&first) {
+        return Err(coded(
+            "invalid_page_size",
+            "first must be between 0 and 100",
+        ));
+    }
+    let after = match after {
+        None => None,
+        Some(c) => Some(
+            c.parse::<Uuid>()
+                .map_err(|_| coded("invalid_cursor", "after is not a cursor from this API"))?,
+        ),
+    };
+    let (page, more) = ctx
+        .data_unchecked::<projections::ReadModels>()
+        .event_orders(event.definition.event_id.0, after, i64::from(first))
+        .await
+        .map_err(|e| read_failed(Arc::new(e)))?;
+    let now = Utc::now();
+    let mut connection = Connection::new(after.is_some(), more);
+    connection.edges.extend(
+        page.iter()
+            .map(|r| Edge::new(r.order_id.to_string(), Order::from_record(r, event, now))),
+    );
+    Ok(connection)
 }
 
 /// The `order(id)` subscription's stream (see the module policy); `first` is the core's answer.

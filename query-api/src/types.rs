@@ -166,6 +166,18 @@ impl Event {
         Ok(connection)
     }
 
+    /// The event's orders, for its organizer and admins, in order id order (cursor pagination,
+    /// 100 per page at most), as projected.
+    #[graphql(complexity = "(first.clamp(1, 100) as usize) * child_complexity")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+    ) -> Result<async_graphql::connection::Connection<String, crate::orders::Order>> {
+        crate::orders::event_orders(ctx, &self.0, first, after).await
+    }
+
     /// The seat map (same as the root `seatMap` field).
     async fn seat_map(&self, ctx: &Context<'_>) -> Result<Option<SeatMapObject>> {
         Ok(self.seat_map_data(ctx).await?.map(|map| SeatMapObject {

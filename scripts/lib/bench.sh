@@ -3,18 +3,27 @@
 
 BENCH_PORT=${BENCH_PORT:-5055}
 BENCH_URL="http://127.0.0.1:$BENCH_PORT"
+BENCH_PAYMENTS_PORT=${BENCH_PAYMENTS_PORT:-5199}
 
 # start_bench_server DBNAME [ENV=VALUE...]: a fresh database, a release server in the background.
 # Rate limits are off (SEATGRID_RATE_LIMITS=off): every simulated buyer comes from one address.
+# Orders are paid through `seatgrid payments-mock` (its defaults: 200 ms, 10 % failures), started
+# beside it on BENCH_PAYMENTS_PORT and stopped with it.
 start_bench_server() {
   local db=$1; shift
   ensure_dev_secret
+  ensure_webhook_secret
   psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  PAYMENTS_MOCK_LISTEN="127.0.0.1:$BENCH_PAYMENTS_PORT" \
+    PAYMENTS_MOCK_WEBHOOK_URL="$BENCH_URL/api/payments/webhook" RUST_LOG=warn \
+    "$ROOT/target/release/seatgrid" payments-mock >"$LOCAL/bench-payments.log" 2>&1 &
+  BENCH_MOCK_PID=$!
   env DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db" SEATGRID_LISTEN="127.0.0.1:$BENCH_PORT" \
-    SEATGRID_REDIS_PREFIX="sgbench:$db:" SEATGRID_RATE_LIMITS=off RUST_LOG=warn "$@" \
+    SEATGRID_REDIS_PREFIX="sgbench:$db:" SEATGRID_RATE_LIMITS=off RUST_LOG=warn \
+    PAYMENTS_PROVIDER_URL="http://127.0.0.1:$BENCH_PAYMENTS_PORT" "$@" \
     "$ROOT/target/release/seatgrid" serve >"$LOCAL/bench-server.log" 2>&1 &
   BENCH_PID=$!
-  trap 'kill $BENCH_PID 2>/dev/null || true' EXIT
+  trap 'kill $BENCH_PID $BENCH_MOCK_PID 2>/dev/null || true' EXIT
   wait_for 60 "the benchmark server" curl -sf "$BENCH_URL/health/ready"
 }
 
@@ -38,8 +47,8 @@ run_k6() {
 }
 
 stop_bench_server() {
-  kill "$BENCH_PID" 2>/dev/null || true
-  wait "$BENCH_PID" 2>/dev/null || true
+  kill "$BENCH_PID" "$BENCH_MOCK_PID" 2>/dev/null || true
+  wait "$BENCH_PID" "$BENCH_MOCK_PID" 2>/dev/null || true
 }
 
 machine_facts() {

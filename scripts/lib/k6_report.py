@@ -62,6 +62,15 @@ if pgbench_tps:
         print(f"- flash_sale holds answered (201 + 409) per second: "
               f"{(f['holds_ok'] + f['hold_conflicts']) / f['seconds']:.0f}")
 
+co = load("checkout")
+if co and co["figures"].get("checkouts_confirmed") is not None:
+    f = co["figures"]
+    print(f"- checkout: {f['checkouts_confirmed']:.0f} checkouts confirmed "
+          f"({f['checkouts_confirmed'] / f['seconds']:.1f}/s over the run, think time included), "
+          f"{f['checkouts_failed']:.0f} not paid (the mock fails 10 %), {f['checkouts_unsettled']:.0f} unsettled; "
+          f"order placed to confirmed (as the buyer polls, every 0.2 s): p50 {f['order_to_confirmed_p50_ms']:.0f} ms, "
+          f"p95 {f['order_to_confirmed_p95_ms']:.0f} ms (the mock answers after 200 ms)")
+
 # Where the two cores went: CPU seconds by program during each scenario (scripts/lib/cpu_by_process.py).
 cpu_rows = []
 for name in ["flash_sale", "health_baseline", "flash_sale_no_pause", "health_ceiling", "baseline", "checkout", "soak"]:

@@ -76,6 +76,33 @@ ensure_dev_secret() {
   export AUTH_HS256_SECRET
 }
 
+# The development payment webhook secret, shared by the server and `seatgrid payments-mock`:
+# PAYMENTS_WEBHOOK_SECRET if set, else one made once for this checkout (.local/webhook-secret).
+ensure_webhook_secret() {
+  if [ -z "${PAYMENTS_WEBHOOK_SECRET:-}" ]; then
+    if [ ! -s "$LOCAL/webhook-secret" ]; then
+      (umask 077; printf 'whsec_%s' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$LOCAL/webhook-secret")
+    fi
+    PAYMENTS_WEBHOOK_SECRET=$(cat "$LOCAL/webhook-secret")
+  fi
+  export PAYMENTS_WEBHOOK_SECRET
+}
+
+# Starts the mock payment provider (`seatgrid payments-mock`, its own process, on
+# PAYMENTS_MOCK_LISTEN, default 127.0.0.1:5099) unless one answers there, and points the server at
+# it (PAYMENTS_PROVIDER_URL). Its log is .local/payments-mock.log. $1: the seatgrid binary.
+ensure_payments_mock() {
+  local bin=$1 listen=${PAYMENTS_MOCK_LISTEN:-127.0.0.1:5099}
+  ensure_webhook_secret
+  export PAYMENTS_PROVIDER_URL=${PAYMENTS_PROVIDER_URL:-http://$listen}
+  if curl -s -o /dev/null "http://$listen/v1/payment_intents/none"; then
+    return 0
+  fi
+  log "starting the mock payment provider on $listen (log: $LOCAL/payments-mock.log)"
+  PAYMENTS_MOCK_LISTEN=$listen nohup "$bin" payments-mock >"$LOCAL/payments-mock.log" 2>&1 &
+  wait_for 20 "the payment mock" curl -s -o /dev/null "http://$listen/v1/payment_intents/none"
+}
+
 ensure_services() {
   ensure_postgres
   ensure_redis

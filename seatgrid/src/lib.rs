@@ -206,6 +206,14 @@ async fn serve(
     println!("  GraphQL       {base}/graphql  (GraphiQL in a browser; subscriptions: ws://{}/graphql/ws)", app.local_addr());
     println!("  health        {base}/health/live  {base}/health/ready");
     println!("  metrics       {base}/metrics");
+    match &settings.payments_provider_url {
+        Some(url) => println!(
+            "  payments      orders are paid through {url}  (webhook: {base}/api/payments/webhook)"
+        ),
+        None => println!(
+            "  payments      off (set PAYMENTS_PROVIDER_URL and PAYMENTS_WEBHOOK_SECRET): orders expire unpaid"
+        ),
+    }
     if seed_demo {
         let event = app
             .service()
