@@ -4,7 +4,8 @@
 //! Policy:
 //! - An order takes 1 to [`MAX_HOLDS`] live holds of the caller, all of one ticketed event. Each
 //!   hold is taken into the order (a hold is in one order at most) and its expiry moved to the end
-//!   of the payment window, [`PAYMENT_WINDOW`] from now, but never past the event's longest hold
+//!   of the payment window (`EventPolicy::payment_window_seconds`, 10 minutes by default) from
+//!   now, but never past the event's longest hold
 //!   counted from the hold's placement: a buyer mid-payment keeps the seats. The order's payment is
 //!   due when its first hold expires.
 //! - Its amount is the seats' prices from the event's layout, summed with checked arithmetic, and
@@ -35,9 +36,6 @@ use crate::views::seat_views;
 
 /// The most holds one order may take.
 pub const MAX_HOLDS: usize = 10;
-
-/// How long a buyer has to pay once an order is placed.
-pub const PAYMENT_WINDOW: Duration = Duration::minutes(10);
 
 pub use crate::views::OrderView;
 
@@ -123,13 +121,12 @@ impl BookingService {
 
         let meta = ctx.metadata("PlaceOrder", Some(customer));
         let cap = Duration::seconds(i64::from(self.policy().max_hold_seconds));
-        let mut payment_due = now + PAYMENT_WINDOW;
+        let window = Duration::seconds(i64::from(self.policy().payment_window_seconds));
+        let mut payment_due = now + window;
         for l in &located {
             let change = &l.entry.change;
             let hold_id = change.hold_id;
-            let until = (now + PAYMENT_WINDOW)
-                .min(change.at + cap)
-                .max(change.expires_at);
+            let until = (now + window).min(change.at + cap).max(change.expires_at);
             payment_due = payment_due.min(until);
             for block in event.by_block(&change.seats).into_keys() {
                 self.store

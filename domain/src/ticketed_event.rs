@@ -22,6 +22,9 @@ pub struct EventPolicy {
     pub max_hold_seconds: u32,
     pub default_seats_per_customer: u32,
     pub max_seats_per_customer: u32,
+    /// How long a buyer has to pay once an order is placed (its holds last until then, within
+    /// `max_hold_seconds` of their placement).
+    pub payment_window_seconds: u32,
 }
 
 impl Default for EventPolicy {
@@ -32,6 +35,7 @@ impl Default for EventPolicy {
             max_hold_seconds: 3600,
             default_seats_per_customer: 10,
             max_seats_per_customer: 100,
+            payment_window_seconds: 600,
         }
     }
 }

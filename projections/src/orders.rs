@@ -160,3 +160,26 @@ pub(crate) async fn apply_orders(
     }
     Ok(written)
 }
+
+/// Counts the orders' status changes of a committed batch, and how long paying and confirming took
+/// (labels are status names only: the series stay few whatever the sales).
+pub(crate) fn count(orders: &[OrderRecord]) {
+    for order in orders {
+        for to in &order.passed {
+            metrics::counter!("seatgrid_order_transitions_total", "to" => to.clone()).increment(1);
+            let since_placed =
+                |at: DateTime<Utc>| (at - order.placed_at).to_std().unwrap_or_default();
+            match to.as_str() {
+                "paid" => {
+                    if let Some(paid) = order.paid_at {
+                        metrics::histogram!("seatgrid_order_time_to_pay_seconds")
+                            .record(since_placed(paid).as_secs_f64());
+                    }
+                }
+                "confirmed" => metrics::histogram!("seatgrid_order_time_to_confirm_seconds")
+                    .record(since_placed(order.updated_at).as_secs_f64()),
+                _ => {}
+            }
+        }
+    }
+}

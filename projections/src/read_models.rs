@@ -183,6 +183,7 @@ impl Projection for ReadModelProjection {
                 metrics::counter!("seatgrid_seat_changes_total", "to" => to).increment(1);
             }
         }
+        crate::orders::count(&changes.orders);
         let Some(cache) = &self.cache else { return };
         let mut stale = self.stale.lock().await;
         if let Err(e) = stale.repair(cache).await {

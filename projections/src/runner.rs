@@ -264,8 +264,15 @@ impl<P: Projection> ProjectorRunner<P> {
         }
     }
 
+    /// A LISTEN on a connection of its own, outside the shared pool: it is held for as long as the
+    /// runner lives, and the process's runners (projector, ingester, payment relay, order
+    /// process) must not take a small pool's connections away from requests.
     async fn listen(&self) -> Option<PgListener> {
-        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        let options = self.pool.connect_options().as_ref().clone();
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
+        let mut listener = PgListener::connect_with(&own).await.ok()?;
         listener.listen(EVENTS_CHANNEL).await.ok()?;
         Some(listener)
     }

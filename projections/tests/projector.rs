@@ -255,3 +255,26 @@ async fn an_event_committed_out_of_position_order_is_not_skipped() {
     }
     panic!("the late-committed event was skipped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_listen_on_connections_of_their_own_not_the_shared_pools() {
+    let (url, _) = fresh_database(1).await;
+    // A pool of two, as a small server's; three runners waiting for events (as the projector,
+    // the payment relay and the order process do) must leave both to requests.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(&url)
+        .await
+        .unwrap();
+    let runners: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(runner(&pool, 200).run(std::future::pending())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let a = pool.acquire().await.expect("a connection for a request");
+    let b = pool.acquire().await.expect("a second one");
+    drop((a, b));
+    for r in runners {
+        r.abort();
+    }
+}

@@ -80,6 +80,9 @@ pub struct AppSettings {
     pub seats_per_customer_max: u32,
     #[serde(default = "defaults::command_attempts")]
     pub command_attempts: u32,
+    /// How long a buyer has to pay for an order.
+    #[serde(default = "defaults::payment_window_seconds")]
+    pub payment_window_seconds: u32,
     /// 0 turns the expiry sweeper off.
     #[serde(default = "defaults::sweep_seconds")]
     pub sweep_seconds: u64,
@@ -172,6 +175,9 @@ mod defaults {
     }
     pub fn hold_seconds_max() -> u32 {
         3600
+    }
+    pub fn payment_window_seconds() -> u32 {
+        600
     }
     pub fn seats_per_customer() -> u32 {
         10
@@ -297,6 +303,10 @@ impl Settings {
                 "SEATGRID_SEATS_PER_CUSTOMER_DEFAULT must be between 1 and SEATGRID_SEATS_PER_CUSTOMER_MAX",
             ),
             (a.command_attempts == 0, "SEATGRID_COMMAND_ATTEMPTS must be at least 1"),
+            (
+                !(10..=a.hold_seconds_max).contains(&a.payment_window_seconds),
+                "SEATGRID_PAYMENT_WINDOW_SECONDS must be between 10 and SEATGRID_HOLD_SECONDS_MAX",
+            ),
             (a.max_body_bytes < 1024, "SEATGRID_MAX_BODY_BYTES must be at least 1024"),
             (a.request_timeout_seconds == 0, "SEATGRID_REQUEST_TIMEOUT_SECONDS must be at least 1"),
             (a.db_acquire_timeout_ms == 0, "SEATGRID_DB_ACQUIRE_TIMEOUT_MS must be at least 1"),
@@ -338,6 +348,7 @@ impl Settings {
                 max_hold_seconds: a.hold_seconds_max,
                 default_seats_per_customer: a.seats_per_customer_default,
                 max_seats_per_customer: a.seats_per_customer_max,
+                payment_window_seconds: a.payment_window_seconds,
                 ..EventPolicy::default()
             },
             retry: RetryPolicy {

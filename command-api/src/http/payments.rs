@@ -57,14 +57,32 @@ pub async fn webhook(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    verify(secret.expose_secret().as_bytes(), signature, &body, now)?;
+    let refused = |kind: &'static str| {
+        metrics::counter!("seatgrid_payment_webhooks_total", "type" => kind, "outcome" => "refused")
+            .increment(1);
+    };
+    if let Err(e) = verify(secret.expose_secret().as_bytes(), signature, &body, now) {
+        refused("unknown");
+        return Err(e.into());
+    }
     let event: WebhookEvent = serde_json::from_slice(&body).map_err(|e| {
+        refused("unknown");
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
             format!("not a payment notification: {e}"),
         )
     })?;
-    state.service.record_payment(event, &ctx.0).await?;
+    let kind = match event.kind {
+        booking::payments::WebhookType::PaymentSucceeded => "payment_succeeded",
+        booking::payments::WebhookType::PaymentFailed => "payment_failed",
+        booking::payments::WebhookType::RefundSucceeded => "refund_succeeded",
+    };
+    if let Err(e) = state.service.record_payment(event, &ctx.0).await {
+        refused(kind);
+        return Err(e.into());
+    }
+    metrics::counter!("seatgrid_payment_webhooks_total", "type" => kind, "outcome" => "recorded")
+        .increment(1);
     Ok(StatusCode::OK)
 }

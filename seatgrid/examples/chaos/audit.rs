@@ -8,7 +8,8 @@
 //! - every customer allowance counts exactly the seats its customer really has booked;
 //! - the read models equal a fresh replay (seat maps and hold statuses), and the strong seat map
 //!   the API serves says the same;
-//! - ClickHouse has every stored event exactly once.
+//! - ClickHouse has every stored event exactly once;
+//! - orders: money and seats agree (see `audit/orders.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -20,6 +21,8 @@ use domain::{
     SeatStatus, StoredEvent,
 };
 use serde_json::Value;
+
+mod orders;
 
 pub struct AuditArgs {
     pub url: String,
@@ -52,6 +55,9 @@ struct Acks {
     holds: HashMap<String, Value>,
     booked: HashSet<String>,
     released: HashSet<String>,
+    /// Orders placed (order id -> hold id), and orders whose cancellation was acknowledged.
+    pub orders: HashMap<String, String>,
+    pub cancelled: HashSet<String>,
 }
 
 fn read_acks(out: &std::path::Path) -> Acks {
@@ -61,6 +67,8 @@ fn read_acks(out: &std::path::Path) -> Acks {
         holds: HashMap::new(),
         booked: HashSet::new(),
         released: HashSet::new(),
+        orders: HashMap::new(),
+        cancelled: HashSet::new(),
     };
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).expect("journal lines are JSON");
@@ -75,6 +83,12 @@ fn read_acks(out: &std::path::Path) -> Acks {
             }
             Some("release") => {
                 acks.released.insert(id("hold_id"));
+            }
+            Some("order") => {
+                acks.orders.insert(id("order_id"), id("hold_id"));
+            }
+            Some("cancel_order") => {
+                acks.cancelled.insert(id("order_id"));
             }
             _ => {}
         }
@@ -105,7 +119,20 @@ pub async fn run(args: AuditArgs) -> bool {
         "read models behind after 90 s".into()
     });
 
+    // The order process finishes every paid order (books its seats or gives them back).
     let log = projections::EventLog::new(pool.clone());
+    let mut settled = false;
+    for _ in 0..60 {
+        let events = log.read_all().await.expect("the event store");
+        if !orders::any_unsettled(&events) {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    f.check("order process caught up", settled, || {
+        "orders still paid and unsettled after 60 s".into()
+    });
     let events = log.read_all().await.expect("the event store");
     let now = Utc::now();
     let mut holds: HashMap<String, HoldFacts> = HashMap::new();
@@ -295,6 +322,9 @@ pub async fn run(args: AuditArgs) -> bool {
         });
     }
 
+    // Orders: money and seats agree.
+    let order_statuses = orders::check(&mut f, &events, &holds, &acks, now);
+
     // ClickHouse has every event exactly once.
     if let Some(url) = &args.clickhouse_url {
         let stored = events.len() as u64;
@@ -312,15 +342,21 @@ pub async fn run(args: AuditArgs) -> bool {
             .filter(|v| names.iter().any(|n| v.starts_with(&format!("{n}:"))))
             .count()
     };
-    let acked = acks.holds.len() + acks.booked.len() + acks.released.len();
+    let acked = acks.holds.len()
+        + acks.booked.len()
+        + acks.released.len()
+        + acks.orders.len()
+        + acks.cancelled.len();
     println!("| operations acknowledged | lost | double-sold | stuck | other violations |");
     println!("|---|---|---|---|---|");
     let lost = bad(&[
         "acked hold stored",
         "acked booking stored",
         "acked release kept",
+        "acked order stored",
+        "acked cancel kept",
     ]);
-    let double = bad(&["one owner per seat"]);
+    let double = bad(&["one owner per seat", "charged once"]);
     let stuck = bad(&["nothing stuck"]);
     println!(
         "| {acked} | {lost} | {double} | {stuck} | {} |\n",
@@ -336,14 +372,20 @@ pub async fn run(args: AuditArgs) -> bool {
         println!("| {name} | {times} | {bad} |");
     }
     println!(
-        "\nacknowledged: {} holds, {} bookings, {} releases ({acked} operations) over {} events; \
-         {} stored events",
+        "\nacknowledged: {} holds, {} complimentary bookings, {} releases, {} orders, {} \
+         cancellations ({acked} operations) over {} events; {} stored events",
         acks.holds.len(),
         acks.booked.len(),
         acks.released.len(),
+        acks.orders.len(),
+        acks.cancelled.len(),
         acks.events.len(),
         events.len()
     );
+    let mut statuses: Vec<_> = order_statuses.into_iter().collect();
+    statuses.sort();
+    let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!("\norders at the end: {}", statuses.join(", "));
     for v in f.violations.iter().take(20) {
         println!("VIOLATION {v}");
     }

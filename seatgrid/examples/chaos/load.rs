@@ -1,5 +1,5 @@
-//! The load driver: buyers hold, book and release seats against a server that is being killed,
-//! restarted and cut off, retrying as a real client would (same idempotency key), and writing down
+//! The load driver: buyers hold, buy (an order paid through the provider), get complimentary
+//! tickets, and release seats against a server that is being killed, restarted and cut off, retrying as a real client would (same idempotency key), and writing down
 //! every answer they were given (an acknowledgement is a 2xx).
 //!
 //! A new event is created every `--event-seconds`, so the sale never simply sells out. Some
@@ -174,7 +174,8 @@ async fn buyer(shared: Arc<Shared>, n: usize, deadline: Instant) {
             .write(json!({"op": "hold", "hold_id": id, "event_id": event,
             "customer": customer, "seats": seats, "status": hold["status"]}));
         match dice.below(10) {
-            0..=4 => {
+            0..=1 => {
+                // A complimentary ticket: the organizer books it without payment.
                 let key = uuid::Uuid::new_v4().to_string();
                 let booked = answer(&mut dice, deadline, || {
                     client
@@ -187,6 +188,41 @@ async fn buyer(shared: Arc<Shared>, n: usize, deadline: Instant) {
                     shared
                         .journal
                         .write(json!({"op": "book", "hold_id": id, "status": view["status"]}));
+                }
+            }
+            2..=4 => {
+                // A purchase: an order, paid through the provider (the mock fails some payments);
+                // now and then the buyer cancels before the money arrives.
+                let key = uuid::Uuid::new_v4().to_string();
+                let ordered = answer(&mut dice, deadline, || {
+                    client
+                        .post(format!("{url}/api/orders"))
+                        .header("authorization", &token)
+                        .header("idempotency-key", &key)
+                        .json(&json!({ "hold_ids": [id] }))
+                })
+                .await;
+                let Some((201, order)) = ordered else {
+                    continue;
+                };
+                let order_id = order["order_id"].as_str().unwrap_or_default().to_owned();
+                shared
+                    .journal
+                    .write(json!({"op": "order", "order_id": order_id, "hold_id": id}));
+                if dice.below(5) == 0 {
+                    let key = uuid::Uuid::new_v4().to_string();
+                    let cancelled = answer(&mut dice, deadline, || {
+                        client
+                            .post(format!("{url}/api/orders/{order_id}/cancel"))
+                            .header("authorization", &token)
+                            .header("idempotency-key", &key)
+                    })
+                    .await;
+                    if let Some((200, view)) = cancelled {
+                        shared.journal.write(
+                            json!({"op": "cancel_order", "order_id": order_id, "status": view["status"]}),
+                        );
+                    }
                 }
             }
             5..=6 => {
