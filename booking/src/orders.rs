@@ -156,6 +156,7 @@ impl BookingService {
                     other => other.into(),
                 })?;
         }
+        fail::fail_point!("place_order.before_order");
         let placed = OrderPlaced {
             order_id,
             event_id,

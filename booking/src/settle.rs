@@ -57,7 +57,10 @@ impl BookingService {
                         .book_for_order(order_id, placed.event_id, *hold_id, &customer, &ctx)
                         .await?;
                     match booking {
-                        (Booked::Yes, now_held) => booked.push(now_held),
+                        (Booked::Yes, now_held) => {
+                            booked.push(now_held);
+                            fail::fail_point!("settle.after_hold");
+                        }
                         (Booked::Lost(why), _) => {
                             tracing::warn!(%order_id, %hold_id, reason = %why, "paid too late for its seats; refunding");
                             self.take_back_all(&booked, &customer, &ctx).await?;
@@ -68,6 +71,7 @@ impl BookingService {
                         }
                     }
                 }
+                fail::fail_point!("settle.before_confirm");
                 self.decide_order(order_id, &ctx, OrderCommand::Confirm { now: Utc::now() })
                     .await
             }

@@ -62,6 +62,7 @@ impl PaymentRelay {
         };
         match sent {
             Ok(()) => {
+                fail::fail_point!("relay.after_provider");
                 metrics::counter!("seatgrid_payment_requests_total", "kind" => what).increment(1);
                 tracing::info!(%order_id, kind = what, "asked the payment provider");
                 Ok(())

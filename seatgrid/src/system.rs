@@ -25,6 +25,10 @@ use projections::{
 use query_api::{AnalyticsSources, LiveUpdates};
 use sqlx::PgPool;
 
+/// The order process's own connections: its batch's transaction and its concurrent settles
+/// ([`crate::order_process::SETTLES_AT_ONCE`]).
+const ORDER_PROCESS_CONNECTIONS: u32 = crate::order_process::SETTLES_AT_ONCE as u32 + 2;
+
 /// How often cached copies a failed write-through left stale are looked after.
 const CACHE_REPAIR_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -72,6 +76,7 @@ impl System {
             .context("cannot subscribe to Redis at REDIS_URL")?;
         // One catalog of ticketed events for the whole process: commands, GraphQL and analytics.
         let catalog = Arc::new(EventCatalog::default());
+        let (policy, retry) = (config.command.policy, config.command.retry);
         let app =
             Application::build_with_catalog(config.command, pool.clone(), catalog.clone()).await?;
         let reads = ReadModels::new(pool.clone(), Some(cache.clone()));
@@ -109,11 +114,18 @@ impl System {
             let relay = Arc::new(crate::payment_relay::PaymentRelay::new(provider));
             ProjectorRunner::new(pool.clone(), relay, config.runner.clone())
         });
-        // Orders move only with payments: both consumers run when a provider is configured (each
-        // runner keeps one pooled connection for LISTEN).
+        // Orders move only with payments: both consumers run when a provider is configured. The
+        // order process settles through a small pool of its own: under a sale, request handlers
+        // queue for the shared pool, and a settle (a dozen statements in a row) waiting behind them
+        // at every statement left paid orders unconfirmed for seconds.
         let order_process = payment_relay.as_ref().map(|_| {
-            let process = Arc::new(crate::order_process::OrderProcess::new(app.service()));
-            ProjectorRunner::new(pool.clone(), process, config.runner.clone())
+            let own = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(ORDER_PROCESS_CONNECTIONS)
+                .connect_lazy_with(pool.connect_options().as_ref().clone());
+            let store = booking::EventStore::new(own.clone(), retry);
+            let core = Arc::new(BookingService::with_catalog(store, policy, catalog.clone()));
+            let process = Arc::new(crate::order_process::OrderProcess::new(core));
+            ProjectorRunner::new(own, process, config.runner.clone())
         });
         let projector = ProjectorRunner::new(pool.clone(), projection, config.runner);
         let analytics = config.clickhouse.map(|ch| {

@@ -82,6 +82,7 @@ pub async fn webhook(
         refused(kind);
         return Err(e.into());
     }
+    fail::fail_point!("webhook.after_record");
     metrics::counter!("seatgrid_payment_webhooks_total", "type" => kind, "outcome" => "recorded")
         .increment(1);
     Ok(StatusCode::OK)

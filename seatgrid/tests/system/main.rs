@@ -8,5 +8,7 @@ mod graphql;
 mod helpers;
 mod own_redis;
 mod payments_mock;
+#[cfg(feature = "failpoints")]
+mod saga_crash;
 mod stalls;
 mod subscriptions;

@@ -10,9 +10,9 @@ use axum::routing::post;
 use booking::payments::{verify, WebhookEvent, WebhookType, SIGNATURE_HEADER};
 use serde_json::{json, Value};
 
-const SECRET: &str = "whsec_mock_test";
+pub(crate) const SECRET: &str = "whsec_mock_test";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -56,7 +56,7 @@ async fn receiver(received: Received) -> String {
     url
 }
 
-struct MockProcess {
+pub(crate) struct MockProcess {
     child: Child,
     url: String,
 }
@@ -66,7 +66,7 @@ impl MockProcess {
         Self::start_on(free_port(), webhook_url, extra)
     }
 
-    fn start_on(port: u16, webhook_url: &str, extra: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_on(port: u16, webhook_url: &str, extra: &[(&str, &str)]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_seatgrid"))
             .arg("payments-mock")
             .env("PAYMENTS_MOCK_LISTEN", format!("127.0.0.1:{port}"))

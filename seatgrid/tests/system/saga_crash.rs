@@ -1,0 +1,296 @@
+//! The order saga survives `kill -9` at each of its steps: `seatgrid serve` runs as its own
+//! process with a fail point paused at one step (the `failpoints` feature: `FAILPOINTS` names the
+//! step), the test waits until the sale is frozen exactly there, kills the process with SIGKILL,
+//! starts it again without fail points, and checks that the order ends confirmed with its seats
+//! booked and one payment, and that a client retrying with its idempotency key is answered the
+//! same order.
+//!
+//! Steps: the holds extended but the order not yet written; the provider asked but the relay's
+//! checkpoint not moved; the payment recorded but the webhook not answered; one of the order's
+//! two holds booked; every seat booked but the order not confirmed.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use booking::Role;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use crate::payments_mock::{free_port, MockProcess, SECRET as WEBHOOK_SECRET};
+
+const AUTH_SECRET: &str = "seatgrid-saga-test-secret-not-for-production";
+
+/// `seatgrid serve` as its own process.
+struct Server {
+    child: Child,
+    env: Vec<(String, String)>,
+    url: String,
+}
+
+impl Server {
+    fn start(env: Vec<(String, String)>, failpoints: Option<&str>) -> Self {
+        let url = format!(
+            "http://{}",
+            env.iter().find(|(k, _)| k == "SEATGRID_LISTEN").unwrap().1
+        );
+        let mut command = Command::new(env!("CARGO_BIN_EXE_seatgrid"));
+        command
+            .arg("serve")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("FAILPOINTS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(f) = failpoints {
+            command.env("FAILPOINTS", f);
+        }
+        let child = command.spawn().expect("the seatgrid binary runs");
+        Self { child, env, url }
+    }
+
+    async fn ready(&self) {
+        for _ in 0..300 {
+            if let Ok(r) = reqwest::get(format!("{}/health/ready", self.url)).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server did not start");
+    }
+
+    /// SIGKILL, then the same server again without fail points.
+    async fn kill_and_restart(mut self) -> Self {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+        let again = Server::start(std::mem::take(&mut self.env), None);
+        again.ready().await;
+        again
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bearer(sub: &str, role: Role) -> String {
+    let minter = booking::Authenticator::hs256(AUTH_SECRET.as_bytes()).unwrap();
+    format!(
+        "Bearer {}",
+        minter.mint(sub, role, Duration::from_secs(600)).unwrap()
+    )
+}
+
+/// A database, a mock provider and a server frozen at `failpoint`; an event (two rows, so two
+/// seat blocks) and two holds of alice, one per row.
+async fn frozen_sale(failpoint: &str) -> (Server, MockProcess, PgPool, String, Vec<String>) {
+    let (db_url, pool) = migrations::testing::fresh_database(4).await;
+    let (api, provider) = (free_port(), free_port());
+    let env: Vec<(String, String)> = [
+        ("DATABASE_URL", db_url),
+        ("REDIS_URL", crate::helpers::redis_url()),
+        (
+            "SEATGRID_REDIS_PREFIX",
+            format!("sgsaga:{}:", uuid::Uuid::new_v4().simple()),
+        ),
+        ("SEATGRID_LISTEN", format!("127.0.0.1:{api}")),
+        ("SEATGRID_RATE_LIMITS", "off".into()),
+        ("SEATGRID_SWEEP_SECONDS", "1".into()),
+        ("CLICKHOUSE_URL", "off".into()),
+        ("AUTH_HS256_SECRET", AUTH_SECRET.into()),
+        ("PAYMENTS_WEBHOOK_SECRET", WEBHOOK_SECRET.into()),
+        (
+            "PAYMENTS_PROVIDER_URL",
+            format!("http://127.0.0.1:{provider}"),
+        ),
+        ("RUST_LOG", "warn".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let server = Server::start(env, Some(&format!("{failpoint}=1*pause")));
+    server.ready().await;
+    let mock = MockProcess::start_on(
+        provider,
+        &format!("{}/api/payments/webhook", server.url),
+        &[("PAYMENTS_MOCK_FAILURE_RATE", "0")],
+    );
+    let client = reqwest::Client::new();
+    let event: Value = client
+        .post(format!("{}/api/events", server.url))
+        .header("authorization", bearer("olga", Role::Organizer))
+        .json(&json!({"name": "Saga night", "rows": 2, "cols": 5, "price_cents": 4000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event_id = event["id"].as_str().unwrap().to_owned();
+    let mut holds = Vec::new();
+    for seats in [json!([0, 1]), json!([5])] {
+        let hold: Value = client
+            .post(format!("{}/api/events/{event_id}/holds", server.url))
+            .header("authorization", bearer("alice", Role::Buyer))
+            .json(&json!({ "seats": seats }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        holds.push(hold["hold_id"].as_str().unwrap().to_owned());
+    }
+    (server, mock, pool, event_id, holds)
+}
+
+/// Places alice's order (key `order-1`), giving up after `wait` (a frozen server never answers).
+/// While a run of the same key that died with its server is not yet stale (60 s), the key
+/// answers 409 `idempotency_request_in_flight`: the client tries again, as a real one would.
+async fn place(server: &Server, holds: &[String], wait: Duration) -> Option<Value> {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        let sent = reqwest::Client::new()
+            .post(format!("{}/api/orders", server.url))
+            .header("authorization", bearer("alice", Role::Buyer))
+            .header("idempotency-key", "order-1")
+            .json(&json!({ "hold_ids": holds }))
+            .timeout(until.saturating_duration_since(std::time::Instant::now()))
+            .send()
+            .await
+            .ok()?;
+        if sent.status() == 409 && std::time::Instant::now() < until {
+            let problem: Value = sent.json().await.unwrap();
+            assert_eq!(
+                problem["code"], "idempotency_request_in_flight",
+                "{problem}"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        assert_eq!(sent.status(), 201);
+        return sent.json().await.ok();
+    }
+}
+
+async fn count(pool: &PgPool, event_type: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
+        .bind(event_type)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits until `ready` says the frozen step was reached (up to 20 s).
+async fn reached(pool: &PgPool, what: &str, ready: impl Fn(i64) -> bool, event_type: &str) {
+    for _ in 0..200 {
+        if ready(count(pool, event_type).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the sale never reached {what}");
+}
+
+/// After the restart: the order ends confirmed, alice's three seats booked, one payment.
+async fn ends_well(server: &Server, pool: &PgPool, event_id: &str, holds: &[String]) {
+    // The client retries with its key and is answered the same order.
+    let order = place(server, holds, Duration::from_secs(90))
+        .await
+        .expect("the retried order is answered");
+    let order_id = order["order_id"].as_str().unwrap().to_owned();
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        let read: Value = reqwest::Client::new()
+            .get(format!("{}/api/orders/{order_id}", server.url))
+            .header("authorization", bearer("alice", Role::Buyer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status = read["status"].clone();
+        if status == "confirmed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "confirmed");
+    let map: Value = reqwest::get(format!(
+        "{}/api/events/{event_id}/seats?consistency=strong",
+        server.url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(map["seats"], "BBAAABAAAA");
+    assert_eq!(count(pool, "OrderPlaced").await, 1, "one order");
+    assert_eq!(count(pool, "PaymentSucceeded").await, 1, "charged once");
+    assert_eq!(count(pool, "OrderConfirmed").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_the_holds_were_extended_but_before_the_order_was_written() {
+    let (server, _mock, pool, event, holds) = frozen_sale("place_order.before_order").await;
+    assert!(place(&server, &holds, Duration::from_secs(2))
+        .await
+        .is_none());
+    reached(&pool, "extended holds", |n| n == 2, "HoldExtended").await;
+    assert_eq!(count(&pool, "OrderPlaced").await, 0);
+    let server = server.kill_and_restart().await;
+    ends_well(&server, &pool, &event, &holds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_the_provider_was_asked_but_before_the_relay_moved_on() {
+    let (server, _mock, pool, event, holds) = frozen_sale("relay.after_provider").await;
+    place(&server, &holds, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // The provider took the request (its answer arrives by webhook meanwhile).
+    reached(&pool, "the payment", |n| n == 1, "PaymentSucceeded").await;
+    let server = server.kill_and_restart().await;
+    ends_well(&server, &pool, &event, &holds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_the_payment_was_recorded_but_before_the_webhook_was_answered() {
+    let (server, _mock, pool, event, holds) = frozen_sale("webhook.after_record").await;
+    place(&server, &holds, Duration::from_secs(10))
+        .await
+        .unwrap();
+    reached(&pool, "the payment", |n| n == 1, "PaymentSucceeded").await;
+    // The provider never got its 200: it delivers again to the restarted server.
+    let server = server.kill_and_restart().await;
+    ends_well(&server, &pool, &event, &holds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_with_one_of_the_orders_two_holds_booked() {
+    let (server, _mock, pool, event, holds) = frozen_sale("settle.after_hold").await;
+    place(&server, &holds, Duration::from_secs(10))
+        .await
+        .unwrap();
+    reached(&pool, "the first booking", |n| n == 1, "SeatBooked").await;
+    assert_eq!(count(&pool, "OrderConfirmed").await, 0);
+    let server = server.kill_and_restart().await;
+    ends_well(&server, &pool, &event, &holds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_with_every_seat_booked_but_the_order_not_confirmed() {
+    let (server, _mock, pool, event, holds) = frozen_sale("settle.before_confirm").await;
+    place(&server, &holds, Duration::from_secs(10))
+        .await
+        .unwrap();
+    reached(&pool, "both bookings", |n| n == 2, "SeatBooked").await;
+    assert_eq!(count(&pool, "OrderConfirmed").await, 0);
+    let server = server.kill_and_restart().await;
+    ends_well(&server, &pool, &event, &holds).await;
+}
