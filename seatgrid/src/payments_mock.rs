@@ -11,6 +11,8 @@
 //! - The same idempotency key with the same request answers the same intent and never charges
 //!   twice; with a different request it is refused (409).
 //! - A delivery that does not get a 2xx is retried with backoff, up to [`DELIVERY_ATTEMPTS`].
+//! - A share of payments is never answered (`PAYMENTS_MOCK_SILENCE_RATE`, 0), as when a
+//!   provider loses them: their orders expire unpaid.
 //! - A request may force its outcome (`"outcome": "succeed" | "fail" | "never"`), for tests.
 //! - `POST /v1/refunds` (`{"payment_intent": id}`, with an idempotency key) gives a succeeded
 //!   payment back and answers by a `refund.succeeded` webhook.
@@ -70,6 +72,9 @@ pub struct MockSettings {
     pub late_rate: f64,
     #[serde(default = "default_late_by_ms")]
     pub late_by_ms: u64,
+    /// Share of payments never answered (lost, as in a provider outage).
+    #[serde(default)]
+    pub silence_rate: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +96,7 @@ impl MockSettings {
             ("FAILURE_RATE", settings.failure_rate),
             ("DUPLICATE_RATE", settings.duplicate_rate),
             ("LATE_RATE", settings.late_rate),
+            ("SILENCE_RATE", settings.silence_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(MockError::Settings(format!(
@@ -258,7 +264,10 @@ async fn create_refund(
 async fn settle(mock: Shared, key: String, intent: Intent) {
     tokio::time::sleep(Duration::from_millis(mock.settings.delay_ms)).await;
     let outcome = intent.request.outcome.unwrap_or_else(|| {
-        if rand::rng().random_bool(mock.settings.failure_rate) {
+        let mut rng = rand::rng();
+        if rng.random_bool(mock.settings.silence_rate) {
+            Outcome::Never
+        } else if rng.random_bool(mock.settings.failure_rate) {
             Outcome::Fail
         } else {
             Outcome::Succeed

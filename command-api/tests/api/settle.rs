@@ -245,6 +245,12 @@ async fn money_after_the_holds_lapsed_rebooks_seats_still_free_for_the_payer() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2_300)).await;
     assert_eq!(status(&core, &order).await, OrderStatus::Expired);
+    // The sweeper records the hold's expiry first, then the money arrives.
+    booking::sweeper::sweep_once(&core).await;
+    assert_eq!(
+        app.hold_status(hold["hold_id"].as_str().unwrap()).await,
+        "expired"
+    );
     pay(&core, "evt_late", WebhookType::PaymentSucceeded, &order).await;
     let confirmed = core.order(OrderId(order.order_id), &alice).await.unwrap();
     assert_eq!(confirmed.status, OrderStatus::Confirmed);
@@ -324,4 +330,32 @@ async fn the_sweeper_records_the_expiry_of_an_order_nobody_paid() {
     assert_eq!(expired, 1);
     core.settle_order(OrderId(order.order_id)).await.unwrap();
     assert_eq!(&app.seat_map(&event).await[2..3], "A");
+}
+
+#[tokio::test]
+async fn money_in_time_but_settled_after_the_holds_lapsed_still_seats_the_payer() {
+    let app = spawn_app().await;
+    let event = app
+        .create_grid_event(1, 5, json!({"hold_seconds": 1}))
+        .await;
+    let hold = app.hold_ok(&event, "alice", json!([3])).await;
+    let core = core_with_cap(&app, 2);
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core
+        .place_order(vec![hold_id(&hold)], &alice, &ctx())
+        .await
+        .unwrap();
+    // Paid within the window; the order process is late and the sweeper expires the hold first.
+    core.record_payment(
+        news("evt_ok", WebhookType::PaymentSucceeded, &order),
+        &ctx(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    booking::sweeper::sweep_once(&core).await;
+    core.settle_order(OrderId(order.order_id)).await.unwrap();
+    let confirmed = core.order(OrderId(order.order_id), &alice).await.unwrap();
+    assert_eq!(confirmed.status, OrderStatus::Confirmed);
+    assert_eq!(&app.seat_map(&event).await[3..4], "B");
 }

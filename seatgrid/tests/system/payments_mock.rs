@@ -250,6 +250,19 @@ async fn an_order_with_payments(
     booking::orders::OrderView,
     MockProcess,
 ) {
+    an_order_with(&[("PAYMENTS_MOCK_FAILURE_RATE", failure_rate)], None).await
+}
+
+/// The same with these mock settings and, if given, a payment window (seconds) and a sweeper.
+async fn an_order_with(
+    mock_env: &[(&str, &str)],
+    payment_window_seconds: Option<u32>,
+) -> (
+    Arc<booking::BookingService>,
+    sqlx::PgPool,
+    booking::orders::OrderView,
+    MockProcess,
+) {
     use booking::{BookingCommands, Caller, RequestContext, Role};
     use domain::{CustomerId, LayoutSpec, NewEvent, SeatRef};
     use seatgrid::system::{System, SystemConfig};
@@ -260,6 +273,10 @@ async fn an_order_with_payments(
     let (_, pool) = migrations::testing::fresh_database(8).await;
     let mut command = command_api::testing::config();
     command.payments_webhook_secret = Some(Arc::new(SECRET.to_owned().into()));
+    if let Some(window) = payment_window_seconds {
+        command.policy.payment_window_seconds = window;
+        command.sweep_interval = Some(Duration::from_millis(300));
+    }
     let config = SystemConfig {
         command,
         ws: query_api::WsLimits::default(),
@@ -277,11 +294,7 @@ async fn an_order_with_payments(
     let webhook = format!("http://{}/api/payments/webhook", system.local_addr());
     let core = system.service();
     tokio::spawn(system.run_until_stopped(std::future::pending()));
-    let mock = MockProcess::start_on(
-        provider_port,
-        &webhook,
-        &[("PAYMENTS_MOCK_FAILURE_RATE", failure_rate)],
-    );
+    let mock = MockProcess::start_on(provider_port, &webhook, mock_env);
 
     let organizer = Caller::new(CustomerId::parse("olga").unwrap(), Role::Organizer);
     let draft = NewEvent {
@@ -498,4 +511,54 @@ async fn a_buyer_orders_over_graphql_and_the_order_subscription_pushes_every_sta
         cancelled["cancelOrder"]["refundReason"],
         "CUSTOMER_CANCELLED"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_never_answered_expires_the_order_and_frees_its_seats() {
+    use booking::BookingCommands;
+    // The provider loses every payment; the order's window is 2 s.
+    let (core, pool, order, _mock) =
+        an_order_with(&[("PAYMENTS_MOCK_SILENCE_RATE", "1")], Some(2)).await;
+    let window = order.payment_due - order_placed_at(&pool, &order).await;
+    assert!(window <= chrono::Duration::seconds(2), "{window}");
+    let status = order_reaches(&core, &order, domain::OrderStatus::Expired).await;
+    assert_eq!(status, domain::OrderStatus::Expired);
+    // The sweeper records the expiry and the order process gives the seats back.
+    let mut recorded = 0i64;
+    let mut seats = String::new();
+    for _ in 0..50 {
+        recorded = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = 'OrderExpired'",
+        )
+        .bind(order.order_id.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        seats = core
+            .seat_map(domain::EventId(order.event_id))
+            .await
+            .unwrap()
+            .seats;
+        if recorded == 1 && seats == "AAAAAAAAAA" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((recorded, seats.as_str()), (1, "AAAAAAAAAA"));
+}
+
+/// When `order` was placed, as stored.
+async fn order_placed_at(
+    pool: &sqlx::PgPool,
+    order: &booking::orders::OrderView,
+) -> chrono::DateTime<chrono::Utc> {
+    let at: String = sqlx::query_scalar(
+        "SELECT payload -> 'OrderPlaced' ->> 'at' FROM events
+          WHERE aggregate_id = $1 AND event_type = 'OrderPlaced'",
+    )
+    .bind(order.order_id.to_string())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    at.parse().unwrap()
 }
