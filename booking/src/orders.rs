@@ -241,6 +241,25 @@ impl BookingService {
         self.order_view(&order).await
     }
 
+    /// Records that the provider took the order's payment request (the relay calls this); a
+    /// copy changes nothing.
+    pub async fn record_payment_request(
+        &self,
+        order_id: OrderId,
+        started: &crate::payments::PaymentStarted,
+    ) -> Result<(), CommandError> {
+        let ctx = RequestContext {
+            correlation_id: format!("order-{order_id}"),
+            id_seed: None,
+        };
+        let command = OrderCommand::RecordPaymentRequested {
+            payment_intent: started.payment_intent.clone(),
+            payment_url: started.payment_url.clone(),
+            now: Utc::now(),
+        };
+        self.decide_order(order_id, &ctx, command).await
+    }
+
     /// Records a verified provider notification on its order.
     pub(crate) async fn run_record_payment(
         &self,
@@ -320,6 +339,7 @@ impl BookingService {
             payment_due: placed.payment_due,
             payment_key: placed.order_id.to_string(),
             payment_intent: order.payment_intent().map(str::to_owned),
+            payment_url: order.payment_url().map(str::to_owned),
             refund_reason: order.refund_reason(),
         })
     }

@@ -83,6 +83,14 @@ pub struct RefundRequest {
     pub payment_intent: String,
 }
 
+/// The provider's answer to a payment request: its id for the payment, and where the buyer pays
+/// (a hosted page; the mock's status page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentStarted {
+    pub payment_intent: String,
+    pub payment_url: Option<String>,
+}
+
 /// Why the provider did not take a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
@@ -98,7 +106,10 @@ pub enum ProviderError {
 /// answer once the provider has the request; the outcome arrives later, by a signed webhook.
 #[async_trait::async_trait]
 pub trait PaymentProvider: Send + Sync {
-    async fn request_payment(&self, request: &PaymentRequest) -> Result<(), ProviderError>;
+    async fn request_payment(
+        &self,
+        request: &PaymentRequest,
+    ) -> Result<PaymentStarted, ProviderError>;
     async fn request_refund(&self, request: &RefundRequest) -> Result<(), ProviderError>;
 }
 

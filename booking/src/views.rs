@@ -216,9 +216,13 @@ pub struct OrderView {
     pub payment_due: DateTime<Utc>,
     /// The provider's idempotency key for this order's payment (the order id).
     pub payment_key: String,
-    /// The provider's payment id, once the payment succeeded.
+    /// The provider's payment id, once the provider took the request (moments after the order
+    /// is placed: the request leaves through the event log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_intent: Option<String>,
+    /// Where the buyer pays (the provider's page), once the provider took the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_reason: Option<domain::RefundReason>,
 }

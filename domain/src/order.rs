@@ -82,8 +82,11 @@ pub struct Order {
     /// Provider event ids already recorded (each result counts once).
     seen: BTreeSet<String>,
     refund_reason: Option<RefundReason>,
-    /// The provider's payment, once one succeeded.
+    /// The provider's payment, once it took the request (or once one succeeded).
     payment_intent: Option<String>,
+    /// Where the buyer pays, as the provider said.
+    #[serde(default)]
+    payment_url: Option<String>,
     /// Holds replaced since placement (`from` -> `to`).
     #[serde(default)]
     replaced: Vec<(HoldId, HoldId)>,
@@ -110,9 +113,13 @@ impl Order {
     pub fn refund_reason(&self) -> Option<RefundReason> {
         self.refund_reason
     }
-    /// The provider's payment id, once a payment succeeded.
+    /// The provider's payment id, once the provider took the request.
     pub fn payment_intent(&self) -> Option<&str> {
         self.payment_intent.as_deref()
+    }
+    /// Where the buyer pays, once the provider said.
+    pub fn payment_url(&self) -> Option<&str> {
+        self.payment_url.as_deref()
     }
 
     /// The order's holds now: as placed, with replacements applied.
@@ -206,6 +213,23 @@ impl Aggregate for Order {
                     };
                 }
                 sink.write(OrderEvent::OrderPlaced(placed), self).await;
+                Ok(())
+            }
+            OrderCommand::RecordPaymentRequested {
+                payment_intent,
+                payment_url,
+                now,
+            } => {
+                self.current()?;
+                if self.payment_intent.is_some() {
+                    return Ok(());
+                }
+                let e = OrderEvent::PaymentRequested {
+                    payment_intent,
+                    payment_url,
+                    at: now,
+                };
+                sink.write(e, self).await;
                 Ok(())
             }
             OrderCommand::RecordPaymentSucceeded {
@@ -331,6 +355,14 @@ impl Aggregate for Order {
             }
             OrderEvent::RefundRequested { reason, .. } => self.refund_reason = Some(reason),
             OrderEvent::HoldReplaced { from, to, .. } => self.replaced.push((from, to)),
+            OrderEvent::PaymentRequested {
+                payment_intent,
+                payment_url,
+                ..
+            } => {
+                self.payment_intent.get_or_insert(payment_intent);
+                self.payment_url = payment_url;
+            }
             OrderEvent::OrderConfirmed { .. }
             | OrderEvent::OrderExpired { .. }
             | OrderEvent::OrderCancelled { .. } => {}
@@ -663,5 +695,34 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
         }
+    }
+
+    #[test]
+    fn given_pending_when_the_provider_takes_the_request_then_its_payment_is_known_once() {
+        let requested = OrderEvent::PaymentRequested {
+            payment_intent: "pi_1".into(),
+            payment_url: Some("https://pay.example/pi_1".into()),
+            at: t(1),
+        };
+        let request = || OrderCommand::RecordPaymentRequested {
+            payment_intent: "pi_1".into(),
+            payment_url: Some("https://pay.example/pi_1".into()),
+            now: t(1),
+        };
+        OrderTest::with(())
+            .given(vec![order_placed()])
+            .when(request())
+            .then_expect_events(vec![requested.clone()]);
+        OrderTest::with(())
+            .given(vec![order_placed(), requested.clone()])
+            .when(request())
+            .then_expect_events(vec![]);
+        let mut order = Order::default();
+        for e in [order_placed(), requested] {
+            order.apply(e);
+        }
+        assert_eq!(order.status(), Some(OrderStatus::PendingPayment));
+        assert_eq!(order.payment_intent(), Some("pi_1"));
+        assert_eq!(order.payment_url(), Some("https://pay.example/pi_1"));
     }
 }

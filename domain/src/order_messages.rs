@@ -60,6 +60,13 @@ pub struct OrderPlaced {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OrderEvent {
     OrderPlaced(OrderPlaced),
+    /// The provider took the payment request: where the buyer pays, and the provider's id.
+    PaymentRequested {
+        payment_intent: String,
+        #[serde(default)]
+        payment_url: Option<String>,
+        at: DateTime<Utc>,
+    },
     PaymentSucceeded {
         provider_event_id: String,
         /// The provider's payment (its id, for a refund); absent in events of older releases.
@@ -105,6 +112,7 @@ impl DomainEvent for OrderEvent {
     fn event_type(&self) -> String {
         match self {
             Self::OrderPlaced(_) => event_type::ORDER_PLACED,
+            Self::PaymentRequested { .. } => event_type::PAYMENT_REQUESTED,
             Self::PaymentSucceeded { .. } => event_type::PAYMENT_SUCCEEDED,
             Self::PaymentFailed { .. } => event_type::PAYMENT_FAILED,
             Self::OrderConfirmed { .. } => event_type::ORDER_CONFIRMED,
@@ -124,6 +132,12 @@ impl DomainEvent for OrderEvent {
 #[derive(Debug, Clone)]
 pub enum OrderCommand {
     Place(OrderPlaced),
+    /// The relay's command once the provider took the request (recorded once; copies are no-ops).
+    RecordPaymentRequested {
+        payment_intent: String,
+        payment_url: Option<String>,
+        now: DateTime<Utc>,
+    },
     RecordPaymentSucceeded {
         provider_event_id: String,
         payment_intent: Option<String>,
@@ -179,7 +193,7 @@ impl OrderEvent {
             Self::OrderCancelled { .. } => Some(Cancelled),
             Self::RefundRequested { .. } => Some(RefundPending),
             Self::OrderRefunded { .. } => Some(Refunded),
-            Self::HoldReplaced { .. } => status,
+            Self::HoldReplaced { .. } | Self::PaymentRequested { .. } => status,
         }
     }
 
@@ -194,7 +208,8 @@ impl OrderEvent {
             | Self::OrderCancelled { at }
             | Self::RefundRequested { at, .. }
             | Self::OrderRefunded { at, .. }
-            | Self::HoldReplaced { at, .. } => *at,
+            | Self::HoldReplaced { at, .. }
+            | Self::PaymentRequested { at, .. } => *at,
         }
     }
 }

@@ -73,6 +73,10 @@ impl OrderRecord {
                 self.paid_at = Some(*at);
                 self.payment_intent = payment_intent.clone();
             }
+            OrderEvent::PaymentRequested { payment_intent, .. } => {
+                self.payment_intent
+                    .get_or_insert_with(|| payment_intent.clone());
+            }
             OrderEvent::RefundRequested { reason, .. } => {
                 self.refund_reason = Some(reason.as_str().to_owned())
             }

@@ -73,8 +73,10 @@ pub struct Order {
     pub payment_due: DateTime<Utc>,
     /// The payment provider's idempotency key for this order (the order id).
     pub payment_key: String,
-    /// The provider's payment id, once paid.
+    /// The provider's payment id, once the provider took the request.
     pub payment_intent: Option<String>,
+    /// Where the buyer pays (the provider's page), once the provider took the request.
+    pub payment_url: Option<String>,
     pub refund_reason: Option<RefundReason>,
 }
 
@@ -103,6 +105,7 @@ impl Order {
             payment_due: v.payment_due,
             payment_key: v.payment_key.clone(),
             payment_intent: v.payment_intent.clone(),
+            payment_url: v.payment_url.clone(),
             refund_reason: v.refund_reason.map(Into::into),
         }
     }
@@ -137,6 +140,7 @@ impl Order {
             payment_due: r.payment_due,
             payment_key: r.order_id.to_string(),
             payment_intent: r.payment_intent.clone(),
+            payment_url: None,
             refund_reason: r.refund_reason.as_deref().and_then(|reason| match reason {
                 "seats_lost" => Some(RefundReason::SeatsLost),
                 "cancelled_before_payment" => Some(RefundReason::CancelledBeforePayment),

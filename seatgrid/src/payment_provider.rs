@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use booking::payments::{PaymentProvider, PaymentRequest, ProviderError, RefundRequest};
+use booking::payments::{
+    PaymentProvider, PaymentRequest, PaymentStarted, ProviderError, RefundRequest,
+};
 use serde_json::json;
 
 pub struct HttpProvider {
@@ -35,7 +37,7 @@ impl HttpProvider {
         path: &str,
         key: &str,
         body: serde_json::Value,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<serde_json::Value, ProviderError> {
         let sent = self
             .client
             .post(format!("{}{path}", self.base_url))
@@ -46,7 +48,9 @@ impl HttpProvider {
             .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
         let status = sent.status();
         if status.is_success() {
-            return Ok(());
+            return sent.json().await.map_err(|e| {
+                ProviderError::Unavailable(format!("{path}: unreadable answer: {e}"))
+            });
         }
         let text = sent.text().await.unwrap_or_default();
         let why = format!("{path} answered {status}: {text}");
@@ -60,19 +64,32 @@ impl HttpProvider {
 
 #[async_trait]
 impl PaymentProvider for HttpProvider {
-    async fn request_payment(&self, request: &PaymentRequest) -> Result<(), ProviderError> {
+    async fn request_payment(
+        &self,
+        request: &PaymentRequest,
+    ) -> Result<PaymentStarted, ProviderError> {
         let body = json!({
             "order_id": request.order_id,
             "amount_cents": request.amount_cents,
             "currency": request.currency,
         });
-        self.post("/v1/payment_intents", &request.order_id.to_string(), body)
-            .await
+        let intent = self
+            .post("/v1/payment_intents", &request.order_id.to_string(), body)
+            .await?;
+        let Some(id) = intent["id"].as_str() else {
+            return Err(ProviderError::Refused(format!(
+                "a payment intent without an id: {intent}"
+            )));
+        };
+        Ok(PaymentStarted {
+            payment_intent: id.to_owned(),
+            payment_url: Some(format!("{}/v1/payment_intents/{id}", self.base_url)),
+        })
     }
 
     async fn request_refund(&self, request: &RefundRequest) -> Result<(), ProviderError> {
         let key = format!("refund-{}", request.order_id);
         let body = json!({ "payment_intent": request.payment_intent });
-        self.post("/v1/refunds", &key, body).await
+        self.post("/v1/refunds", &key, body).await.map(|_| ())
     }
 }

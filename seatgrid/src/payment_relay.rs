@@ -8,6 +8,8 @@
 //!   durable checkpoint (`payment_requests`, the projector runner's), and calls the provider
 //!   *inside* the batch: the checkpoint only moves past a request once the provider accepted it.
 //!   A crash before that sends it again.
+//! - Once the provider took a payment request, the order records the provider's payment id and
+//!   the page where the buyer pays (`PaymentRequested`, through the core; a copy is a no-op).
 //! - Sending again is harmless: the order id is the payment's idempotency key and
 //!   `refund-<order id>` the refund's, so the provider answers the same payment or refund and
 //!   never charges or refunds twice.
@@ -19,6 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use booking::payments::{PaymentProvider, PaymentRequest, ProviderError, RefundRequest};
+use booking::{BookingService, CommandError};
 use domain::{OrderEvent, StoredEvent};
 use projections::{Projection, ProjectionError, RecordedEvent};
 use sqlx::PgConnection;
@@ -28,11 +31,13 @@ pub const PAYMENT_REQUESTS: &str = "payment_requests";
 
 pub struct PaymentRelay {
     provider: Arc<dyn PaymentProvider>,
+    core: Arc<BookingService>,
 }
 
 impl PaymentRelay {
-    pub fn new(provider: Arc<dyn PaymentProvider>) -> Self {
-        Self { provider }
+    /// Asks `provider`, and records on each order (through `core`) where its buyer pays.
+    pub fn new(provider: Arc<dyn PaymentProvider>, core: Arc<BookingService>) -> Self {
+        Self { provider, core }
     }
 
     /// Sends one request; `Err` only when the batch must be retried.
@@ -45,7 +50,28 @@ impl PaymentRelay {
                     amount_cents: placed.amount_cents,
                     currency: placed.currency.clone(),
                 };
-                ("payment", self.provider.request_payment(&request).await)
+                let started = match self.provider.request_payment(&request).await {
+                    Ok(started) => started,
+                    Err(e) => return self.refused_or_retry("payment", order_id, e),
+                };
+                // The order learns its payment id and page; a store that is down retries the
+                // batch, and asking the provider again is harmless (same key, same payment).
+                match self
+                    .core
+                    .record_payment_request(placed.order_id, &started)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e @ (CommandError::Unavailable(_) | CommandError::Contention)) => {
+                        return Err(ProjectionError::External(format!(
+                            "payment request of order {order_id} not recorded: {e}"
+                        )))
+                    }
+                    Err(e) => {
+                        tracing::error!(%order_id, error = %e, "payment request not recorded")
+                    }
+                }
+                ("payment", Ok(()))
             }
             OrderEvent::RefundRequested { payment_intent, .. } => {
                 let (Some(intent), Ok(id)) = (payment_intent, order_id.parse()) else {
@@ -67,10 +93,22 @@ impl PaymentRelay {
                 tracing::info!(%order_id, kind = what, "asked the payment provider");
                 Ok(())
             }
-            Err(ProviderError::Unavailable(why)) => Err(ProjectionError::External(format!(
+            Err(e) => self.refused_or_retry(what, order_id, e),
+        }
+    }
+
+    /// A provider that is down retries the batch; a refusal for good is logged and passed over.
+    fn refused_or_retry(
+        &self,
+        what: &'static str,
+        order_id: &str,
+        e: ProviderError,
+    ) -> Result<(), ProjectionError> {
+        match e {
+            ProviderError::Unavailable(why) => Err(ProjectionError::External(format!(
                 "{what} for order {order_id}: {why}"
             ))),
-            Err(ProviderError::Refused(why)) => {
+            ProviderError::Refused(why) => {
                 metrics::counter!("seatgrid_payment_requests_refused_total", "kind" => what)
                     .increment(1);
                 tracing::error!(%order_id, kind = what, %why, "the payment provider refused the request");

@@ -111,7 +111,10 @@ impl System {
         }
         let payment_relay = config.payment_provider_url.map(|url| {
             let provider = Arc::new(crate::payment_provider::HttpProvider::new(url));
-            let relay = Arc::new(crate::payment_relay::PaymentRelay::new(provider));
+            let relay = Arc::new(crate::payment_relay::PaymentRelay::new(
+                provider,
+                app.service(),
+            ));
             ProjectorRunner::new(pool.clone(), relay, config.runner.clone())
         });
         // Orders move only with payments: both consumers run when a provider is configured. The

@@ -182,6 +182,14 @@ mod tests {
                 event_type::PAYMENT_SUCCEEDED,
             ),
             (
+                OrderEvent::PaymentRequested {
+                    payment_intent: "pi_1".into(),
+                    payment_url: None,
+                    at,
+                },
+                event_type::PAYMENT_REQUESTED,
+            ),
+            (
                 OrderEvent::PaymentFailed {
                     provider_event_id: id(),
                     reason: "declined".into(),

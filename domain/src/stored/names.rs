@@ -23,6 +23,7 @@ pub mod event_type {
     pub const ALLOWANCE_EXTENDED: &str = "AllowanceExtended";
     pub const ALLOWANCE_RETURNED: &str = "AllowanceReturned";
     pub const ORDER_PLACED: &str = "OrderPlaced";
+    pub const PAYMENT_REQUESTED: &str = "PaymentRequested";
     pub const PAYMENT_SUCCEEDED: &str = "PaymentSucceeded";
     pub const PAYMENT_FAILED: &str = "PaymentFailed";
     pub const ORDER_CONFIRMED: &str = "OrderConfirmed";

@@ -367,6 +367,21 @@ async fn a_placed_order_is_paid_through_the_provider_and_its_seats_booked() {
     .await
     .unwrap();
     assert_eq!(paid, 1, "asked once, paid once");
+    // The order knows the provider's payment and where it is paid; that page answers.
+    let alice = booking::Caller::buyer("alice").unwrap();
+    let view = core
+        .order(domain::OrderId(order.order_id), &alice)
+        .await
+        .unwrap();
+    let intent = view.payment_intent.expect("the provider's payment id");
+    let url = view.payment_url.expect("where the buyer pays");
+    assert!(
+        url.ends_with(&format!("/v1/payment_intents/{intent}")),
+        "{url}"
+    );
+    let page: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(page["id"], intent.as_str());
+    assert_eq!(page["status"], "succeeded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
