@@ -4,7 +4,7 @@
 //!
 //! - [`schema`]: the schema, its limits and the query root; [`mutations`], [`subscriptions`]: the
 //!   other roots; [`inputs`]: input types, converted into the core's request shapes.
-//! - [`types`]: the object types ([`orders`]: orders and their live stream); [`loaders`]: batching of children; [`errors`]: codes.
+//! - [`types`]: the object types ([`orders`]: orders and their live stream; [`seats`]: seats); [`loaders`]: batching of children; [`errors`]: codes.
 //! - [`live`]: Redis pub/sub fan-out for subscriptions; [`ws`]: the WebSocket endpoint's limits.
 //! - [`auth`]: the caller, from the bearer token (header, or `connection_init` payload).
 //! - [`analytics`]: the organizer reports from ClickHouse under `analytics`.
@@ -20,6 +20,7 @@ pub mod loaders;
 pub mod mutations;
 pub mod orders;
 pub mod schema;
+pub mod seats;
 pub mod subscriptions;
 pub mod types;
 pub mod ws;

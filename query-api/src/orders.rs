@@ -88,18 +88,7 @@ impl Order {
             customer_id: v.customer_id.clone(),
             status: v.status.into(),
             hold_ids: v.holds.clone(),
-            seats: v
-                .seats
-                .iter()
-                .map(|s| Seat {
-                    seat_id: s.seat_id,
-                    section: s.section.clone(),
-                    row: s.row.clone(),
-                    seat: s.seat,
-                    price_tier: s.price_tier.clone(),
-                    price_cents: s.price_cents,
-                })
-                .collect(),
+            seats: v.seats.iter().cloned().map(Seat::from).collect(),
             amount_cents: v.amount_cents,
             currency: v.currency.clone(),
             payment_due: v.payment_due,
@@ -126,14 +115,7 @@ impl Order {
             seats: seats
                 .iter()
                 .filter_map(|s| event.layout.label(*s))
-                .map(|l| Seat {
-                    seat_id: l.seat_id.0,
-                    section: l.section,
-                    row: l.row,
-                    seat: l.seat,
-                    price_tier: l.price_tier,
-                    price_cents: l.price_cents,
-                })
+                .map(|l| Seat::from(booking::views::SeatView::from(l)))
                 .collect(),
             amount_cents: r.amount_cents.max(0) as u64,
             currency: r.currency.clone(),

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::errors::{not_found, read_failed};
 use crate::loaders::{EventLoader, SeatMapLoader};
+pub use crate::seats::{Seat, SeatChange, SeatStatus};
 
 /// A ticketed event (the show), with its layout and live availability.
 #[derive(Clone)]
@@ -388,14 +389,7 @@ impl Hold {
             .seat_ids
             .iter()
             .filter_map(|id| event.layout.label(SeatId(*id)))
-            .map(|l| Seat {
-                seat_id: l.seat_id.0,
-                section: l.section,
-                row: l.row,
-                seat: l.seat,
-                price_tier: l.price_tier,
-                price_cents: l.price_cents,
-            })
+            .map(|l| Seat::from(booking::views::SeatView::from(l)))
             .collect())
     }
     /// Sum of the seats' prices, in the event's currency.
@@ -411,32 +405,4 @@ impl Hold {
             .map(Event)
             .ok_or_else(|| not_found("event_not_found", "the hold's event is not projected yet"))
     }
-}
-
-#[derive(SimpleObject, Clone, Debug, PartialEq)]
-pub struct Seat {
-    pub seat_id: u32,
-    pub section: String,
-    pub row: String,
-    pub seat: u32,
-    pub price_tier: String,
-    pub price_cents: u64,
-}
-
-/// One seat's new status, as pushed by `seatUpdates`.
-#[derive(SimpleObject, Clone)]
-pub struct SeatChange {
-    pub event_id: Uuid,
-    pub seat_id: u32,
-    pub status: SeatStatus,
-    /// The seat map version this change belongs to.
-    pub version: i64,
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::SeatStatus")]
-pub enum SeatStatus {
-    Available,
-    Held,
-    Booked,
 }

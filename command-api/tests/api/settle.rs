@@ -64,6 +64,41 @@ async fn status(core: &BookingService, order: &booking::orders::OrderView) -> Or
         .status
 }
 
+/// A sale in progress: a 1 x 5 event, alice's hold of `seats` and her order of it, and the core
+/// with a longest hold of `cap` seconds (the order's payment window ends within it).
+struct Sale {
+    app: TestApp,
+    event: String,
+    hold: Value,
+    core: BookingService,
+    alice: Caller,
+    order: booking::orders::OrderView,
+}
+
+async fn sale(seats: Value, hold_seconds: Option<u32>, cap: u32) -> Sale {
+    let app = spawn_app().await;
+    let extra = match hold_seconds {
+        Some(s) => json!({ "hold_seconds": s }),
+        None => json!({}),
+    };
+    let event = app.create_grid_event(1, 5, extra).await;
+    let hold = app.hold_ok(&event, "alice", seats).await;
+    let core = core_with_cap(&app, cap);
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core
+        .place_order(vec![hold_id(&hold)], &alice, &ctx())
+        .await
+        .unwrap();
+    Sale {
+        app,
+        event,
+        hold,
+        core,
+        alice,
+        order,
+    }
+}
+
 /// Records `kind` and runs the order process's step, as the webhook and the process do.
 async fn pay(
     core: &BookingService,
@@ -110,15 +145,14 @@ async fn a_paid_order_over_several_blocks_ends_confirmed_with_every_seat_booked(
 
 #[tokio::test]
 async fn a_failed_payment_releases_the_seats_at_once() {
-    let app = spawn_app().await;
-    let event = app.create_grid_event(1, 5, json!({})).await;
-    let hold = app.hold_ok(&event, "alice", json!([2, 3])).await;
-    let core = core(&app);
-    let alice = Caller::buyer("alice").unwrap();
-    let order = core
-        .place_order(vec![hold_id(&hold)], &alice, &ctx())
-        .await
-        .unwrap();
+    let Sale {
+        app,
+        event,
+        hold,
+        core,
+        order,
+        ..
+    } = sale(json!([2, 3]), None, 3600).await;
     pay(&core, "evt_no", WebhookType::PaymentFailed, &order).await;
     assert_eq!(status(&core, &order).await, OrderStatus::PaymentFailed);
     assert_eq!(&app.seat_map(&event).await[2..4], "AA");
@@ -130,15 +164,14 @@ async fn a_failed_payment_releases_the_seats_at_once() {
 
 #[tokio::test]
 async fn cancel_before_payment_frees_the_seats_and_money_arriving_later_is_refunded() {
-    let app = spawn_app().await;
-    let event = app.create_grid_event(1, 5, json!({})).await;
-    let hold = app.hold_ok(&event, "alice", json!([1])).await;
-    let core = core(&app);
-    let alice = Caller::buyer("alice").unwrap();
-    let order = core
-        .place_order(vec![hold_id(&hold)], &alice, &ctx())
-        .await
-        .unwrap();
+    let Sale {
+        app,
+        event,
+        core,
+        alice,
+        order,
+        ..
+    } = sale(json!([1]), None, 3600).await;
     // Only its buyer cancels it.
     let mallory = Caller::buyer("mallory").unwrap();
     let refused = core
@@ -172,15 +205,14 @@ async fn cancel_before_payment_frees_the_seats_and_money_arriving_later_is_refun
 
 #[tokio::test]
 async fn cancel_after_confirmation_refunds_and_then_puts_the_seats_back_on_sale() {
-    let app = spawn_app().await;
-    let event = app.create_grid_event(1, 5, json!({})).await;
-    let hold = app.hold_ok(&event, "alice", json!([3, 4])).await;
-    let core = core(&app);
-    let alice = Caller::buyer("alice").unwrap();
-    let order = core
-        .place_order(vec![hold_id(&hold)], &alice, &ctx())
-        .await
-        .unwrap();
+    let Sale {
+        app,
+        event,
+        core,
+        alice,
+        order,
+        ..
+    } = sale(json!([3, 4]), None, 3600).await;
     pay(&core, "evt_ok", WebhookType::PaymentSucceeded, &order).await;
     assert_eq!(status(&core, &order).await, OrderStatus::Confirmed);
     let cancelled = core
@@ -204,15 +236,9 @@ async fn cancel_after_confirmation_refunds_and_then_puts_the_seats_back_on_sale(
 
 #[tokio::test]
 async fn a_paid_order_cannot_be_cancelled_while_its_seats_are_being_booked() {
-    let app = spawn_app().await;
-    let event = app.create_grid_event(1, 5, json!({})).await;
-    let hold = app.hold_ok(&event, "alice", json!([0])).await;
-    let core = core(&app);
-    let alice = Caller::buyer("alice").unwrap();
-    let order = core
-        .place_order(vec![hold_id(&hold)], &alice, &ctx())
-        .await
-        .unwrap();
+    let Sale {
+        app, core, order, ..
+    } = sale(json!([0]), None, 3600).await;
     core.record_payment(
         news("evt_ok", WebhookType::PaymentSucceeded, &order),
         &ctx(),
@@ -231,18 +257,15 @@ async fn a_paid_order_cannot_be_cancelled_while_its_seats_are_being_booked() {
 
 #[tokio::test]
 async fn money_after_the_holds_lapsed_rebooks_seats_still_free_for_the_payer() {
-    let app = spawn_app().await;
-    let event = app
-        .create_grid_event(1, 5, json!({"hold_seconds": 1}))
-        .await;
-    let hold = app.hold_ok(&event, "alice", json!([0, 1])).await;
     // The longest hold is 2 s: the order's payment window ends then.
-    let core = core_with_cap(&app, 2);
-    let alice = Caller::buyer("alice").unwrap();
-    let order = core
-        .place_order(vec![hold_id(&hold)], &alice, &ctx())
-        .await
-        .unwrap();
+    let Sale {
+        app,
+        event,
+        hold,
+        core,
+        alice,
+        order,
+    } = sale(json!([0, 1]), Some(1), 2).await;
     tokio::time::sleep(Duration::from_millis(2_300)).await;
     assert_eq!(status(&core, &order).await, OrderStatus::Expired);
     // The sweeper records the hold's expiry first, then the money arrives.
@@ -271,17 +294,14 @@ async fn money_after_the_holds_lapsed_rebooks_seats_still_free_for_the_payer() {
 
 #[tokio::test]
 async fn money_after_the_seats_went_to_someone_else_is_refunded_never_oversold() {
-    let app = spawn_app().await;
-    let event = app
-        .create_grid_event(1, 5, json!({"hold_seconds": 1}))
-        .await;
-    let hold = app.hold_ok(&event, "alice", json!([0, 1])).await;
-    let core = core_with_cap(&app, 2);
-    let alice = Caller::buyer("alice").unwrap();
-    let order = core
-        .place_order(vec![hold_id(&hold)], &alice, &ctx())
-        .await
-        .unwrap();
+    let Sale {
+        app,
+        event,
+        core,
+        alice,
+        order,
+        ..
+    } = sale(json!([0, 1]), Some(1), 2).await;
     tokio::time::sleep(Duration::from_millis(2_300)).await;
     // Bob takes one of the seats first.
     let bob = app.hold_ok(&event, "bob", json!([1])).await;
@@ -302,17 +322,13 @@ async fn money_after_the_seats_went_to_someone_else_is_refunded_never_oversold()
 
 #[tokio::test]
 async fn the_sweeper_records_the_expiry_of_an_order_nobody_paid() {
-    let app = spawn_app().await;
-    let event = app
-        .create_grid_event(1, 5, json!({"hold_seconds": 1}))
-        .await;
-    let hold = app.hold_ok(&event, "alice", json!([2])).await;
-    let core = core_with_cap(&app, 1);
-    let alice = Caller::buyer("alice").unwrap();
-    let order = core
-        .place_order(vec![hold_id(&hold)], &alice, &ctx())
-        .await
-        .unwrap();
+    let Sale {
+        app,
+        event,
+        core,
+        order,
+        ..
+    } = sale(json!([2]), Some(1), 1).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     core.expire_orders(&[OrderId(order.order_id)])
         .await
@@ -334,17 +350,14 @@ async fn the_sweeper_records_the_expiry_of_an_order_nobody_paid() {
 
 #[tokio::test]
 async fn money_in_time_but_settled_after_the_holds_lapsed_still_seats_the_payer() {
-    let app = spawn_app().await;
-    let event = app
-        .create_grid_event(1, 5, json!({"hold_seconds": 1}))
-        .await;
-    let hold = app.hold_ok(&event, "alice", json!([3])).await;
-    let core = core_with_cap(&app, 2);
-    let alice = Caller::buyer("alice").unwrap();
-    let order = core
-        .place_order(vec![hold_id(&hold)], &alice, &ctx())
-        .await
-        .unwrap();
+    let Sale {
+        app,
+        event,
+        core,
+        alice,
+        order,
+        ..
+    } = sale(json!([3]), Some(1), 2).await;
     // Paid within the window; the order process is late and the sweeper expires the hold first.
     core.record_payment(
         news("evt_ok", WebhookType::PaymentSucceeded, &order),

@@ -4,6 +4,7 @@
 mod access;
 mod analytics;
 mod cache;
+mod checkout;
 mod graphql;
 mod helpers;
 mod own_redis;

@@ -235,62 +235,49 @@ async fn ends_well(server: &Server, pool: &PgPool, event_id: &str, holds: &[Stri
     assert_eq!(count(pool, "OrderConfirmed").await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_after_the_holds_were_extended_but_before_the_order_was_written() {
-    let (server, _mock, pool, event, holds) = frozen_sale("place_order.before_order").await;
-    assert!(place(&server, &holds, Duration::from_secs(2))
-        .await
-        .is_none());
-    reached(&pool, "extended holds", |n| n == 2, "HoldExtended").await;
-    assert_eq!(count(&pool, "OrderPlaced").await, 0);
+/// Freezes the sale at `failpoint`, waits until `event_type` was stored `frozen_at` times (the
+/// step's mark), kills the server and checks the restarted one finishes the order.
+async fn crash_at(failpoint: &str, event_type: &str, frozen_at: i64) {
+    let (server, _mock, pool, event, holds) = frozen_sale(failpoint).await;
+    // Frozen before the order exists, the buyer gets no answer; else the order is placed.
+    let answered = place(&server, &holds, Duration::from_secs(3)).await;
+    assert_eq!(answered.is_some(), failpoint != "place_order.before_order");
+    reached(&pool, failpoint, |n| n == frozen_at, event_type).await;
+    if failpoint.starts_with("settle.") {
+        // The order process itself is frozen: the order cannot be confirmed yet.
+        assert_eq!(
+            count(&pool, "OrderConfirmed").await,
+            0,
+            "frozen before the end"
+        );
+    }
     let server = server.kill_and_restart().await;
     ends_well(&server, &pool, &event, &holds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_the_holds_were_extended_but_before_the_order_was_written() {
+    crash_at("place_order.before_order", "HoldExtended", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_the_provider_was_asked_but_before_the_relay_moved_on() {
-    let (server, _mock, pool, event, holds) = frozen_sale("relay.after_provider").await;
-    place(&server, &holds, Duration::from_secs(10))
-        .await
-        .unwrap();
-    // The provider took the request (its answer arrives by webhook meanwhile).
-    reached(&pool, "the payment", |n| n == 1, "PaymentSucceeded").await;
-    let server = server.kill_and_restart().await;
-    ends_well(&server, &pool, &event, &holds).await;
+    // Frozen once the provider's payment is recorded on the order.
+    crash_at("relay.after_provider", "PaymentRequested", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_the_payment_was_recorded_but_before_the_webhook_was_answered() {
-    let (server, _mock, pool, event, holds) = frozen_sale("webhook.after_record").await;
-    place(&server, &holds, Duration::from_secs(10))
-        .await
-        .unwrap();
-    reached(&pool, "the payment", |n| n == 1, "PaymentSucceeded").await;
     // The provider never got its 200: it delivers again to the restarted server.
-    let server = server.kill_and_restart().await;
-    ends_well(&server, &pool, &event, &holds).await;
+    crash_at("webhook.after_record", "PaymentSucceeded", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_with_one_of_the_orders_two_holds_booked() {
-    let (server, _mock, pool, event, holds) = frozen_sale("settle.after_hold").await;
-    place(&server, &holds, Duration::from_secs(10))
-        .await
-        .unwrap();
-    reached(&pool, "the first booking", |n| n == 1, "SeatBooked").await;
-    assert_eq!(count(&pool, "OrderConfirmed").await, 0);
-    let server = server.kill_and_restart().await;
-    ends_well(&server, &pool, &event, &holds).await;
+    crash_at("settle.after_hold", "SeatBooked", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_with_every_seat_booked_but_the_order_not_confirmed() {
-    let (server, _mock, pool, event, holds) = frozen_sale("settle.before_confirm").await;
-    place(&server, &holds, Duration::from_secs(10))
-        .await
-        .unwrap();
-    reached(&pool, "both bookings", |n| n == 2, "SeatBooked").await;
-    assert_eq!(count(&pool, "OrderConfirmed").await, 0);
-    let server = server.kill_and_restart().await;
-    ends_well(&server, &pool, &event, &holds).await;
+    crash_at("settle.before_confirm", "SeatBooked", 2).await;
 }
