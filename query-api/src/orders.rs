@@ -25,7 +25,7 @@ use async_graphql::connection::{Connection, Edge};
 
 use crate::errors::{coded, read_failed};
 use crate::live::LiveMessage;
-use crate::types::Seat;
+use crate::seats::Seat;
 
 // An order's status: the domain names it (`domain::order`); GraphQL only spells it.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
