@@ -3,10 +3,11 @@
 //! Policy: an order is always answered by the core (never behind: an order's status decides what
 //! a buyer does next). The subscription pushes the order at once, then each status it passes
 //! through, in order, as the projector publishes them on the order's channel (a batch that made
-//! several changes names each), with the core's details of the order at that moment. A gap in
-//! the live updates, or `paymentDue` passing (an unpaid order reads expired then, without waiting
-//! for the sweeper), makes it ask the core. A status equal to the last one pushed is not pushed
-//! again. It ends when the order is `CONFIRMED` or `REFUNDED` (nothing changes after those).
+//! several changes names each), with the core's details of the order at that moment; the arrival
+//! of the provider's payment page (`paymentUrl`) is pushed too. A gap in the live updates, or
+//! `paymentDue` passing (an unpaid order reads expired then, without waiting for the sweeper),
+//! makes it ask the core. An order with the same status and payment page as the last one pushed
+//! is not pushed again. It ends when the order is `CONFIRMED` or `REFUNDED` (nothing changes after those).
 
 use std::sync::Arc;
 
@@ -211,11 +212,17 @@ pub(crate) fn order_stream(
             let Some(now) = self.ask(id).await else {
                 return;
             };
-            for status in record
+            let passed: Vec<domain::OrderStatus> = record
                 .passed
                 .iter()
                 .filter_map(|s| domain::OrderStatus::parse(s))
-            {
+                .collect();
+            if passed.is_empty() {
+                // A change without a new status (the provider's payment page arrived).
+                self.queue.push_back(now);
+                return;
+            }
+            for status in passed {
                 self.queue.push_back(Order {
                     status: status.into(),
                     ..now.clone()
@@ -235,7 +242,11 @@ pub(crate) fn order_stream(
     futures::stream::unfold(feed, |mut f| async move {
         loop {
             while let Some(order) = f.queue.pop_front() {
-                if f.last.as_ref().is_none_or(|l| l.status != order.status) {
+                let news = f
+                    .last
+                    .as_ref()
+                    .is_none_or(|l| l.status != order.status || l.payment_url != order.payment_url);
+                if news {
                     f.last = Some(order.clone());
                     return Some((Ok(order), f));
                 }

@@ -210,15 +210,15 @@ async fn a_buyer_orders_over_graphql_and_the_order_subscription_pushes_every_sta
     use crate::helpers::{error_code, spawn_with_payments};
     let port = free_port();
     let app = spawn_with_payments(format!("http://127.0.0.1:{port}"), SECRET).await;
-    let _mock = MockProcess::start_on(
-        port,
-        &format!("{}/api/payments/webhook", app.address),
-        // Slow enough that the subscription starts before the money arrives.
-        &[
-            ("PAYMENTS_MOCK_FAILURE_RATE", "0"),
-            ("PAYMENTS_MOCK_DELAY_MS", "1500"),
-        ],
-    );
+    // The provider starts only once the buyer is subscribed (until then the relay retries), so
+    // the subscription sees the payment page arrive, then the money.
+    let start_mock = || {
+        MockProcess::start_on(
+            port,
+            &format!("{}/api/payments/webhook", app.address),
+            &[("PAYMENTS_MOCK_FAILURE_RATE", "0")],
+        )
+    };
     let event = app.create_grid_event(1, 6, 600).await;
     let hold = app.hold(&event, "nia", &[1, 2]).await["data"]["holdSeats"]["id"]
         .as_str()
@@ -254,23 +254,35 @@ async fn a_buyer_orders_over_graphql_and_the_order_subscription_pushes_every_sta
     assert_eq!(again["placeOrder"]["id"], order.as_str());
     let mut sub = nia
         .subscribe(
-            "subscription($o: UUID!) { order(id: $o) { status paymentIntent } }",
+            "subscription($o: UUID!) { order(id: $o) { status paymentUrl } }",
             json!({"o": order}),
         )
         .await;
-    let mut seen = Vec::new();
+    let first = sub.next_data().await;
+    assert_eq!(first["order"]["status"], "PENDING_PAYMENT");
+    assert!(first["order"]["paymentUrl"].is_null(), "{first}");
+    let _mock = start_mock();
+    let mut seen: Vec<Value> = vec![json!("PENDING_PAYMENT")];
+    let mut pages = vec![json!(null)];
     loop {
         let message = sub.next_message().await;
         if message["type"] == "complete" {
             break;
         }
-        seen.push(message["payload"]["data"]["order"]["status"].clone());
+        let pushed = &message["payload"]["data"]["order"];
+        if seen.last() != Some(&pushed["status"]) {
+            seen.push(pushed["status"].clone());
+        }
+        pages.push(pushed["paymentUrl"].clone());
     }
-    // Each status once, in order, then the end of the stream.
+    // Each status in order, then the end of the stream; the payment page is pushed as it arrives
+    // (a push of its own, still PENDING_PAYMENT), before the money.
     assert_eq!(
         seen,
         [json!("PENDING_PAYMENT"), json!("PAID"), json!("CONFIRMED")]
     );
+    assert_eq!(pages.len(), 4, "{pages:?}");
+    assert!(pages[1..].iter().all(Value::is_string), "{pages:?}");
     // Someone else may neither read nor cancel it; nia sees it among her orders.
     let eve = app.as_buyer("eve");
     let peek = eve
