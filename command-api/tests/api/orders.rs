@@ -331,3 +331,46 @@ async fn orders_over_rest_belong_to_their_buyer() {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_providers_webhooks_are_never_rate_limited() {
+    use command_api::http::limits::{Rate, RateLimits};
+    let mut config = crate::helpers::test_config();
+    config.payments_webhook_secret = Some(std::sync::Arc::new(WEBHOOK_SECRET.to_owned().into()));
+    let tight = Rate {
+        per_second: 1,
+        burst: 2,
+    };
+    config.rate_limits = Some(RateLimits {
+        per_client: tight,
+        per_customer: tight,
+    });
+    let app = crate::helpers::spawn_app_with(config).await;
+    let event = app.create_grid_event(1, 5, json!({})).await;
+    let hold = app.hold_ok(&event, "alice", json!([0])).await;
+    let alice = Caller::buyer("alice").unwrap();
+    let order = core(&app)
+        .place_order(vec![hold_id(&hold)], &alice, &keyed("order"))
+        .await
+        .unwrap();
+    // A sale's worth of outcomes from one address, far over the client's limit: all taken.
+    for i in 0..8 {
+        let body = notification(
+            &format!("evt_{i}"),
+            "payment_intent.succeeded",
+            &order,
+            order.amount_cents,
+        );
+        let now = Utc::now().timestamp();
+        let status = deliver(&app, &body, signed(&body, WEBHOOK_SECRET, now))
+            .await
+            .status();
+        assert_eq!(status, 200, "delivery {i}");
+    }
+    // Everything else from that address is still limited.
+    let mut limited = false;
+    for _ in 0..4 {
+        limited |= app.get(&format!("/api/events/{event}")).await.status() == 429;
+    }
+    assert!(limited);
+}
