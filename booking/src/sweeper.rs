@@ -1,5 +1,7 @@
 //! The expiry sweeper: writes `HoldExpired` for holds whose time ran out and that nobody touched,
-//! and `OrderExpired` for orders whose payment never came (a provider that never answers).
+//! and `OrderExpired` for orders whose payment never came (a provider that never answers); it
+//! also counts refunds the provider has not confirmed in time, for operators
+//! (`seatgrid_orders_refund_overdue`).
 //!
 //! Policy: correctness never waits for the sweeper. An expired hold stops blocking its seats at
 //! `expires_at` by the seat block's own rule; the sweeper only makes the history say so, for
@@ -157,6 +159,22 @@ pub async fn overdue_orders(pool: &sqlx::PgPool) -> Result<Vec<domain::OrderId>,
     Ok(ids.into_iter().map(domain::OrderId).collect())
 }
 
+/// How long a refund may wait for the provider before operators are told (the alert
+/// `SeatGridRefundsOverdue` reads the gauge this sets).
+pub const REFUND_OVERDUE_AFTER_MINUTES: i32 = 10;
+
+/// Orders waiting longer than [`REFUND_OVERDUE_AFTER_MINUTES`] for their refund, as the orders
+/// read model lists them: money the provider has not given back yet (or refused to).
+pub async fn overdue_refunds(pool: &sqlx::PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM rm_orders
+          WHERE status = 'refund_pending' AND updated_at < now() - make_interval(mins => $1)",
+    )
+    .bind(REFUND_OVERDUE_AFTER_MINUTES)
+    .fetch_one(pool)
+    .await
+}
+
 /// One pass: expire what is due, purge old idempotency keys. Returns the blocks touched.
 pub async fn sweep_once(service: &BookingService) -> usize {
     let pool = service.store().pool();
@@ -184,6 +202,10 @@ pub async fn sweep_once(service: &BookingService) -> usize {
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "sweeper cannot read the orders"),
+    }
+    match overdue_refunds(pool).await {
+        Ok(n) => metrics::gauge!("seatgrid_orders_refund_overdue").set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "sweeper cannot count overdue refunds"),
     }
     if let Err(e) = IdempotencyStore::new(pool.clone()).purge_expired().await {
         tracing::warn!(error = %e, "sweeper could not purge idempotency keys");

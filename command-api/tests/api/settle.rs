@@ -372,3 +372,27 @@ async fn money_in_time_but_settled_after_the_holds_lapsed_still_seats_the_payer(
     assert_eq!(confirmed.status, OrderStatus::Confirmed);
     assert_eq!(&app.seat_map(&event).await[3..4], "B");
 }
+
+#[tokio::test]
+async fn refunds_the_provider_has_not_confirmed_in_time_are_counted_for_operators() {
+    let app = spawn_app().await;
+    let row = |status: &'static str, minutes: i32| {
+        sqlx::query(
+            "INSERT INTO rm_orders (order_id, event_id, customer_id, status, holds, seats,
+                                    seat_count, amount_cents, currency, payment_due, placed_at,
+                                    updated_at, version)
+             VALUES (gen_random_uuid(), gen_random_uuid(), 'alice', $1, '{}', '{}', 1, 100, 'EUR',
+                     now(), now(), now() - make_interval(mins => $2), 1)",
+        )
+        .bind(status)
+        .bind(minutes)
+        .execute(&app.pool)
+    };
+    row("refund_pending", 11).await.unwrap();
+    row("refund_pending", 2).await.unwrap();
+    row("refunded", 30).await.unwrap();
+    assert_eq!(
+        booking::sweeper::overdue_refunds(&app.pool).await.unwrap(),
+        1
+    );
+}
