@@ -4,7 +4,9 @@
 //! Policy: at least once, with its own durable checkpoint (`order_process`, the projector
 //! runner's); every step it triggers is idempotent in the core, so a redelivery after a crash
 //! changes nothing. A batch settles each order it names once, up to [`SETTLES_AT_ONCE`] at a
-//! time (orders share nothing but seats, which the seat blocks arbitrate). An unavailable store retries the batch; a refusal is logged and passed over.
+//! time (orders share nothing but seats, which the seat blocks arbitrate). An unavailable store
+//! retries the batch; a refusal is logged and passed over. It settles through a small pool of its
+//! own (see `system`), so request traffic cannot keep paid orders waiting.
 
 use std::sync::Arc;
 
