@@ -3,9 +3,9 @@
 //!
 //! Policy: an unpaid order reads `expired` from its `payment_due` whatever is recorded; recording
 //! `OrderExpired` tells its subscribers and lets the order process release its holds at once (a
-//! payment arriving later is still taken, see `domain::order`). A lapsed hold already frees its seats by the seat block's own rule; this records
-//! `HoldExpired`, for readers and so that the block refuses any late booking of it. Recording it
-//! twice is a no-op. A booking of an expired hold that committed the allowance but not every block
+//! payment arriving later is still taken, see `domain::order`). A lapsed hold already frees its
+//! seats by the seat block's own rule; this records `HoldExpired`, for readers and so that the
+//! block refuses any late booking of it. Recording it twice is a no-op. A booking of an expired hold that committed the allowance but not every block
 //! is then taken back ([`crate::reconcile`]).
 
 use chrono::Utc;
