@@ -99,19 +99,7 @@ impl Layouts {
         if let Some(p) = self.placements.get(order_id) {
             return Ok(Some(p.clone()));
         }
-        let payload: Option<serde_json::Value> = sqlx::query_scalar(
-            "SELECT payload FROM events
-              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
-        )
-        .bind(ORDER)
-        .bind(order_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(payload) = payload else {
-            return Ok(None);
-        };
-        let decoded = StoredEvent::decode(ORDER, &payload)
-            .map_err(|e| RowError::Corrupt(order_id.to_owned(), e.to_string()))?;
+        let decoded = self.first_event(ORDER, order_id).await?;
         let Some(placed) = decoded.as_ref().and_then(StoredEvent::order_placed) else {
             return Ok(None);
         };
@@ -127,23 +115,35 @@ impl Layouts {
         if let Some(k) = self.catalog.get(domain::EventId(event_id)) {
             return Ok(Some(k));
         }
+        let decoded = self
+            .first_event(TICKETED_EVENT, &event_id.to_string())
+            .await?;
+        Ok(decoded
+            .as_ref()
+            .and_then(StoredEvent::created_event)
+            .and_then(|d| self.catalog.insert(d.clone())))
+    }
+
+    /// The first stored event of an aggregate (a ticketed event's creation, an order's
+    /// placement), decoded; `None` when there is none or this release does not know it.
+    async fn first_event(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<StoredEvent>, RowError> {
         let payload: Option<serde_json::Value> = sqlx::query_scalar(
             "SELECT payload FROM events
               WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
         )
-        .bind(TICKETED_EVENT)
-        .bind(event_id.to_string())
+        .bind(aggregate_type)
+        .bind(aggregate_id)
         .fetch_optional(&self.pool)
         .await?;
         let Some(payload) = payload else {
             return Ok(None);
         };
-        let decoded = StoredEvent::decode(TICKETED_EVENT, &payload)
-            .map_err(|e| RowError::Corrupt(event_id.to_string(), e.to_string()))?;
-        Ok(decoded
-            .as_ref()
-            .and_then(StoredEvent::created_event)
-            .and_then(|d| self.catalog.insert(d.clone())))
+        StoredEvent::decode(aggregate_type, &payload)
+            .map_err(|e| RowError::Corrupt(aggregate_id.to_owned(), e.to_string()))
     }
 
     /// The row for one stored event.

@@ -104,9 +104,7 @@ impl Order {
     /// expired, whether or not `OrderExpired` was recorded yet (its holds expire then too).
     pub fn status_at(&self, now: DateTime<Utc>) -> Option<OrderStatus> {
         match (self.status, &self.placed) {
-            (Some(OrderStatus::PendingPayment), Some(p)) if now >= p.payment_due => {
-                Some(OrderStatus::Expired)
-            }
+            (Some(status), Some(p)) => Some(status.at(p.payment_due, now)),
             (status, _) => status,
         }
     }

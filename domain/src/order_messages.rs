@@ -24,9 +24,30 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    pub const ALL: [Self; 8] = [
+        Self::PendingPayment,
+        Self::Paid,
+        Self::Confirmed,
+        Self::PaymentFailed,
+        Self::Expired,
+        Self::Cancelled,
+        Self::RefundPending,
+        Self::Refunded,
+    ];
+
     /// No further change will happen (a late payment success still can: see the policy).
     pub fn is_final(self) -> bool {
         matches!(self, Self::Confirmed | Self::Refunded)
+    }
+
+    /// This recorded status as of `now`, for an order whose payment is due at `payment_due`: one
+    /// still waiting for its payment then has expired, whether or not `OrderExpired` was recorded
+    /// (lazy expiry, as for holds).
+    pub fn at(self, payment_due: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        match self {
+            Self::PendingPayment if now >= payment_due => Self::Expired,
+            other => other,
+        }
     }
 }
 
@@ -230,19 +251,7 @@ impl OrderStatus {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        use OrderStatus::*;
-        [
-            PendingPayment,
-            Paid,
-            Confirmed,
-            PaymentFailed,
-            Expired,
-            Cancelled,
-            RefundPending,
-            Refunded,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
 }
 
@@ -253,5 +262,15 @@ impl RefundReason {
             Self::CancelledBeforePayment => "cancelled_before_payment",
             Self::CustomerCancelled => "customer_cancelled",
         }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::SeatsLost,
+            Self::CancelledBeforePayment,
+            Self::CustomerCancelled,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == raw)
     }
 }

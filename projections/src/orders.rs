@@ -50,11 +50,7 @@ pub const ORDER_COLUMNS: &str = "order_id, event_id, customer_id, status, holds,
 impl OrderRecord {
     /// The status as of `now`: still unpaid at `payment_due` reads `expired`.
     pub fn status_at(&self, now: DateTime<Utc>) -> Option<OrderStatus> {
-        let status = OrderStatus::parse(&self.status)?;
-        Some(match status {
-            OrderStatus::PendingPayment if now >= self.payment_due => OrderStatus::Expired,
-            other => other,
-        })
+        Some(OrderStatus::parse(&self.status)?.at(self.payment_due, now))
     }
 
     fn follow(&mut self, event: &OrderEvent) {

@@ -124,12 +124,11 @@ impl Order {
             payment_key: r.order_id.to_string(),
             payment_intent: r.payment_intent.clone(),
             payment_url: None,
-            refund_reason: r.refund_reason.as_deref().and_then(|reason| match reason {
-                "seats_lost" => Some(RefundReason::SeatsLost),
-                "cancelled_before_payment" => Some(RefundReason::CancelledBeforePayment),
-                "customer_cancelled" => Some(RefundReason::CustomerCancelled),
-                _ => None,
-            }),
+            refund_reason: r
+                .refund_reason
+                .as_deref()
+                .and_then(domain::RefundReason::parse)
+                .map(Into::into),
         }
     }
 

@@ -56,10 +56,8 @@ impl OrderFacts {
     /// The status as of `now` (an unpaid order reads expired at its due time).
     fn status_at(&self, now: DateTime<Utc>) -> Option<OrderStatus> {
         match (self.status, self.payment_due) {
-            (Some(OrderStatus::PendingPayment), Some(due)) if now >= due => {
-                Some(OrderStatus::Expired)
-            }
-            (s, _) => s,
+            (Some(status), Some(due)) => Some(status.at(due, now)),
+            (status, _) => status,
         }
     }
 }
