@@ -217,8 +217,15 @@ pub(crate) fn order_stream(
                 .filter_map(|s| domain::OrderStatus::parse(s))
                 .collect();
             if passed.is_empty() {
-                // A change without a new status (the provider's payment page arrived).
-                self.queue.push_back(now);
+                // A change without a new status (the provider's payment page arrived): pushed with
+                // the status of this batch, even when the order has moved on since (its next
+                // batch pushes that).
+                if let Some(status) = domain::OrderStatus::parse(&record.status) {
+                    self.queue.push_back(Order {
+                        status: status.into(),
+                        ..now
+                    });
+                }
                 return;
             }
             for status in passed {

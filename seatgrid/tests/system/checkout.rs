@@ -216,7 +216,11 @@ async fn a_buyer_orders_over_graphql_and_the_order_subscription_pushes_every_sta
         MockProcess::start_on(
             port,
             &format!("{}/api/payments/webhook", app.address),
-            &[("PAYMENTS_MOCK_FAILURE_RATE", "0")],
+            // The money a second after the page, so the two are separate batches of the log.
+            &[
+                ("PAYMENTS_MOCK_FAILURE_RATE", "0"),
+                ("PAYMENTS_MOCK_DELAY_MS", "1000"),
+            ],
         )
     };
     let event = app.create_grid_event(1, 6, 600).await;
