@@ -61,9 +61,10 @@ const JSON_READ_BODY = Object.assign({}, JSON_HEADERS, READ_BODY);
 const HOLD_PARAMS = Object.assign({ tags: { name: 'hold' } }, JSON_HEADERS);
 const SEAT_MAP_PARAMS = { tags: { name: 'seat_map' } };
 
-// 409 (seat taken) is an expected answer in a flash sale, not a failure: `http_req_failed` counts
-// every other answer outside 2xx.
-http.setResponseCallback(http.expectedStatuses({ min: 200, max: 299 }, 409));
+// 409 (seat taken) and 429 (too many waiting for the same seats: admission control, with
+// Retry-After) are expected answers in a flash sale, not failures: `http_req_failed` counts every
+// other answer outside 2xx. Summaries report the 429s by status (withFigures).
+http.setResponseCallback(http.expectedStatuses({ min: 200, max: 299 }, 409, 429));
 
 export const serverErrors = new Counter('server_errors');
 export const oversold = new Counter('oversold_seats');
@@ -74,6 +75,7 @@ export const unaccounted = new Counter('unaccounted_seats');
 const FIGURES = {
   holdsOk: 'http_reqs{name:hold,status:201}',
   conflicts: 'http_reqs{name:hold,status:409}',
+  busy: 'http_reqs{name:hold,status:429}',
   holdDuration: 'http_req_duration{name:hold}',
   seatMapDuration: 'http_req_duration{name:seat_map}',
 };
@@ -266,6 +268,7 @@ export function summary(data, name) {
     unexpected_statuses: v('http_req_failed', 'passes'),
     holds_ok: v(FIGURES.holdsOk, 'count'),
     hold_conflicts: v(FIGURES.conflicts, 'count'),
+    hold_busy: v(FIGURES.busy, 'count'),
     hold_p95_ms: v(FIGURES.holdDuration, 'p(95)'),
     hold_p99_ms: v(FIGURES.holdDuration, 'p(99)'),
     seat_map_p95_ms: v(FIGURES.seatMapDuration, 'p(95)'),
@@ -282,7 +285,7 @@ export function summary(data, name) {
   const lines = [
     `scenario ${name}: ${seconds.toFixed(1)} s`,
     `requests: ${f.requests} (${f.requests_per_second.toFixed(0)}/s), 5xx: ${f.server_errors}, other unexpected statuses: ${f.unexpected_statuses - f.server_errors}`,
-    `holds: ${f.holds_ok} ok (${(f.holds_ok / seconds).toFixed(1)}/s), conflicts: ${f.hold_conflicts}`,
+    `holds: ${f.holds_ok} ok (${(f.holds_ok / seconds).toFixed(1)}/s), conflicts: ${f.hold_conflicts}, busy (429): ${f.hold_busy}`,
     `hold latency ms: p95 ${f.hold_p95_ms.toFixed(1)}, p99 ${f.hold_p99_ms.toFixed(1)}`,
     `seat map latency ms: p95 ${f.seat_map_p95_ms.toFixed(1)}, p99 ${f.seat_map_p99_ms.toFixed(1)}`,
     `all requests ms: p95 ${v('http_req_duration', 'p(95)').toFixed(1)}, p99 ${v('http_req_duration', 'p(99)').toFixed(1)}`,

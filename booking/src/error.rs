@@ -27,6 +27,8 @@ pub enum ErrorKind {
     Conflict,
     /// Too many concurrent changes, or the store cannot be reached: retry later.
     Unavailable,
+    /// More requests queued for the same seats than are admitted: retry after a moment.
+    Busy,
     Internal,
 }
 
@@ -42,6 +44,7 @@ impl ErrorKind {
             Self::Forbidden => 403,
             Self::Conflict => 409,
             Self::Unavailable => 503,
+            Self::Busy => 429,
             Self::Internal => 500,
         }
     }
@@ -101,6 +104,8 @@ pub enum CommandError {
     IdempotencyKeyReused,
     #[error("too many concurrent changes to the same seats; try again shortly")]
     Contention,
+    #[error("too many requests are waiting for these seats; try again in a moment")]
+    Busy,
     #[error("the event store is unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -143,6 +148,7 @@ impl CommandError {
             Self::IdempotencyInFlight => "idempotency_request_in_flight",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Contention => "contention",
+            Self::Busy => "busy",
             Self::Unavailable(_) => "store_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -172,6 +178,7 @@ impl CommandError {
             | Self::OrderNotCancellable(_)
             | Self::IdempotencyInFlight => K::Conflict,
             Self::Contention | Self::Unavailable(_) => K::Unavailable,
+            Self::Busy => K::Busy,
             Self::Internal(_) => K::Internal,
         }
     }
@@ -179,7 +186,7 @@ impl CommandError {
     /// How long a caller should wait before retrying, when retrying can help.
     pub fn retry_after_seconds(&self) -> Option<u32> {
         match self {
-            Self::Contention => Some(1),
+            Self::Contention | Self::Busy => Some(1),
             Self::Unavailable(_) => Some(5),
             _ => None,
         }
@@ -229,6 +236,7 @@ impl<E: std::error::Error> From<StoreError<E>> for CommandError {
             StoreError::Contention(_) => Self::Contention,
             StoreError::Unavailable(e) => Self::Unavailable(e),
             StoreError::Corrupt(e) => Self::Internal(e),
+            StoreError::Busy => Self::Busy,
         }
     }
 }
@@ -290,6 +298,7 @@ mod tests {
                 "contention",
                 ErrorKind::Unavailable,
             ),
+            (CommandError::Busy, "busy", ErrorKind::Busy),
         ];
         for (error, code, kind) in cases {
             assert_eq!(error.code(), code);
@@ -312,5 +321,7 @@ mod tests {
         assert_eq!(hidden.to_string(), "internal error");
         assert_eq!(hidden.cause(), Some("SELECT secret"));
         assert_eq!(CommandError::Contention.retry_after_seconds(), Some(1));
+        assert_eq!(CommandError::Busy.kind().status(), 429);
+        assert_eq!(CommandError::Busy.retry_after_seconds(), Some(1));
     }
 }

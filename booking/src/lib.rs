@@ -11,14 +11,18 @@
 //! - [`context`]: who asked, and ids derived from idempotency seeds; [`idempotency`]: stored
 //!   outcomes of requests with an idempotency key.
 //! - [`detached`]: commands that finish even when their caller leaves (what adapters serve).
-//! - [`store`]: the Postgres event store, with the bounded conflict retry.
+//! - [`store`]: the Postgres event store, with the bounded conflict retry; [`writers`]: one
+//!   in-memory writer per seat block and allowance; [`group_commit`]: their shared transactions.
+//! - [`admission`]: how many holds of one event may be decided at once;
 //! - [`views`]: what the core answers with; [`sweeper`]: records expiries nobody else recorded.
 
+pub mod admission;
 pub mod book_release;
 pub mod context;
 pub mod detached;
 pub mod error;
 pub mod expiry;
+pub mod group_commit;
 pub mod idempotency;
 pub mod identity;
 pub mod orders;
@@ -33,6 +37,7 @@ pub mod sweeper;
 pub mod tokens;
 pub mod validation;
 pub mod views;
+pub mod writers;
 
 pub use context::RequestContext;
 pub use detached::RunToCompletion;

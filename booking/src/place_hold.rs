@@ -1,7 +1,8 @@
 //! Placing a hold: check the seats, reserve the customer's allowance, take the seats block by
 //! block, and give everything back if any block refuses (see the policy of [`crate::service`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use domain::{
@@ -13,8 +14,9 @@ use domain::{
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::service::BookingService;
-use crate::store::StoreError;
+use crate::store::{load_with_version, stored_version, StoreError};
 use crate::views::{hold_view, seat_views, HoldView};
+use cqrs_es::Aggregate;
 use domain::HoldStatus;
 
 /// Checks a hold request's seats against the event and resolves them to seat ids: at least one,
@@ -58,6 +60,7 @@ impl BookingService {
     ) -> Result<HoldView, CommandError> {
         let event = self.load_known_event(event_id).await?;
         let seats = resolve_seats(&event, &seats)?;
+        let _admitted = self.admission.enter(event_id)?;
         let hold_id = HoldId(ctx.new_id(&format!("hold\n{customer_id}")));
         let now = Utc::now();
         let expires_at = now + Duration::seconds(i64::from(event.definition.hold_seconds));
@@ -173,7 +176,7 @@ impl BookingService {
     }
 
     /// `SeatsUnavailable` if any of `seats` is held or booked at `now` by another hold (read only,
-    /// no lock). A re-run of the same hold (same idempotency key) is left to the appends.
+    /// no lock; from the blocks' writers in memory when they run). A re-run of the same hold (same idempotency key) is left to the appends.
     ///
     /// Answers whether the hold is already known to one of its blocks: a re-run.
     async fn refuse_taken_seats(
@@ -185,25 +188,46 @@ impl BookingService {
     ) -> Result<bool, CommandError> {
         let by_block = event.by_block(seats);
         let ids: Vec<String> = by_block.keys().map(|b| event.block_id(*b)).collect();
-        let blocks = self.store.load::<SeatBlock>(&ids).await?;
-        let rerun = blocks.values().any(|blk| blk.hold(hold_id).is_some());
-        let taken: Vec<SeatId> = by_block
+        // The blocks' writers hold their committed states in memory; a block without a running
+        // writer is read from the store.
+        let writers = self.store.block_writers();
+        let in_memory: Option<(Blocks, Vec<usize>)> = ids
             .iter()
-            .flat_map(|(b, block_seats)| {
-                let block = blocks
-                    .get(&event.block_id(*b))
-                    .filter(|blk| blk.hold(hold_id).is_none());
-                block_seats.iter().filter(move |s| {
-                    block.is_some_and(|blk| blk.seat_status(**s, now) != SeatStatus::Available)
-                })
+            .map(|id| {
+                let c = writers.committed(id)?;
+                Some(((id.clone(), c.state), c.version))
             })
-            .copied()
             .collect();
-        if taken.is_empty() {
-            Ok(rerun)
-        } else {
-            Err(CommandError::SeatsUnavailable(seat_views(event, &taken)))
+        if let Some((blocks, versions)) = in_memory {
+            match taken_seats(event, hold_id, seats, now, &blocks) {
+                (false, taken) if taken.is_empty() => return Ok(false),
+                // Taken (or already this hold's) in memory: right only if no other process
+                // wrote those blocks since; one index lookup each says so.
+                (rerun, taken) => {
+                    let mut current = true;
+                    for (id, version) in ids.iter().zip(versions) {
+                        let stored = stored_version(self.store.pool(), SeatBlock::TYPE, id)
+                            .await
+                            .map_err(|e| CommandError::Unavailable(e.to_string()))?;
+                        current &= stored == version;
+                    }
+                    if current {
+                        return verdict(event, rerun, taken);
+                    }
+                }
+            }
         }
+        // Read from the store now (so no lookup is needed), and handed to the blocks' writers.
+        let mut blocks = Blocks::new();
+        for id in &ids {
+            let (block, version) = load_with_version::<SeatBlock>(self.store.pool(), id)
+                .await
+                .map_err(CommandError::from)?;
+            writers.seed(id, block.clone(), version);
+            blocks.insert(id.clone(), Arc::new(block));
+        }
+        let (rerun, taken) = taken_seats(event, hold_id, seats, now, &blocks);
+        verdict(event, rerun, taken)
     }
 
     /// Gives back the blocks already taken for a hold that failed, then its allowance.
@@ -238,6 +262,42 @@ impl BookingService {
         if let Err(e) = result {
             tracing::error!(%hold_id, error = %e, "could not return the allowance of a failed hold; it frees itself at expiry");
         }
+    }
+}
+
+/// Seat blocks by aggregate id, as the early check reads them.
+type Blocks = HashMap<String, Arc<SeatBlock>>;
+
+/// Whether `blocks` already know the hold, and which of `seats` another hold has at `now`.
+fn taken_seats(
+    event: &KnownEvent,
+    hold_id: HoldId,
+    seats: &[SeatId],
+    now: DateTime<Utc>,
+    blocks: &Blocks,
+) -> (bool, Vec<SeatId>) {
+    let rerun = blocks.values().any(|blk| blk.hold(hold_id).is_some());
+    let taken: Vec<SeatId> = event
+        .by_block(seats)
+        .iter()
+        .flat_map(|(b, block_seats)| {
+            let block = blocks
+                .get(&event.block_id(*b))
+                .filter(|blk| blk.hold(hold_id).is_none());
+            block_seats.iter().filter(move |s| {
+                block.is_some_and(|blk| blk.seat_status(**s, now) != SeatStatus::Available)
+            })
+        })
+        .copied()
+        .collect();
+    (rerun, taken)
+}
+
+/// The early check's answer: a re-run (`true`), go on (`false`), or the seats refused.
+fn verdict(event: &KnownEvent, rerun: bool, taken: Vec<SeatId>) -> Result<bool, CommandError> {
+    match taken.is_empty() {
+        true => Ok(rerun),
+        false => Err(CommandError::SeatsUnavailable(seat_views(event, &taken))),
     }
 }
 

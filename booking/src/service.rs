@@ -28,6 +28,7 @@ use domain::{
     SeatRef, TicketedEvent, TicketedEventCommand, TicketedEventError,
 };
 
+use crate::admission::Admission;
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::identity::{Caller, Role};
@@ -114,6 +115,7 @@ pub struct BookingService {
     pub(crate) store: EventStore,
     policy: EventPolicy,
     catalog: Arc<EventCatalog>,
+    pub(crate) admission: Admission,
 }
 
 impl BookingService {
@@ -132,6 +134,7 @@ impl BookingService {
             store,
             policy,
             catalog,
+            admission: Admission::default(),
         }
     }
 

@@ -2,6 +2,10 @@
 //! optimistic-lock conflicts, and batch loads of aggregates for reads.
 //!
 //! Policy:
+//! - Seat blocks and customer allowances, the aggregates every hold writes, go through their
+//!   in-memory writers ([`crate::writers`]: state in memory, queued commands decided in order,
+//!   group commit). What follows about turns and retries is for the others (ticketed events,
+//!   orders: a few commands each), which cqrs-es runs as before.
 //! - cqrs-es never retries; [`EventStore::execute`] reloads the aggregate and retries a command that
 //!   lost an optimistic-lock race, up to [`RetryPolicy::max_attempts`] attempts in all, sleeping an
 //!   exponential delay with random jitter in between (`backon`). A command that still conflicts
@@ -23,7 +27,9 @@
 //!   whole state.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +39,9 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use domain::{CustomerAllowance, Order, SeatBlock, TicketedEvent};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
+
+use crate::group_commit::GroupCommit;
+use crate::writers::{Writers, ALLOWANCE_IDLE, BLOCK_IDLE};
 
 type Framework<A> = CqrsFramework<A, PersistedEventStore<PostgresEventRepository, A>>;
 
@@ -83,6 +92,8 @@ pub enum StoreError<E: std::error::Error> {
     Unavailable(String),
     #[error("stored events do not match the code: {0}")]
     Corrupt(String),
+    #[error("too many commands queued for this aggregate")]
+    Busy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,13 +130,28 @@ pub struct EventStore {
     blocks: Framework<SeatBlock>,
     allowances: Framework<CustomerAllowance>,
     orders: Framework<Order>,
+    block_writers: Writers<SeatBlock>,
+    allowance_writers: Writers<CustomerAllowance>,
     /// Striped per-aggregate turns (see the module policy).
     turns: Arc<[tokio::sync::Mutex<()>]>,
 }
 
+type Running<'a, A> =
+    Pin<Box<dyn Future<Output = Result<(), StoreError<<A as Aggregate>::Error>>> + Send + 'a>>;
+
 /// Something an [`EventStore`] can run commands for.
 pub trait StoredAggregate: Aggregate + Sized {
     fn framework(store: &EventStore) -> &Framework<Self>;
+
+    /// Runs `command` through this type's in-memory writer, for types that have them.
+    fn through_writer<'a>(
+        _store: &'a EventStore,
+        _id: &'a str,
+        _command: Self::Command,
+        _metadata: HashMap<String, String>,
+    ) -> Option<Running<'a, Self>> {
+        None
+    }
 }
 
 macro_rules! stored {
@@ -136,11 +162,29 @@ macro_rules! stored {
             }
         }
     };
+    ($aggregate:ty, $field:ident, writers: $writers:ident) => {
+        impl StoredAggregate for $aggregate {
+            fn framework(store: &EventStore) -> &Framework<Self> {
+                &store.$field
+            }
+
+            fn through_writer<'a>(
+                store: &'a EventStore,
+                id: &'a str,
+                command: Self::Command,
+                metadata: HashMap<String, String>,
+            ) -> Option<Running<'a, Self>> {
+                Some(Box::pin(store.$writers.execute(id, command, metadata)))
+            }
+        }
+    };
 }
+// Events and orders see a few commands each; their commands go through cqrs-es directly.
 stored!(TicketedEvent, events);
-stored!(SeatBlock, blocks);
-stored!(CustomerAllowance, allowances);
 stored!(Order, orders);
+// The hot aggregates of a sale: one writer each, state in memory, group commit.
+stored!(SeatBlock, blocks, writers: block_writers);
+stored!(CustomerAllowance, allowances, writers: allowance_writers);
 
 fn framework<A: Aggregate<Services = ()>>(pool: &PgPool) -> Framework<A> {
     let repo = PostgresEventRepository::new(pool.clone());
@@ -155,7 +199,10 @@ fn snapshot_framework<A: Aggregate<Services = ()>>(pool: &PgPool) -> Framework<A
 
 impl EventStore {
     pub fn new(pool: PgPool, retry: RetryPolicy) -> Self {
+        let commit = Arc::new(GroupCommit::new(pool.clone()));
         Self {
+            block_writers: Writers::new(pool.clone(), commit.clone(), retry, BLOCK_IDLE),
+            allowance_writers: Writers::new(pool.clone(), commit, retry, ALLOWANCE_IDLE),
             events: framework(&pool),
             blocks: snapshot_framework(&pool),
             allowances: snapshot_framework(&pool),
@@ -173,6 +220,11 @@ impl EventStore {
         &self.pool
     }
 
+    /// The seat blocks' writers (their committed states answer early refusals).
+    pub fn block_writers(&self) -> &Writers<SeatBlock> {
+        &self.block_writers
+    }
+
     /// Runs the command built by `command` against aggregate `id`, retrying conflicts.
     pub async fn execute<A: StoredAggregate>(
         &self,
@@ -180,6 +232,9 @@ impl EventStore {
         metadata: &HashMap<String, String>,
         mut command: impl FnMut() -> A::Command,
     ) -> Result<(), StoreError<A::Error>> {
+        if let Some(running) = A::through_writer(self, id, command(), metadata.clone()) {
+            return running.await;
+        }
         let framework = A::framework(self);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (A::TYPE, id).hash(&mut hasher);
@@ -331,4 +386,58 @@ impl EventStore {
     pub async fn load_one<A: Aggregate>(&self, id: &str) -> Result<Option<A>, LoadError> {
         Ok(self.load::<A>(&[id.to_owned()]).await?.remove(id))
     }
+}
+
+/// One aggregate from its snapshot (if any) plus the events after it, with its version (the last
+/// sequence; 0 for an aggregate without events).
+pub(crate) async fn load_with_version<A: Aggregate>(
+    pool: &PgPool,
+    id: &str,
+) -> Result<(A, usize), LoadError> {
+    let rows: Vec<(serde_json::Value, bool, i64)> = sqlx::query_as(
+        "WITH snap AS (SELECT payload, last_sequence FROM snapshots
+                        WHERE aggregate_type = $1 AND aggregate_id = $2)
+         SELECT payload, true, last_sequence FROM snap
+         UNION ALL
+         (SELECT payload, false, sequence FROM events
+           WHERE aggregate_type = $1 AND aggregate_id = $2
+             AND sequence > COALESCE((SELECT last_sequence FROM snap), 0)
+           ORDER BY sequence)",
+    )
+    .bind(A::TYPE)
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let mut state = A::default();
+    let mut version = 0;
+    for (payload, snapshot, sequence) in rows {
+        let corrupt = |e| LoadError::Corrupt(format!("{} {id}", A::TYPE), e);
+        if snapshot {
+            state = serde_json::from_value::<A>(payload).map_err(corrupt)?;
+        } else {
+            state.apply(serde_json::from_value::<A::Event>(payload).map_err(corrupt)?);
+        }
+        version = sequence as usize;
+    }
+    Ok((state, version))
+}
+
+/// The version the store holds for an aggregate now (its last sequence; 0 without events): one
+/// index lookup, to tell whether a state held in memory is still the latest.
+pub(crate) async fn stored_version(
+    pool: &PgPool,
+    aggregate_type: &str,
+    id: &str,
+) -> Result<usize, sqlx::Error> {
+    // The primary key read backwards, one entry (`max()` here was planned as a scan of every
+    // event of the aggregate).
+    let version: Option<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
+          ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(aggregate_type)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(version.unwrap_or(0) as usize)
 }

@@ -133,7 +133,8 @@ pub struct HoldRequest {
         (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Some seats are not available (listed in `seats`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown, duplicate, no or too many seats; over the customer's limit", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Too much contention; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests waiting for these seats or this event (`busy`); retry after Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store could not be reached or kept conflicting; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn hold_seats(
     State(state): State<AppState>,

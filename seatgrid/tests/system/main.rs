@@ -9,7 +9,9 @@ mod graphql;
 mod helpers;
 mod own_redis;
 mod payments_mock;
+mod processes;
 #[cfg(feature = "failpoints")]
 mod saga_crash;
 mod stalls;
 mod subscriptions;
+mod write_path;

@@ -9,7 +9,6 @@
 //! checkpoint not moved; the payment recorded but the webhook not answered; one of the order's
 //! two holds booked; every seat booked but the order not confirmed.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use booking::Role;
@@ -17,72 +16,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::payments_mock::{free_port, MockProcess, SECRET as WEBHOOK_SECRET};
-
-const AUTH_SECRET: &str = "seatgrid-saga-test-secret-not-for-production";
-
-/// `seatgrid serve` as its own process.
-struct Server {
-    child: Child,
-    env: Vec<(String, String)>,
-    url: String,
-}
-
-impl Server {
-    fn start(env: Vec<(String, String)>, failpoints: Option<&str>) -> Self {
-        let url = format!(
-            "http://{}",
-            env.iter().find(|(k, _)| k == "SEATGRID_LISTEN").unwrap().1
-        );
-        let mut command = Command::new(env!("CARGO_BIN_EXE_seatgrid"));
-        command
-            .arg("serve")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env_remove("FAILPOINTS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some(f) = failpoints {
-            command.env("FAILPOINTS", f);
-        }
-        let child = command.spawn().expect("the seatgrid binary runs");
-        Self { child, env, url }
-    }
-
-    async fn ready(&self) {
-        for _ in 0..300 {
-            if let Ok(r) = reqwest::get(format!("{}/health/ready", self.url)).await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the server did not start");
-    }
-
-    /// SIGKILL, then the same server again without fail points.
-    async fn kill_and_restart(mut self) -> Self {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-        let again = Server::start(std::mem::take(&mut self.env), None);
-        again.ready().await;
-        again
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bearer(sub: &str, role: Role) -> String {
-    let minter = booking::Authenticator::hs256(AUTH_SECRET.as_bytes()).unwrap();
-    format!(
-        "Bearer {}",
-        minter.mint(sub, role, Duration::from_secs(600)).unwrap()
-    )
-}
+use crate::processes::{bearer, Server, AUTH_SECRET};
 
 /// A database, a mock provider and a server frozen at `failpoint`; an event (two rows, so two
 /// seat blocks) and two holds of alice, one per row.

@@ -1,0 +1,433 @@
+//! One writer per aggregate (seat block, customer allowance) inside a process: the aggregate's
+//! state kept in memory, its queued commands decided in order, their events group-committed.
+//!
+//! Policy:
+//! - A writer is a task that owns one aggregate's state and version. It is started by the first
+//!   command for the aggregate (loading the snapshot and the events after it) and stops when idle
+//!   ([`BLOCK_IDLE`] for seat blocks, which a sale keeps busy; [`ALLOWANCE_IDLE`] for allowances,
+//!   which a flash-sale buyer uses once), so memory follows the aggregates in use, not all there
+//!   are.
+//! - It takes every command queued at that moment (up to [`MAX_JOBS`]), decides each against the
+//!   state left by the ones before it (a refused command leaves the state as it was), and hands
+//!   all their events to the group commit ([`crate::group_commit`]) as one append numbered from
+//!   the version it holds. Every caller is answered after that commit is durable (a successful
+//!   append also proves the state it was decided on was the latest). A batch whose commands were
+//!   all refused or changed nothing writes nothing; it is answered from memory after one index
+//!   lookup confirms no other process wrote the aggregate since (else it reloads and decides
+//!   again), so a refusal or a no-op is never judged on a stale state.
+//! - Each event keeps the metadata of the command that caused it (cqrs-es' `commit` takes one
+//!   metadata map for all events; the rows it writes are otherwise the same, see
+//!   [`crate::group_commit`]).
+//! - Another process writing the same aggregate is caught by the version: the append conflicts,
+//!   the writer reloads and decides the batch again, up to [`RetryPolicy::max_attempts`] times,
+//!   then answers `Contention`. A failed or unknown commit drops the state from memory; the next
+//!   batch reloads it. A command is decided with the `now` it was built with (when it was queued,
+//!   milliseconds before).
+//! - A writer that panics answers its batch with an error (never a success) and starts again from
+//!   the store; the commands queued behind the batch are decided by the restarted writer.
+//! - Admission control: a writer's queue holds at most [`QUEUE`] commands; one more is refused at
+//!   once with [`StoreError::Busy`] (429 with `Retry-After`), instead of a long wait.
+//! - The committed state in memory ([`Writers::committed`]) answers the early refusal of a hold
+//!   ([`crate::place_hold`]) with the same check: a seat it shows taken is refused only once the
+//!   stored version matches; a seat it shows free costs nothing (the append would catch it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::group_commit::{Append, AppendError, EventRow, GroupCommit, SnapshotRow};
+use crate::store::{
+    load_with_version, stored_version, LoadError, RetryPolicy, StoreError, SNAPSHOT_EVERY,
+};
+
+/// Commands waiting for one aggregate's writer; more are refused with `Busy`.
+pub const QUEUE: usize = 512;
+/// Most commands decided and appended together.
+pub const MAX_JOBS: usize = 256;
+/// A seat block's writer without commands for this long stops (its state is dropped).
+pub const BLOCK_IDLE: Duration = Duration::from_secs(60);
+/// The same for a customer allowance's writer.
+pub const ALLOWANCE_IDLE: Duration = Duration::from_secs(2);
+
+type Answer<A> = Result<(), StoreError<<A as Aggregate>::Error>>;
+
+struct Job<A: Aggregate> {
+    command: A::Command,
+    metadata: HashMap<String, String>,
+    reply: oneshot::Sender<Answer<A>>,
+}
+
+/// The state a writer last committed (or loaded), with its version.
+#[derive(Clone)]
+pub struct Committed<A> {
+    pub state: Arc<A>,
+    pub version: usize,
+}
+
+struct Handle<A: Aggregate> {
+    jobs: mpsc::Sender<Job<A>>,
+    committed: Arc<Mutex<Option<Committed<A>>>>,
+}
+
+impl<A: Aggregate> Clone for Handle<A> {
+    fn clone(&self) -> Self {
+        Self {
+            jobs: self.jobs.clone(),
+            committed: self.committed.clone(),
+        }
+    }
+}
+
+/// The writers of one aggregate type in this process.
+pub struct Writers<A: Aggregate> {
+    running: Arc<Mutex<HashMap<String, Handle<A>>>>,
+    pool: PgPool,
+    commit: Arc<GroupCommit>,
+    retry: RetryPolicy,
+    idle: Duration,
+}
+
+impl<A> Writers<A>
+where
+    A: Aggregate<Services = ()> + Clone + 'static,
+    A::Command: Clone + Send + Sync + 'static,
+    A::Error: Send + 'static,
+{
+    /// Writers that stop after `idle` without commands.
+    pub fn new(pool: PgPool, commit: Arc<GroupCommit>, retry: RetryPolicy, idle: Duration) -> Self {
+        Self {
+            running: Default::default(),
+            pool,
+            commit,
+            retry,
+            idle,
+        }
+    }
+
+    /// Queues `command` for aggregate `id` and waits for its answer (after the durable commit).
+    pub async fn execute(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Answer<A> {
+        let (reply, answer) = oneshot::channel();
+        let mut job = Job {
+            command,
+            metadata,
+            reply,
+        };
+        // A writer that just stopped (idle) closed its queue: start another, once.
+        for _ in 0..2 {
+            let handle = self.handle(id);
+            match handle.jobs.try_send(job) {
+                Ok(()) => {
+                    return answer.await.unwrap_or_else(|_| {
+                        Err(StoreError::Unavailable(
+                            "the writer stopped before answering".into(),
+                        ))
+                    })
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics::counter!("seatgrid_writer_busy_total", "aggregate" => A::TYPE)
+                        .increment(1);
+                    return Err(StoreError::Busy);
+                }
+                Err(mpsc::error::TrySendError::Closed(back)) => {
+                    job = back;
+                    let mut running = self.running.lock().expect("writers lock");
+                    if running
+                        .get(id)
+                        .is_some_and(|h| h.jobs.same_channel(&handle.jobs))
+                    {
+                        running.remove(id);
+                    }
+                }
+            }
+        }
+        Err(StoreError::Unavailable("no writer could be started".into()))
+    }
+
+    /// The state the aggregate's writer holds as committed, if one is running and loaded.
+    pub fn committed(&self, id: &str) -> Option<Committed<A>> {
+        let running = self.running.lock().expect("writers lock");
+        let handle = running.get(id)?;
+        let committed = handle.committed.lock().expect("committed lock").clone();
+        committed
+    }
+
+    /// How many writers are running (each holds one aggregate's state).
+    pub fn running(&self) -> usize {
+        self.running.lock().expect("writers lock").len()
+    }
+
+    /// Gives a state just read from the store (at `version`) to the aggregate's writer when none
+    /// is running, so that it starts from it instead of reading it again.
+    pub fn seed(&self, id: &str, state: A, version: usize) {
+        let mut running = self.running.lock().expect("writers lock");
+        if running.get(id).is_none_or(|h| h.jobs.is_closed()) {
+            self.start(&mut running, id, Some((state, version)));
+        }
+    }
+
+    fn handle(&self, id: &str) -> Handle<A> {
+        let mut running = self.running.lock().expect("writers lock");
+        match running.get(id).filter(|h| !h.jobs.is_closed()) {
+            Some(h) => h.clone(),
+            None => self.start(&mut running, id, None),
+        }
+    }
+
+    fn start(
+        &self,
+        running: &mut HashMap<String, Handle<A>>,
+        id: &str,
+        state: Option<(A, usize)>,
+    ) -> Handle<A> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let committed = state.as_ref().map(|(state, version)| Committed {
+            state: Arc::new(state.clone()),
+            version: *version,
+        });
+        let handle = Handle {
+            jobs: tx,
+            committed: Arc::new(Mutex::new(committed)),
+        };
+        running.insert(id.to_owned(), handle.clone());
+        let writer = Writer {
+            id: id.to_owned(),
+            pool: self.pool.clone(),
+            commit: self.commit.clone(),
+            retry: self.retry,
+            idle: self.idle,
+            committed: handle.committed.clone(),
+            state,
+        };
+        tokio::spawn(writer.run(rx, self.running.clone(), handle.jobs.clone()));
+        handle
+    }
+}
+
+struct Writer<A: Aggregate> {
+    id: String,
+    pool: PgPool,
+    commit: Arc<GroupCommit>,
+    retry: RetryPolicy,
+    idle: Duration,
+    committed: Arc<Mutex<Option<Committed<A>>>>,
+    state: Option<(A, usize)>,
+}
+
+impl<A> Writer<A>
+where
+    A: Aggregate<Services = ()> + Clone + 'static,
+    A::Command: Clone + Send + Sync + 'static,
+    A::Error: Send + 'static,
+{
+    async fn run(
+        mut self,
+        mut jobs: mpsc::Receiver<Job<A>>,
+        running: Arc<Mutex<HashMap<String, Handle<A>>>>,
+        me: mpsc::Sender<Job<A>>,
+    ) {
+        loop {
+            let first = match tokio::time::timeout(self.idle, jobs.recv()).await {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(_) => {
+                    // Idle: refuse new commands, then finish those that slipped in.
+                    jobs.close();
+                    match jobs.try_recv() {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    }
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_JOBS {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            metrics::histogram!("seatgrid_writer_batch_commands", "aggregate" => A::TYPE)
+                .record(batch.len() as f64);
+            // The batch runs as its own task so that a panic in it is caught here: its callers'
+            // answers are dropped with it (an error to each, never a success).
+            let state = self.state.take();
+            let step = tokio::spawn(self.step(state, batch));
+            match step.await {
+                Ok(state) => self.state = state,
+                Err(e) => {
+                    tracing::error!(aggregate = A::TYPE, id = %self.id, error = %e, "writer failed; restarting from the store");
+                    metrics::counter!("seatgrid_writer_restarts_total", "aggregate" => A::TYPE)
+                        .increment(1);
+                    self.state = None;
+                    *self.committed.lock().expect("committed lock") = None;
+                }
+            }
+        }
+        let mut running = running.lock().expect("writers lock");
+        if running
+            .get(&self.id)
+            .is_some_and(|h| h.jobs.same_channel(&me))
+        {
+            running.remove(&self.id);
+        }
+    }
+
+    /// Decides and commits one batch; answers every job; returns the state to keep (none when
+    /// it is unknown).
+    fn step(
+        &self,
+        mut state: Option<(A, usize)>,
+        batch: Vec<Job<A>>,
+    ) -> impl std::future::Future<Output = Option<(A, usize)>> + Send + 'static {
+        let id = self.id.clone();
+        let pool = self.pool.clone();
+        let commit = self.commit.clone();
+        let committed = self.committed.clone();
+        let attempts = self.retry.max_attempts.max(1);
+        // What callers see in memory is set before they are answered, so an answered change is
+        // never missing from it; an unknown state is taken out of it.
+        let publish = move |state: Option<(A, usize)>| {
+            *committed.lock().expect("committed lock") =
+                state.as_ref().map(|(state, version)| Committed {
+                    state: Arc::new(state.clone()),
+                    version: *version,
+                });
+            state
+        };
+        async move {
+            for attempt in 1..=attempts {
+                let (current, version) = match state.take() {
+                    Some(s) => s,
+                    None => match load_with_version::<A>(&pool, &id).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let corrupt = matches!(e, LoadError::Corrupt(..));
+                            let cause = e.to_string();
+                            answer_all(batch, || match corrupt {
+                                true => StoreError::Corrupt(cause.clone()),
+                                false => StoreError::Unavailable(cause.clone()),
+                            });
+                            return publish(None);
+                        }
+                    },
+                };
+                let (next, append, decisions) = decide(&id, current, version, &batch).await;
+                let new_version = version + append.events.len();
+                if append.events.is_empty() {
+                    // Nothing to write: every answer comes from memory, which is only as good as
+                    // its version. Another process may have written since (freed a seat, closed
+                    // a hold): one index lookup says; if so, reload and decide again.
+                    match stored_version(&pool, A::TYPE, &id).await {
+                        Ok(stored) if stored == version => {
+                            let kept = publish(Some((next, version)));
+                            answer(batch, decisions);
+                            return kept;
+                        }
+                        Ok(_) => {
+                            metrics::counter!("seatgrid_writer_stale_total", "aggregate" => A::TYPE)
+                                .increment(1);
+                            continue;
+                        }
+                        Err(e) => {
+                            answer_all(batch, || StoreError::Unavailable(e.to_string()));
+                            return publish(None);
+                        }
+                    }
+                }
+                fail::fail_point!("writer.before_commit");
+                match commit.append(append).await {
+                    Ok(()) => {
+                        let kept = publish(Some((next, new_version)));
+                        answer(batch, decisions);
+                        return kept;
+                    }
+                    Err(AppendError::Conflict) => {
+                        metrics::counter!("seatgrid_optimistic_conflicts_total", "aggregate" => A::TYPE)
+                            .increment(1);
+                        tracing::debug!(aggregate = A::TYPE, %id, attempt, "another process appended first; reloading");
+                    }
+                    Err(AppendError::Unavailable(e)) => {
+                        publish(None);
+                        answer_all(batch, || StoreError::Unavailable(e.clone()));
+                        return None;
+                    }
+                }
+            }
+            metrics::counter!("seatgrid_command_contention_total", "aggregate" => A::TYPE)
+                .increment(1);
+            publish(None);
+            answer_all(batch, || StoreError::Contention(attempts));
+            None
+        }
+    }
+}
+
+/// Decides each job in order on `state`; a refused job leaves the state as it was.
+async fn decide<A>(
+    id: &str,
+    mut state: A,
+    version: usize,
+    batch: &[Job<A>],
+) -> (A, Append, Vec<Result<(), A::Error>>)
+where
+    A: Aggregate<Services = ()> + Clone,
+    A::Command: Clone,
+{
+    let mut append = Append::default();
+    let mut decisions = Vec::with_capacity(batch.len());
+    for job in batch {
+        let mut trial = state.clone();
+        let sink = EventSink::default();
+        match trial.handle(job.command.clone(), &(), &sink).await {
+            Ok(()) => {
+                state = trial;
+                let metadata = serde_json::to_value(&job.metadata).expect("metadata serializes");
+                for event in sink.collect().await {
+                    append.events.push(EventRow {
+                        aggregate_type: A::TYPE.to_owned(),
+                        aggregate_id: id.to_owned(),
+                        sequence: (version + append.events.len() + 1) as i64,
+                        event_type: event.event_type(),
+                        event_version: event.event_version(),
+                        payload: serde_json::to_value(&event).expect("events serialize"),
+                        metadata: metadata.clone(),
+                    });
+                }
+                decisions.push(Ok(()));
+            }
+            Err(e) => decisions.push(Err(e)),
+        }
+    }
+    let new_version = version + append.events.len();
+    if new_version / SNAPSHOT_EVERY > version / SNAPSHOT_EVERY {
+        append.snapshot = Some(SnapshotRow {
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: id.to_owned(),
+            last_sequence: new_version as i64,
+            current_snapshot: (new_version / SNAPSHOT_EVERY) as i64,
+            payload: serde_json::to_value(&state).expect("state serializes"),
+        });
+    }
+    (state, append, decisions)
+}
+
+fn answer<A: Aggregate>(batch: Vec<Job<A>>, decisions: Vec<Result<(), A::Error>>) {
+    for (job, decision) in batch.into_iter().zip(decisions) {
+        let _ = job.reply.send(decision.map_err(StoreError::Rejected));
+    }
+}
+
+fn answer_all<A: Aggregate>(batch: Vec<Job<A>>, error: impl Fn() -> StoreError<A::Error>) {
+    for job in batch {
+        let _ = job.reply.send(Err(error()));
+    }
+}

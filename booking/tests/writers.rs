@@ -1,0 +1,237 @@
+//! The in-memory writers and the group commit against a real PostgreSQL, with a small test
+//! aggregate (a bounded counter): a panicking command, many aggregates committed together, two
+//! "processes" (two sets of writers) on one aggregate, and a refusal that memory alone would get
+//! wrong.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use booking::group_commit::GroupCommit;
+use booking::store::StoreError;
+use booking::writers::Writers;
+use booking::RetryPolicy;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+/// Given a counter that holds 0 to 10.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Counter {
+    value: u32,
+}
+
+#[derive(Debug, Clone)]
+enum CounterCommand {
+    Add(u32),
+    Take(u32),
+    /// A bug in a decision: the writer must survive it.
+    Panic,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum CounterEvent {
+    Added(u32),
+    Taken(u32),
+}
+
+impl DomainEvent for CounterEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::Added(_) => "Added".into(),
+            Self::Taken(_) => "Taken".into(),
+        }
+    }
+    fn event_version(&self) -> String {
+        "1".into()
+    }
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("the counter is full")]
+struct Full;
+
+impl Aggregate for Counter {
+    const TYPE: &'static str = "TestCounter";
+    type Command = CounterCommand;
+    type Event = CounterEvent;
+    type Error = Full;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: CounterCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Full> {
+        let event = match command {
+            CounterCommand::Add(n) if self.value + n > 10 => return Err(Full),
+            CounterCommand::Add(n) => CounterEvent::Added(n),
+            CounterCommand::Take(n) => CounterEvent::Taken(n.min(self.value)),
+            CounterCommand::Panic => panic!("a bug in a decision"),
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: CounterEvent) {
+        match event {
+            CounterEvent::Added(n) => self.value += n,
+            CounterEvent::Taken(n) => self.value -= n,
+        }
+    }
+}
+
+/// One process's writers over `pool`.
+fn writers(pool: &PgPool) -> Arc<Writers<Counter>> {
+    let commit = Arc::new(GroupCommit::new(pool.clone()));
+    Arc::new(Writers::new(
+        pool.clone(),
+        commit,
+        RetryPolicy::default(),
+        std::time::Duration::from_secs(5),
+    ))
+}
+
+async fn stored_events(pool: &PgPool, id: &str) -> Vec<(i64, serde_json::Value)> {
+    sqlx::query_as(
+        "SELECT sequence, payload FROM events
+          WHERE aggregate_type = 'TestCounter' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+fn meta() -> HashMap<String, String> {
+    HashMap::from([("correlation_id".to_owned(), "test".to_owned())])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_panics_answers_its_batch_with_errors_and_starts_again() {
+    let (_, pool) = migrations::testing::fresh_database(5).await;
+    let w = writers(&pool);
+    // Given commands queued together with one that panics.
+    let mut asked = Vec::new();
+    for i in 0..40 {
+        let w = w.clone();
+        let command = match i {
+            20 => CounterCommand::Panic,
+            i if i % 2 == 0 => CounterCommand::Add(1),
+            _ => CounterCommand::Take(1),
+        };
+        asked.push(tokio::spawn(async move {
+            w.execute("c1", command, meta()).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for a in asked {
+        answers.push(a.await.unwrap());
+    }
+    // Then the panicking command (and any decided with it) got an error, never a success...
+    assert!(matches!(answers[20], Err(StoreError::Unavailable(_))));
+    // ...and every success is stored, and nothing else is.
+    let successes = answers.iter().filter(|a| a.is_ok()).count();
+    let stored = stored_events(&pool, "c1").await;
+    assert_eq!(stored.len(), successes);
+    assert!(stored
+        .iter()
+        .enumerate()
+        .all(|(i, (seq, _))| *seq == i as i64 + 1));
+    // And the writer goes on from the store.
+    w.execute("c1", CounterCommand::Add(1), meta())
+        .await
+        .unwrap();
+    assert_eq!(stored_events(&pool, "c1").await.len(), successes + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_aggregates_are_appended_together_each_with_its_own_version() {
+    let (_, pool) = migrations::testing::fresh_database(5).await;
+    let w = writers(&pool);
+    let mut asked = Vec::new();
+    for i in 0..300 {
+        let w = w.clone();
+        asked.push(tokio::spawn(async move {
+            let id = format!("c{}", i % 100);
+            w.execute(&id, CounterCommand::Add(1), meta()).await
+        }));
+    }
+    for a in asked {
+        a.await.unwrap().unwrap();
+    }
+    for i in 0..100 {
+        let events = stored_events(&pool, &format!("c{i}")).await;
+        assert_eq!(events.len(), 3, "c{i}");
+        assert_eq!(w.committed(&format!("c{i}")).unwrap().version, 3);
+    }
+    // Each event carries the metadata of the command that made it.
+    let (metadata,): (serde_json::Value,) =
+        sqlx::query_as("SELECT metadata FROM events WHERE aggregate_type = 'TestCounter' LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(metadata["correlation_id"], "test");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_aggregate_lose_nothing_and_refuse_nothing_wrongly() {
+    let (_, pool) = migrations::testing::fresh_database(8).await;
+    let (a, b) = (writers(&pool), writers(&pool));
+    // Given both processes adding to one counter at once: versions decide, a loser reloads.
+    let mut asked = Vec::new();
+    for i in 0..10 {
+        let w = if i % 2 == 0 { a.clone() } else { b.clone() };
+        asked.push(tokio::spawn(async move {
+            w.execute("shared", CounterCommand::Add(1), meta()).await
+        }));
+    }
+    for x in asked {
+        x.await.unwrap().unwrap();
+    }
+    let events = stored_events(&pool, "shared").await;
+    assert_eq!(events.len(), 10);
+    // When A knows the counter full and B takes 5 away...
+    assert!(matches!(
+        a.execute("shared", CounterCommand::Add(1), meta()).await,
+        Err(StoreError::Rejected(Full))
+    ));
+    b.execute("shared", CounterCommand::Take(5), meta())
+        .await
+        .unwrap();
+    // ...then A does not refuse from what it remembers: it sees B's change and adds.
+    a.execute("shared", CounterCommand::Add(3), meta())
+        .await
+        .unwrap();
+    assert_eq!(a.committed("shared").unwrap().state.value, 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_refused_at_once_as_busy() {
+    let (_, pool) = migrations::testing::fresh_database(5).await;
+    let w = writers(&pool);
+    let queued = booking::writers::QUEUE + booking::writers::MAX_JOBS + 200;
+    let mut asked = Vec::new();
+    for _ in 0..queued {
+        let w = w.clone();
+        asked.push(tokio::spawn(async move {
+            w.execute("hot", CounterCommand::Take(0), meta()).await
+        }));
+    }
+    let mut busy = 0;
+    for x in asked {
+        match x.await.unwrap() {
+            Ok(()) => {}
+            Err(StoreError::Busy) => busy += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(busy > 0, "some were refused as busy");
+    // Nothing refused was written; everything accepted was.
+    assert_eq!(
+        stored_events(&pool, "hot").await.len(),
+        queued - busy,
+        "one event per accepted command"
+    );
+}

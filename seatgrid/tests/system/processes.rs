@@ -1,0 +1,90 @@
+//! `seatgrid serve` as its own OS process, for the tests that kill it (`kill -9`) or run two.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use booking::Role;
+
+pub const AUTH_SECRET: &str = "seatgrid-saga-test-secret-not-for-production";
+
+/// `seatgrid serve` as its own process.
+pub struct Server {
+    child: Child,
+    env: Vec<(String, String)>,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(env: Vec<(String, String)>, failpoints: Option<&str>) -> Self {
+        let url = format!(
+            "http://{}",
+            env.iter().find(|(k, _)| k == "SEATGRID_LISTEN").unwrap().1
+        );
+        let mut command = Command::new(env!("CARGO_BIN_EXE_seatgrid"));
+        command
+            .arg("serve")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("FAILPOINTS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(f) = failpoints {
+            command.env("FAILPOINTS", f);
+        }
+        let child = command.spawn().expect("the seatgrid binary runs");
+        Self { child, env, url }
+    }
+
+    pub async fn ready(&self) {
+        for _ in 0..300 {
+            if let Ok(r) = reqwest::get(format!("{}/health/ready", self.url)).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server did not start");
+    }
+
+    /// SIGKILL, then the same server again without fail points.
+    pub async fn kill_and_restart(mut self) -> Self {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+        let again = Server::start(std::mem::take(&mut self.env), None);
+        again.ready().await;
+        again
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bearer(sub: &str, role: Role) -> String {
+    let minter = booking::Authenticator::hs256(AUTH_SECRET.as_bytes()).unwrap();
+    format!(
+        "Bearer {}",
+        minter.mint(sub, role, Duration::from_secs(600)).unwrap()
+    )
+}
+
+/// The environment of a test server on `port` over `db_url` (no ClickHouse, no rate limits, no
+/// payment provider), sharing Redis keys under `redis_prefix` with any other server given it.
+pub fn server_env(db_url: &str, port: u16, redis_prefix: &str) -> Vec<(String, String)> {
+    [
+        ("DATABASE_URL", db_url.to_owned()),
+        ("REDIS_URL", crate::helpers::redis_url()),
+        ("SEATGRID_REDIS_PREFIX", redis_prefix.to_owned()),
+        ("SEATGRID_LISTEN", format!("127.0.0.1:{port}")),
+        ("SEATGRID_RATE_LIMITS", "off".into()),
+        ("CLICKHOUSE_URL", "off".into()),
+        ("AUTH_HS256_SECRET", AUTH_SECRET.into()),
+        ("RUST_LOG", "warn".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
