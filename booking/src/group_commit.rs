@@ -9,8 +9,10 @@
 //!   after that commit is durable (`synchronous_commit` as the database is configured).
 //! - Optimistic versioning stays the arbiter: the events table's primary key (type, id,
 //!   sequence) refuses a second writer of the same version, and postgres-es reads the same rows.
-//!   A shared transaction that hits a conflict is rolled back and its appends are written one
-//!   transaction each, so only the loser is told [`AppendError::Conflict`] (and reloads).
+//!   The insert skips rows whose version is taken (`ON CONFLICT DO NOTHING`) and returns the rows
+//!   it wrote; an append that did not get all its rows is a loser: the rows it did get are
+//!   deleted in the same transaction, the others commit, and only the loser is told
+//!   [`AppendError::Conflict`] (and reloads). A conflict costs one skipped row, not the batch.
 //! - Any other failure answers every append of the transaction [`AppendError::Unavailable`]: the
 //!   outcome may be unknown (a connection lost during `COMMIT`), so writers drop what they hold in
 //!   memory and reload before their next decision.
@@ -22,6 +24,7 @@
 //! - The queue is bounded ([`QUEUE`] appends): when full, a writer waits for room (its own queue,
 //!   which is bounded too, then answers callers `Busy`).
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use sqlx::PgPool;
@@ -145,19 +148,19 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Pending>) {
     metrics::histogram!("seatgrid_group_commit_events").record(events as f64);
     metrics::histogram!("seatgrid_group_commit_appends").record(appends.len() as f64);
     match write(pool, &appends).await {
-        Ok(()) => batch.into_iter().for_each(|p| {
-            let _ = p.reply.send(Ok(()));
-        }),
-        Err(e) if is_conflict(&e) && batch.len() > 1 => {
-            // Someone else appended to one of them: find who, one transaction each.
-            metrics::counter!("seatgrid_group_commit_split_total").increment(1);
-            for p in batch {
-                let result = write(pool, &[&p.append]).await.map_err(answer);
-                let _ = p.reply.send(result);
+        Ok(lost) => {
+            if lost.iter().any(|l| *l) {
+                metrics::counter!("seatgrid_group_commit_conflicts_total").increment(1);
+            }
+            for (p, lost) in batch.into_iter().zip(lost) {
+                let _ = p.reply.send(match lost {
+                    true => Err(AppendError::Conflict),
+                    false => Ok(()),
+                });
             }
         }
         Err(e) => {
-            let answer = answer(e);
+            let answer = AppendError::Unavailable(e.to_string());
             batch.into_iter().for_each(|p| {
                 let _ = p.reply.send(Err(answer.clone()));
             });
@@ -165,20 +168,9 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Pending>) {
     }
 }
 
-fn is_conflict(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
-}
-
-fn answer(e: sqlx::Error) -> AppendError {
-    if is_conflict(&e) {
-        AppendError::Conflict
-    } else {
-        AppendError::Unavailable(e.to_string())
-    }
-}
-
-/// One transaction: every event in one statement, then the snapshots.
-async fn write(pool: &PgPool, appends: &[&Append]) -> Result<(), sqlx::Error> {
+/// One transaction: every event in one statement, then the snapshots. Answers, for each append,
+/// whether it lost a version race (and so wrote nothing).
+async fn write(pool: &PgPool, appends: &[&Append]) -> Result<Vec<bool>, sqlx::Error> {
     let rows = appends.iter().flat_map(|a| a.events.iter());
     let mut types = Vec::new();
     let mut ids = Vec::new();
@@ -197,11 +189,13 @@ async fn write(pool: &PgPool, appends: &[&Append]) -> Result<(), sqlx::Error> {
         metadata.push(&row.metadata);
     }
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    let written: Vec<(String, String, i64)> = sqlx::query_as(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                              payload, metadata)
          SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                              $6::jsonb[], $7::jsonb[])",
+                              $6::jsonb[], $7::jsonb[])
+         ON CONFLICT DO NOTHING
+         RETURNING aggregate_type, aggregate_id, sequence",
     )
     .bind(types)
     .bind(ids)
@@ -210,9 +204,37 @@ async fn write(pool: &PgPool, appends: &[&Append]) -> Result<(), sqlx::Error> {
     .bind(versions)
     .bind(payloads)
     .bind(metadata)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    for snapshot in appends.iter().filter_map(|a| a.snapshot.as_ref()) {
+    let written: HashSet<(String, String, i64)> = written.into_iter().collect();
+    let lost: Vec<bool> = appends
+        .iter()
+        .map(|a| a.events.iter().any(|row| !written.contains(&key(row))))
+        .collect();
+    // A loser's rows that did go in (a later version than the one taken) come out again.
+    let undo: Vec<&EventRow> = appends
+        .iter()
+        .zip(&lost)
+        .filter(|(_, lost)| **lost)
+        .flat_map(|(a, _)| a.events.iter())
+        .filter(|row| written.contains(&key(row)))
+        .collect();
+    if !undo.is_empty() {
+        let ids: Vec<&str> = undo.iter().map(|r| r.aggregate_id.as_str()).collect();
+        let types: Vec<&str> = undo.iter().map(|r| r.aggregate_type.as_str()).collect();
+        let sequences: Vec<i64> = undo.iter().map(|r| r.sequence).collect();
+        sqlx::query(
+            "DELETE FROM events e USING unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, i, s)
+              WHERE e.aggregate_type = u.t AND e.aggregate_id = u.i AND e.sequence = u.s",
+        )
+        .bind(types)
+        .bind(ids)
+        .bind(sequences)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let kept = appends.iter().zip(&lost).filter(|(_, lost)| !**lost);
+    for snapshot in kept.filter_map(|(a, _)| a.snapshot.as_ref()) {
         sqlx::query(
             "WITH replaced AS (
                  UPDATE snapshots SET last_sequence = $3, current_snapshot = $4, payload = $5
@@ -230,5 +252,14 @@ async fn write(pool: &PgPool, appends: &[&Append]) -> Result<(), sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(lost)
+}
+
+fn key(row: &EventRow) -> (String, String, i64) {
+    (
+        row.aggregate_type.clone(),
+        row.aggregate_id.clone(),
+        row.sequence,
+    )
 }

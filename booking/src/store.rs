@@ -41,7 +41,7 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
 use crate::group_commit::GroupCommit;
-use crate::writers::{Writers, ALLOWANCE_IDLE, BLOCK_IDLE};
+use crate::writers::{ColdStart, Writers, ALLOWANCE_IDLE, BLOCK_IDLE};
 
 type Framework<A> = CqrsFramework<A, PersistedEventStore<PostgresEventRepository, A>>;
 
@@ -201,8 +201,20 @@ impl EventStore {
     pub fn new(pool: PgPool, retry: RetryPolicy) -> Self {
         let commit = Arc::new(GroupCommit::new(pool.clone()));
         Self {
-            block_writers: Writers::new(pool.clone(), commit.clone(), retry, BLOCK_IDLE),
-            allowance_writers: Writers::new(pool.clone(), commit, retry, ALLOWANCE_IDLE),
+            block_writers: Writers::new(
+                pool.clone(),
+                commit.clone(),
+                retry,
+                BLOCK_IDLE,
+                ColdStart::Load,
+            ),
+            allowance_writers: Writers::new(
+                pool.clone(),
+                commit,
+                retry,
+                ALLOWANCE_IDLE,
+                ColdStart::AssumeNew,
+            ),
             events: framework(&pool),
             blocks: snapshot_framework(&pool),
             allowances: snapshot_framework(&pool),

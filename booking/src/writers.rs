@@ -8,13 +8,17 @@
 //!   which a flash-sale buyer uses once), so memory follows the aggregates in use, not all there
 //!   are.
 //! - It takes every command queued at that moment (up to [`MAX_JOBS`]), decides each against the
-//!   state left by the ones before it (a refused command leaves the state as it was), and hands
+//!   state left by the ones before it, and hands
 //!   all their events to the group commit ([`crate::group_commit`]) as one append numbered from
 //!   the version it holds. Every caller is answered after that commit is durable (a successful
 //!   append also proves the state it was decided on was the latest). A batch whose commands were
 //!   all refused or changed nothing writes nothing; it is answered from memory after one index
 //!   lookup confirms no other process wrote the aggregate since (else it reloads and decides
 //!   again), so a refusal or a no-op is never judged on a stale state.
+//! - Decisions are made on the state itself, not a copy: an aggregate decides before it writes
+//!   (the cqrs-es convention), so a refused command leaves the state as it was. One that wrote
+//!   events and then refused makes its whole batch fail with an error (never a wrong answer) and
+//!   the writer reloads.
 //! - Each event keeps the metadata of the command that caused it (cqrs-es' `commit` takes one
 //!   metadata map for all events; the rows it writes are otherwise the same, see
 //!   [`crate::group_commit`]).
@@ -90,6 +94,19 @@ pub struct Writers<A: Aggregate> {
     commit: Arc<GroupCommit>,
     retry: RetryPolicy,
     idle: Duration,
+    cold: ColdStart,
+}
+
+/// What a writer without a state in memory starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColdStart {
+    /// The snapshot and the events after it, read from the store.
+    Load,
+    /// A new aggregate (version 0), unread: right for aggregates that are usually new when first
+    /// used (a flash-sale buyer's allowance). When it is not new, the append of version 1 loses
+    /// to the stored one (or the lookup before an answer from memory sees a later version) and
+    /// the writer loads it then: one skipped row instead of a read per new aggregate.
+    AssumeNew,
 }
 
 impl<A> Writers<A>
@@ -98,14 +115,21 @@ where
     A::Command: Clone + Send + Sync + 'static,
     A::Error: Send + 'static,
 {
-    /// Writers that stop after `idle` without commands.
-    pub fn new(pool: PgPool, commit: Arc<GroupCommit>, retry: RetryPolicy, idle: Duration) -> Self {
+    /// Writers that stop after `idle` without commands and start as `cold` says.
+    pub fn new(
+        pool: PgPool,
+        commit: Arc<GroupCommit>,
+        retry: RetryPolicy,
+        idle: Duration,
+        cold: ColdStart,
+    ) -> Self {
         Self {
             running: Default::default(),
             pool,
             commit,
             retry,
             idle,
+            cold,
         }
     }
 
@@ -205,6 +229,7 @@ where
             commit: self.commit.clone(),
             retry: self.retry,
             idle: self.idle,
+            cold: self.cold,
             committed: handle.committed.clone(),
             state,
         };
@@ -219,6 +244,7 @@ struct Writer<A: Aggregate> {
     commit: Arc<GroupCommit>,
     retry: RetryPolicy,
     idle: Duration,
+    cold: ColdStart,
     committed: Arc<Mutex<Option<Committed<A>>>>,
     state: Option<(A, usize)>,
 }
@@ -293,6 +319,7 @@ where
         let commit = self.commit.clone();
         let committed = self.committed.clone();
         let attempts = self.retry.max_attempts.max(1);
+        let mut assume_new = self.cold == ColdStart::AssumeNew;
         // What callers see in memory is set before they are answered, so an answered change is
         // never missing from it; an unknown state is taken out of it.
         let publish = move |state: Option<(A, usize)>| {
@@ -307,6 +334,8 @@ where
             for attempt in 1..=attempts {
                 let (current, version) = match state.take() {
                     Some(s) => s,
+                    // Once only: after a conflict or a later stored version, it is read.
+                    None if std::mem::take(&mut assume_new) => (A::default(), 0),
                     None => match load_with_version::<A>(&pool, &id).await {
                         Ok(s) => s,
                         Err(e) => {
@@ -320,7 +349,14 @@ where
                         }
                     },
                 };
-                let (next, append, decisions) = decide(&id, current, version, &batch).await;
+                let Ok((next, append, decisions)) = decide(&id, current, version, &batch).await
+                else {
+                    tracing::error!(aggregate = A::TYPE, %id, "a decision wrote events and then refused; its batch fails");
+                    answer_all(batch, || {
+                        StoreError::Unavailable("a decision wrote events and then refused".into())
+                    });
+                    return publish(None);
+                };
                 let new_version = version + append.events.len();
                 if append.events.is_empty() {
                     // Nothing to write: every answer comes from memory, which is only as good as
@@ -377,7 +413,7 @@ async fn decide<A>(
     mut state: A,
     version: usize,
     batch: &[Job<A>],
-) -> (A, Append, Vec<Result<(), A::Error>>)
+) -> Result<(A, Append, Vec<Result<(), A::Error>>), WroteThenRefused>
 where
     A: Aggregate<Services = ()> + Clone,
     A::Command: Clone,
@@ -385,13 +421,13 @@ where
     let mut append = Append::default();
     let mut decisions = Vec::with_capacity(batch.len());
     for job in batch {
-        let mut trial = state.clone();
         let sink = EventSink::default();
-        match trial.handle(job.command.clone(), &(), &sink).await {
+        let decided = state.handle(job.command.clone(), &(), &sink).await;
+        let events = sink.collect().await;
+        match decided {
             Ok(()) => {
-                state = trial;
                 let metadata = serde_json::to_value(&job.metadata).expect("metadata serializes");
-                for event in sink.collect().await {
+                for event in events {
                     append.events.push(EventRow {
                         aggregate_type: A::TYPE.to_owned(),
                         aggregate_id: id.to_owned(),
@@ -404,7 +440,9 @@ where
                 }
                 decisions.push(Ok(()));
             }
-            Err(e) => decisions.push(Err(e)),
+            Err(e) if events.is_empty() => decisions.push(Err(e)),
+            // Wrote, then refused: the state holds events nobody will commit.
+            Err(_) => return Err(WroteThenRefused),
         }
     }
     let new_version = version + append.events.len();
@@ -417,8 +455,12 @@ where
             payload: serde_json::to_value(&state).expect("state serializes"),
         });
     }
-    (state, append, decisions)
+    Ok((state, append, decisions))
 }
+
+/// A decision that wrote events and then refused (see the module policy).
+#[derive(Debug)]
+struct WroteThenRefused;
 
 fn answer<A: Aggregate>(batch: Vec<Job<A>>, decisions: Vec<Result<(), A::Error>>) {
     for (job, decision) in batch.into_iter().zip(decisions) {

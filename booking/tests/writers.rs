@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use booking::group_commit::GroupCommit;
 use booking::store::StoreError;
-use booking::writers::Writers;
+use booking::writers::{ColdStart, Writers};
 use booking::RetryPolicy;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -24,6 +24,8 @@ struct Counter {
 #[derive(Debug, Clone)]
 enum CounterCommand {
     Add(u32),
+    /// Two events of `Added(1)`.
+    AddOneTwice,
     Take(u32),
     /// A bug in a decision: the writer must survive it.
     Panic,
@@ -65,6 +67,11 @@ impl Aggregate for Counter {
         sink: &EventSink<Self>,
     ) -> Result<(), Full> {
         let event = match command {
+            CounterCommand::AddOneTwice if self.value + 2 > 10 => return Err(Full),
+            CounterCommand::AddOneTwice => {
+                sink.write(CounterEvent::Added(1), self).await;
+                CounterEvent::Added(1)
+            }
             CounterCommand::Add(n) if self.value + n > 10 => return Err(Full),
             CounterCommand::Add(n) => CounterEvent::Added(n),
             CounterCommand::Take(n) => CounterEvent::Taken(n.min(self.value)),
@@ -90,6 +97,7 @@ fn writers(pool: &PgPool) -> Arc<Writers<Counter>> {
         commit,
         RetryPolicy::default(),
         std::time::Duration::from_secs(5),
+        ColdStart::Load,
     ))
 }
 
@@ -234,4 +242,62 @@ async fn a_full_queue_is_refused_at_once_as_busy() {
         queued - busy,
         "one event per accepted command"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_assumes_new_reads_the_aggregate_when_it_is_not_new() {
+    let (_, pool) = migrations::testing::fresh_database(5).await;
+    // Given a counter at 10, written by a writer that has since gone.
+    let first = writers(&pool);
+    first
+        .execute("old", CounterCommand::Add(10), meta())
+        .await
+        .unwrap();
+    let commit = Arc::new(GroupCommit::new(pool.clone()));
+    let assuming = Writers::<Counter>::new(
+        pool.clone(),
+        commit,
+        RetryPolicy::default(),
+        std::time::Duration::from_secs(5),
+        ColdStart::AssumeNew,
+    );
+    // When a writer that assumes it new adds 1, then it is refused as the stored counter says...
+    assert!(matches!(
+        assuming
+            .execute("old", CounterCommand::Add(1), meta())
+            .await,
+        Err(StoreError::Rejected(Full))
+    ));
+    // ...nothing was added, and a new counter is written without being read first.
+    assert_eq!(stored_events(&pool, "old").await.len(), 1);
+    assuming
+        .execute("new", CounterCommand::Add(2), meta())
+        .await
+        .unwrap();
+    assert_eq!(assuming.committed("new").unwrap().version, 1);
+    // And a later version's rows never stay behind a lost race: only the winner's are stored.
+    let events = stored_events(&pool, "old").await;
+    assert_eq!(events[0].1, serde_json::json!({"Added": 10}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_batch_of_several_events_leaves_none_of_them_behind() {
+    let (_, pool) = migrations::testing::fresh_database(5).await;
+    let (a, b) = (writers(&pool), writers(&pool));
+    a.execute("c", CounterCommand::Add(1), meta())
+        .await
+        .unwrap();
+    // B writes version 2 behind A's back; A, still at version 1, decides a command of two
+    // events: versions 2 and 3, of which 3 is free and 2 is not.
+    b.execute("c", CounterCommand::Add(1), meta())
+        .await
+        .unwrap();
+    a.execute("c", CounterCommand::AddOneTwice, meta())
+        .await
+        .unwrap();
+    // Every version once, each the event of a command that was answered, in order.
+    let events = stored_events(&pool, "c").await;
+    let sequences: Vec<i64> = events.iter().map(|(s, _)| *s).collect();
+    assert_eq!(sequences, [1, 2, 3, 4]);
+    assert_eq!(a.committed("c").unwrap().state.value, 4);
 }

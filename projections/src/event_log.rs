@@ -35,6 +35,24 @@ static READ_AFTER: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The same, with the payload and metadata of the events of some aggregate types only (the
+/// others come as `null`): every event is still read in order, so a checkpoint moves past the
+/// events a reader does not need, but they are neither sent in full nor decoded.
+static READ_AFTER_OF: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
+                sequence, event_type, event_version,
+                CASE WHEN aggregate_type = ANY($4) THEN payload ELSE 'null' END AS payload,
+                CASE WHEN aggregate_type = ANY($4) THEN metadata ELSE 'null' END AS metadata,
+                recorded_at
+           FROM events
+          WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
+            AND {VISIBLE_TO_EVERY_READER}
+          ORDER BY transaction_id, position
+          LIMIT $3"
+    )
+});
+
 /// One stored domain event with its place in the global order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEvent {
@@ -103,12 +121,30 @@ impl EventLog {
         after: GlobalPosition,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, EventLogError> {
-        let rows: Vec<EventRow> = sqlx::query_as(&READ_AFTER)
+        self.read_after_of(after, limit, None).await
+    }
+
+    /// Like [`EventLog::read_after`], with payloads and metadata for the events of `types` only
+    /// (`None`: all; the others' are `null`).
+    pub async fn read_after_of(
+        &self,
+        after: GlobalPosition,
+        limit: i64,
+        types: Option<&[&str]>,
+    ) -> Result<Vec<RecordedEvent>, EventLogError> {
+        let sql: &str = match types {
+            Some(_) => &READ_AFTER_OF,
+            None => &READ_AFTER,
+        };
+        let query = sqlx::query_as(sql)
             .bind(after.stored_transaction_id())
             .bind(after.position)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(limit);
+        let query = match types {
+            Some(types) => query.bind(types.to_vec()),
+            None => query,
+        };
+        let rows: Vec<EventRow> = query.fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(EventRow::recorded).collect())
     }
 

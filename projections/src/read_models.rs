@@ -133,6 +133,9 @@ impl Projection for ReadModelProjection {
         READ_MODELS
     }
 
+    // Every aggregate type: a hold's status follows its allowance too (a failed hold is one whose
+    // allowance was returned as failed), so allowance events are not skipped here.
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

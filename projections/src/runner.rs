@@ -56,6 +56,14 @@ pub trait Projection: Send + Sync + 'static {
     /// The checkpoint's name; stable across releases.
     fn name(&self) -> &'static str;
 
+    /// The aggregate types whose events it applies (`None`: all). The others are read past (the
+    /// checkpoint moves over them) without their payloads, and not decoded or remembered as
+    /// applied: the order process and the payment relay need orders only, a small share of a
+    /// sale's log.
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
     /// Applies a batch inside the transaction that also advances the checkpoint. Must be
     /// idempotent: the same events may be delivered again after a crash.
     async fn apply(
@@ -279,14 +287,26 @@ impl<P: Projection> ProjectorRunner<P> {
 
     /// Applies the next batch after `from`, if any.
     async fn step(&self, from: GlobalPosition) -> Result<Step, ProjectionError> {
-        let events = self.log.read_after(from, self.config.batch_size).await?;
-        let Some(last) = events.last().map(|e| e.global) else {
+        let types = self.projection.aggregate_types();
+        let read = self
+            .log
+            .read_after_of(from, self.config.batch_size, types)
+            .await?;
+        let Some(last) = read.last().map(|e| e.global) else {
             return Ok(Step::Idle);
+        };
+        let read_count = read.len();
+        let events: Vec<RecordedEvent> = match types {
+            Some(types) => read
+                .into_iter()
+                .filter(|e| types.contains(&e.aggregate_type.as_str()))
+                .collect(),
+            None => read,
         };
         let mut tx = self.pool.begin().await?;
         let effects = self.projection.apply(&mut tx, &events).await?;
         let name = self.projection.name();
-        if !Checkpoints::advance(&mut tx, name, from, last, events.len()).await? {
+        if !Checkpoints::advance(&mut tx, name, from, last, read_count).await? {
             tx.rollback().await?;
             tracing::info!(
                 projection = name,

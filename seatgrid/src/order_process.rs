@@ -45,6 +45,10 @@ impl Projection for OrderProcess {
         ORDER_PROCESS
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[domain::stored::aggregate_type::ORDER])
+    }
+
     async fn apply(
         &self,
         _tx: &mut PgConnection,

@@ -126,6 +126,10 @@ impl Projection for PaymentRelay {
         PAYMENT_REQUESTS
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[domain::stored::aggregate_type::ORDER])
+    }
+
     async fn apply(
         &self,
         _tx: &mut PgConnection,

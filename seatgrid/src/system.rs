@@ -124,6 +124,7 @@ impl System {
         let order_process = payment_relay.as_ref().map(|_| {
             let own = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(ORDER_PROCESS_CONNECTIONS)
+                .test_before_acquire(false)
                 .connect_lazy_with(pool.connect_options().as_ref().clone());
             let store = booking::EventStore::new(own.clone(), retry);
             let core = Arc::new(BookingService::with_catalog(store, policy, catalog.clone()));
