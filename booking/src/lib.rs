@@ -11,8 +11,10 @@
 //! - [`context`]: who asked, and ids derived from idempotency seeds; [`idempotency`]: stored
 //!   outcomes of requests with an idempotency key.
 //! - [`detached`]: commands that finish even when their caller leaves (what adapters serve).
-//! - [`store`]: the Postgres event store, with the bounded conflict retry; [`writers`]: one
-//!   in-memory writer per seat block and allowance; [`group_commit`]: their shared transactions.
+//! - [`persistence`]: the store's errors, retry policy and version reads, below both ways of
+//!   writing: [`store`]: the Postgres event store, with the bounded conflict retry; [`writers`]: one
+//!   in-memory writer per seat block and allowance ([`writer_batch`]: one batch's decisions); [`group_commit`]: their shared transactions;
+//!   [`version_probe`]: the version lookups refusals from memory share.
 //! - [`admission`]: how many holds of one event may be decided at once;
 //! - [`views`]: what the core answers with; [`sweeper`]: records expiries nobody else recorded.
 
@@ -27,6 +29,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod orders;
 pub mod payments;
+pub mod persistence;
 pub mod place_hold;
 pub mod reads;
 pub mod reconcile;
@@ -36,7 +39,9 @@ pub mod store;
 pub mod sweeper;
 pub mod tokens;
 pub mod validation;
+pub mod version_probe;
 pub mod views;
+pub mod writer_batch;
 pub mod writers;
 
 pub use context::RequestContext;

@@ -13,10 +13,10 @@ use domain::{
 
 use crate::context::RequestContext;
 use crate::error::CommandError;
+use crate::persistence::load_with_version;
 use crate::service::BookingService;
-use crate::store::{load_with_version, stored_version, StoreError};
+use crate::store::StoreError;
 use crate::views::{hold_view, seat_views, HoldView};
-use cqrs_es::Aggregate;
 use domain::HoldStatus;
 
 /// Checks a hold request's seats against the event and resolves them to seat ids: at least one,
@@ -202,13 +202,17 @@ impl BookingService {
             match taken_seats(event, hold_id, seats, now, &blocks) {
                 (false, taken) if taken.is_empty() => return Ok(false),
                 // Taken (or already this hold's) in memory: right only if no other process
-                // wrote those blocks since; one index lookup each says so.
+                // wrote those blocks since; one index lookup each says so (shared by the
+                // refusals of a crowd: `crate::version_probe`).
                 (rerun, taken) => {
                     let mut current = true;
                     for (id, version) in ids.iter().zip(versions) {
-                        let stored = stored_version(self.store.pool(), SeatBlock::TYPE, id)
+                        let stored = self
+                            .store
+                            .block_probes()
+                            .stored_version(id)
                             .await
-                            .map_err(|e| CommandError::Unavailable(e.to_string()))?;
+                            .map_err(CommandError::Unavailable)?;
                         current &= stored == version;
                     }
                     if current {

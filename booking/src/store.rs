@@ -33,7 +33,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use domain::{CustomerAllowance, Order, SeatBlock, TicketedEvent};
@@ -41,77 +41,16 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
 use crate::group_commit::GroupCommit;
+use crate::persistence::load_with_version;
+pub use crate::persistence::{LoadError, RetryPolicy, StoreError, SNAPSHOT_EVERY};
+use crate::version_probe::VersionProbes;
 use crate::writers::{ColdStart, Writers, ALLOWANCE_IDLE, BLOCK_IDLE};
 
 type Framework<A> = CqrsFramework<A, PersistedEventStore<PostgresEventRepository, A>>;
 
-/// How many events between two snapshots of a seat block or allowance.
-pub const SNAPSHOT_EVERY: usize = 20;
-
 /// Longest wait for an aggregate's turn in this process before answering "contention".
 pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 const LOCK_STRIPES: usize = 1024;
-
-/// How hard to try when concurrent commands on one aggregate conflict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            base_delay: Duration::from_millis(2),
-            max_delay: Duration::from_millis(100),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delays between attempts: exponential from `base_delay`, capped at `max_delay`, each
-    /// with random jitter so that racing commands spread out.
-    fn backoff(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_min_delay(self.base_delay)
-            .with_max_delay(self.max_delay)
-            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
-            .with_jitter()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError<E: std::error::Error> {
-    #[error("refused: {0}")]
-    Rejected(E),
-    #[error("still conflicting after {0} attempts")]
-    Contention(u32),
-    #[error("event store unavailable: {0}")]
-    Unavailable(String),
-    #[error("stored events do not match the code: {0}")]
-    Corrupt(String),
-    #[error("too many commands queued for this aggregate")]
-    Busy,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("event store unavailable: {0}")]
-    Unavailable(#[from] sqlx::Error),
-    #[error("stored event {0} does not deserialize: {1}")]
-    Corrupt(String, serde_json::Error),
-}
-
-impl<E: std::error::Error> From<LoadError> for StoreError<E> {
-    fn from(e: LoadError) -> Self {
-        match e {
-            LoadError::Unavailable(e) => Self::Unavailable(e.to_string()),
-            e @ LoadError::Corrupt(..) => Self::Corrupt(e.to_string()),
-        }
-    }
-}
 
 /// One stored event's payload, as loads read it.
 #[derive(sqlx::FromRow)]
@@ -132,6 +71,7 @@ pub struct EventStore {
     orders: Framework<Order>,
     block_writers: Writers<SeatBlock>,
     allowance_writers: Writers<CustomerAllowance>,
+    block_probes: VersionProbes,
     /// Striped per-aggregate turns (see the module policy).
     turns: Arc<[tokio::sync::Mutex<()>]>,
 }
@@ -201,6 +141,7 @@ impl EventStore {
     pub fn new(pool: PgPool, retry: RetryPolicy) -> Self {
         let commit = Arc::new(GroupCommit::new(pool.clone()));
         Self {
+            block_probes: VersionProbes::new(pool.clone(), SeatBlock::TYPE),
             block_writers: Writers::new(
                 pool.clone(),
                 commit.clone(),
@@ -235,6 +176,11 @@ impl EventStore {
     /// The seat blocks' writers (their committed states answer early refusals).
     pub fn block_writers(&self) -> &Writers<SeatBlock> {
         &self.block_writers
+    }
+
+    /// Stored versions of seat blocks, one lookup shared by the requests waiting for it.
+    pub fn block_probes(&self) -> &VersionProbes {
+        &self.block_probes
     }
 
     /// Runs the command built by `command` against aggregate `id`, retrying conflicts.
@@ -313,22 +259,15 @@ impl EventStore {
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, A>, LoadError> {
-        let rows: Vec<StoredPayload> = if let [id] = ids {
-            sqlx::query_as(
-                "WITH snap AS (SELECT payload, last_sequence FROM snapshots
-                                WHERE aggregate_type = $1 AND aggregate_id = $2)
-                 SELECT $2 AS aggregate_id, payload, true AS snapshot FROM snap
-                 UNION ALL
-                 (SELECT aggregate_id, payload, false FROM events
-                   WHERE aggregate_type = $1 AND aggregate_id = $2
-                     AND sequence > COALESCE((SELECT last_sequence FROM snap), 0)
-                   ORDER BY sequence)",
-            )
-            .bind(A::TYPE)
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
-        } else {
+        if let [id] = ids {
+            // One id, the common case of a hold: a plain key lookup (see above).
+            let (state, version) = load_with_version::<A>(&self.pool, id).await?;
+            return Ok(match version {
+                0 => HashMap::new(),
+                _ => HashMap::from([(id.clone(), state)]),
+            });
+        }
+        let rows: Vec<StoredPayload> = {
             sqlx::query_as(
                 "WITH wanted AS (
                       SELECT w.id, s.payload, COALESCE(s.last_sequence, 0) AS after
@@ -398,58 +337,4 @@ impl EventStore {
     pub async fn load_one<A: Aggregate>(&self, id: &str) -> Result<Option<A>, LoadError> {
         Ok(self.load::<A>(&[id.to_owned()]).await?.remove(id))
     }
-}
-
-/// One aggregate from its snapshot (if any) plus the events after it, with its version (the last
-/// sequence; 0 for an aggregate without events).
-pub(crate) async fn load_with_version<A: Aggregate>(
-    pool: &PgPool,
-    id: &str,
-) -> Result<(A, usize), LoadError> {
-    let rows: Vec<(serde_json::Value, bool, i64)> = sqlx::query_as(
-        "WITH snap AS (SELECT payload, last_sequence FROM snapshots
-                        WHERE aggregate_type = $1 AND aggregate_id = $2)
-         SELECT payload, true, last_sequence FROM snap
-         UNION ALL
-         (SELECT payload, false, sequence FROM events
-           WHERE aggregate_type = $1 AND aggregate_id = $2
-             AND sequence > COALESCE((SELECT last_sequence FROM snap), 0)
-           ORDER BY sequence)",
-    )
-    .bind(A::TYPE)
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    let mut state = A::default();
-    let mut version = 0;
-    for (payload, snapshot, sequence) in rows {
-        let corrupt = |e| LoadError::Corrupt(format!("{} {id}", A::TYPE), e);
-        if snapshot {
-            state = serde_json::from_value::<A>(payload).map_err(corrupt)?;
-        } else {
-            state.apply(serde_json::from_value::<A::Event>(payload).map_err(corrupt)?);
-        }
-        version = sequence as usize;
-    }
-    Ok((state, version))
-}
-
-/// The version the store holds for an aggregate now (its last sequence; 0 without events): one
-/// index lookup, to tell whether a state held in memory is still the latest.
-pub(crate) async fn stored_version(
-    pool: &PgPool,
-    aggregate_type: &str,
-    id: &str,
-) -> Result<usize, sqlx::Error> {
-    // The primary key read backwards, one entry (`max()` here was planned as a scan of every
-    // event of the aggregate).
-    let version: Option<i64> = sqlx::query_scalar(
-        "SELECT sequence FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
-          ORDER BY sequence DESC LIMIT 1",
-    )
-    .bind(aggregate_type)
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(version.unwrap_or(0) as usize)
 }

@@ -39,15 +39,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::group_commit::{Append, AppendError, EventRow, GroupCommit, SnapshotRow};
-use crate::store::{
-    load_with_version, stored_version, LoadError, RetryPolicy, StoreError, SNAPSHOT_EVERY,
-};
+use crate::group_commit::{AppendError, GroupCommit};
+use crate::persistence::{load_with_version, stored_version, LoadError, RetryPolicy, StoreError};
+use crate::writer_batch::decide;
 
 /// Commands waiting for one aggregate's writer; more are refused with `Busy`.
 pub const QUEUE: usize = 512;
@@ -59,6 +57,8 @@ pub const BLOCK_IDLE: Duration = Duration::from_secs(60);
 pub const ALLOWANCE_IDLE: Duration = Duration::from_secs(2);
 
 type Answer<A> = Result<(), StoreError<<A as Aggregate>::Error>>;
+/// The writers running, by aggregate id.
+type Running<A> = Mutex<HashMap<String, Handle<A>>>;
 
 struct Job<A: Aggregate> {
     command: A::Command,
@@ -89,7 +89,7 @@ impl<A: Aggregate> Clone for Handle<A> {
 
 /// The writers of one aggregate type in this process.
 pub struct Writers<A: Aggregate> {
-    running: Arc<Mutex<HashMap<String, Handle<A>>>>,
+    running: Arc<Running<A>>,
     pool: PgPool,
     commit: Arc<GroupCommit>,
     retry: RetryPolicy,
@@ -164,13 +164,7 @@ where
                 }
                 Err(mpsc::error::TrySendError::Closed(back)) => {
                     job = back;
-                    let mut running = self.running.lock().expect("writers lock");
-                    if running
-                        .get(id)
-                        .is_some_and(|h| h.jobs.same_channel(&handle.jobs))
-                    {
-                        running.remove(id);
-                    }
+                    forget(&self.running, id, &handle.jobs);
                 }
             }
         }
@@ -258,7 +252,7 @@ where
     async fn run(
         mut self,
         mut jobs: mpsc::Receiver<Job<A>>,
-        running: Arc<Mutex<HashMap<String, Handle<A>>>>,
+        running: Arc<Running<A>>,
         me: mpsc::Sender<Job<A>>,
     ) {
         loop {
@@ -298,13 +292,7 @@ where
                 }
             }
         }
-        let mut running = running.lock().expect("writers lock");
-        if running
-            .get(&self.id)
-            .is_some_and(|h| h.jobs.same_channel(&me))
-        {
-            running.remove(&self.id);
-        }
+        forget(&running, &self.id, &me);
     }
 
     /// Decides and commits one batch; answers every job; returns the state to keep (none when
@@ -349,7 +337,8 @@ where
                         }
                     },
                 };
-                let Ok((next, append, decisions)) = decide(&id, current, version, &batch).await
+                let commands = batch.iter().map(|j| (&j.command, &j.metadata));
+                let Ok((next, append, decisions)) = decide(&id, current, version, commands).await
                 else {
                     tracing::error!(aggregate = A::TYPE, %id, "a decision wrote events and then refused; its batch fails");
                     answer_all(batch, || {
@@ -407,60 +396,13 @@ where
     }
 }
 
-/// Decides each job in order on `state`; a refused job leaves the state as it was.
-async fn decide<A>(
-    id: &str,
-    mut state: A,
-    version: usize,
-    batch: &[Job<A>],
-) -> Result<(A, Append, Vec<Result<(), A::Error>>), WroteThenRefused>
-where
-    A: Aggregate<Services = ()> + Clone,
-    A::Command: Clone,
-{
-    let mut append = Append::default();
-    let mut decisions = Vec::with_capacity(batch.len());
-    for job in batch {
-        let sink = EventSink::default();
-        let decided = state.handle(job.command.clone(), &(), &sink).await;
-        let events = sink.collect().await;
-        match decided {
-            Ok(()) => {
-                let metadata = serde_json::to_value(&job.metadata).expect("metadata serializes");
-                for event in events {
-                    append.events.push(EventRow {
-                        aggregate_type: A::TYPE.to_owned(),
-                        aggregate_id: id.to_owned(),
-                        sequence: (version + append.events.len() + 1) as i64,
-                        event_type: event.event_type(),
-                        event_version: event.event_version(),
-                        payload: serde_json::to_value(&event).expect("events serialize"),
-                        metadata: metadata.clone(),
-                    });
-                }
-                decisions.push(Ok(()));
-            }
-            Err(e) if events.is_empty() => decisions.push(Err(e)),
-            // Wrote, then refused: the state holds events nobody will commit.
-            Err(_) => return Err(WroteThenRefused),
-        }
+/// Drops the registry's entry for `id` if it is still the writer behind `jobs`.
+fn forget<A: Aggregate>(running: &Running<A>, id: &str, jobs: &mpsc::Sender<Job<A>>) {
+    let mut running = running.lock().expect("writers lock");
+    if running.get(id).is_some_and(|h| h.jobs.same_channel(jobs)) {
+        running.remove(id);
     }
-    let new_version = version + append.events.len();
-    if new_version / SNAPSHOT_EVERY > version / SNAPSHOT_EVERY {
-        append.snapshot = Some(SnapshotRow {
-            aggregate_type: A::TYPE.to_owned(),
-            aggregate_id: id.to_owned(),
-            last_sequence: new_version as i64,
-            current_snapshot: (new_version / SNAPSHOT_EVERY) as i64,
-            payload: serde_json::to_value(&state).expect("state serializes"),
-        });
-    }
-    Ok((state, append, decisions))
 }
-
-/// A decision that wrote events and then refused (see the module policy).
-#[derive(Debug)]
-struct WroteThenRefused;
 
 fn answer<A: Aggregate>(batch: Vec<Job<A>>, decisions: Vec<Result<(), A::Error>>) {
     for (job, decision) in batch.into_iter().zip(decisions) {

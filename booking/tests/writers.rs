@@ -301,3 +301,39 @@ async fn a_stale_batch_of_several_events_leaves_none_of_them_behind() {
     assert_eq!(sequences, [1, 2, 3, 4]);
     assert_eq!(a.committed("c").unwrap().state.value, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_of_version_lookups_shares_queries_and_each_sees_what_came_before_it() {
+    let (_, pool) = migrations::testing::fresh_database(5).await;
+    let w = writers(&pool);
+    w.execute("p", CounterCommand::Add(1), meta())
+        .await
+        .unwrap();
+    let probes = Arc::new(booking::version_probe::VersionProbes::new(
+        pool.clone(),
+        "TestCounter",
+    ));
+    let asked: Vec<_> = (0..200)
+        .map(|_| {
+            let probes = probes.clone();
+            tokio::spawn(async move { probes.stored_version("p").await })
+        })
+        .collect();
+    for a in asked {
+        assert_eq!(a.await.unwrap(), Ok(1));
+    }
+    assert!(
+        probes.lookups() < 50,
+        "{} lookups for 200 requests",
+        probes.lookups()
+    );
+    // A write answered before a lookup was asked is always seen by it.
+    for expected in 2..6 {
+        w.execute("p", CounterCommand::Add(1), meta())
+            .await
+            .unwrap();
+        assert_eq!(probes.stored_version("p").await, Ok(expected));
+    }
+    // Unknown aggregates are at version 0.
+    assert_eq!(probes.stored_version("nobody").await, Ok(0));
+}
