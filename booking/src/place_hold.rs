@@ -227,8 +227,9 @@ impl BookingService {
             let (block, version) = load_with_version::<SeatBlock>(self.store.pool(), id)
                 .await
                 .map_err(CommandError::from)?;
+            let block = Arc::new(block);
             writers.seed(id, block.clone(), version);
-            blocks.insert(id.clone(), Arc::new(block));
+            blocks.insert(id.clone(), block);
         }
         let (rerun, taken) = taken_seats(event, hold_id, seats, now, &blocks);
         verdict(event, rerun, taken)

@@ -179,17 +179,12 @@ where
         committed
     }
 
-    /// How many writers are running (each holds one aggregate's state).
-    pub fn running(&self) -> usize {
-        self.running.lock().expect("writers lock").len()
-    }
-
     /// Gives a state just read from the store (at `version`) to the aggregate's writer when none
     /// is running, so that it starts from it instead of reading it again.
-    pub fn seed(&self, id: &str, state: A, version: usize) {
+    pub fn seed(&self, id: &str, state: Arc<A>, version: usize) {
         let mut running = self.running.lock().expect("writers lock");
         if running.get(id).is_none_or(|h| h.jobs.is_closed()) {
-            self.start(&mut running, id, Some((state, version)));
+            self.start(&mut running, id, Some(Committed { state, version }));
         }
     }
 
@@ -205,13 +200,9 @@ where
         &self,
         running: &mut HashMap<String, Handle<A>>,
         id: &str,
-        state: Option<(A, usize)>,
+        committed: Option<Committed<A>>,
     ) -> Handle<A> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let committed = state.as_ref().map(|(state, version)| Committed {
-            state: Arc::new(state.clone()),
-            version: *version,
-        });
         let handle = Handle {
             jobs: tx,
             committed: Arc::new(Mutex::new(committed)),
@@ -225,7 +216,6 @@ where
             idle: self.idle,
             cold: self.cold,
             committed: handle.committed.clone(),
-            state,
         };
         tokio::spawn(writer.run(rx, self.running.clone(), handle.jobs.clone()));
         handle
@@ -239,8 +229,9 @@ struct Writer<A: Aggregate> {
     retry: RetryPolicy,
     idle: Duration,
     cold: ColdStart,
+    /// The writer's state: the one copy, shared with readers ([`Writers::committed`]); `None`
+    /// when unknown (read again before the next decision).
     committed: Arc<Mutex<Option<Committed<A>>>>,
-    state: Option<(A, usize)>,
 }
 
 impl<A> Writer<A>
@@ -250,7 +241,7 @@ where
     A::Error: Send + 'static,
 {
     async fn run(
-        mut self,
+        self,
         mut jobs: mpsc::Receiver<Job<A>>,
         running: Arc<Running<A>>,
         me: mpsc::Sender<Job<A>>,
@@ -279,45 +270,36 @@ where
                 .record(batch.len() as f64);
             // The batch runs as its own task so that a panic in it is caught here: its callers'
             // answers are dropped with it (an error to each, never a success).
-            let state = self.state.take();
-            let step = tokio::spawn(self.step(state, batch));
-            match step.await {
-                Ok(state) => self.state = state,
-                Err(e) => {
-                    tracing::error!(aggregate = A::TYPE, id = %self.id, error = %e, "writer failed; restarting from the store");
-                    metrics::counter!("seatgrid_writer_restarts_total", "aggregate" => A::TYPE)
-                        .increment(1);
-                    self.state = None;
-                    *self.committed.lock().expect("committed lock") = None;
-                }
+            if let Err(e) = tokio::spawn(self.step(batch)).await {
+                tracing::error!(aggregate = A::TYPE, id = %self.id, error = %e, "writer failed; restarting from the store");
+                metrics::counter!("seatgrid_writer_restarts_total", "aggregate" => A::TYPE)
+                    .increment(1);
+                *self.committed.lock().expect("committed lock") = None;
             }
         }
         forget(&running, &self.id, &me);
     }
 
-    /// Decides and commits one batch; answers every job; returns the state to keep (none when
-    /// it is unknown).
-    fn step(
-        &self,
-        mut state: Option<(A, usize)>,
-        batch: Vec<Job<A>>,
-    ) -> impl std::future::Future<Output = Option<(A, usize)>> + Send + 'static {
+    /// Decides and commits one batch, answers every job, and leaves the state to keep in
+    /// `committed` (none when it is unknown).
+    fn step(&self, batch: Vec<Job<A>>) -> impl std::future::Future<Output = ()> + Send + 'static {
         let id = self.id.clone();
         let pool = self.pool.clone();
         let commit = self.commit.clone();
         let committed = self.committed.clone();
         let attempts = self.retry.max_attempts.max(1);
         let mut assume_new = self.cold == ColdStart::AssumeNew;
-        // What callers see in memory is set before they are answered, so an answered change is
-        // never missing from it; an unknown state is taken out of it.
+        // The state is set before callers are answered, so an answered change is never missing
+        // from what readers see; an unknown state is taken out.
         let publish = move |state: Option<(A, usize)>| {
-            *committed.lock().expect("committed lock") =
-                state.as_ref().map(|(state, version)| Committed {
-                    state: Arc::new(state.clone()),
-                    version: *version,
-                });
-            state
+            *committed.lock().expect("committed lock") = state.map(|(state, version)| Committed {
+                state: Arc::new(state),
+                version,
+            });
         };
+        // The batch decides on its own copy of the shared state (readers keep theirs).
+        let shared = self.committed.lock().expect("committed lock").clone();
+        let mut state = shared.map(|c| (A::clone(&c.state), c.version));
         async move {
             for attempt in 1..=attempts {
                 let (current, version) = match state.take() {
@@ -329,11 +311,12 @@ where
                         Err(e) => {
                             let corrupt = matches!(e, LoadError::Corrupt(..));
                             let cause = e.to_string();
+                            publish(None);
                             answer_all(batch, || match corrupt {
                                 true => StoreError::Corrupt(cause.clone()),
                                 false => StoreError::Unavailable(cause.clone()),
                             });
-                            return publish(None);
+                            return;
                         }
                     },
                 };
@@ -341,10 +324,11 @@ where
                 let Ok((next, append, decisions)) = decide(&id, current, version, commands).await
                 else {
                     tracing::error!(aggregate = A::TYPE, %id, "a decision wrote events and then refused; its batch fails");
+                    publish(None);
                     answer_all(batch, || {
                         StoreError::Unavailable("a decision wrote events and then refused".into())
                     });
-                    return publish(None);
+                    return;
                 };
                 let new_version = version + append.events.len();
                 if append.events.is_empty() {
@@ -353,9 +337,9 @@ where
                     // a hold): one index lookup says; if so, reload and decide again.
                     match stored_version(&pool, A::TYPE, &id).await {
                         Ok(stored) if stored == version => {
-                            let kept = publish(Some((next, version)));
+                            publish(Some((next, version)));
                             answer(batch, decisions);
-                            return kept;
+                            return;
                         }
                         Ok(_) => {
                             metrics::counter!("seatgrid_writer_stale_total", "aggregate" => A::TYPE)
@@ -363,17 +347,18 @@ where
                             continue;
                         }
                         Err(e) => {
+                            publish(None);
                             answer_all(batch, || StoreError::Unavailable(e.to_string()));
-                            return publish(None);
+                            return;
                         }
                     }
                 }
                 fail::fail_point!("writer.before_commit");
                 match commit.append(append).await {
                     Ok(()) => {
-                        let kept = publish(Some((next, new_version)));
+                        publish(Some((next, new_version)));
                         answer(batch, decisions);
-                        return kept;
+                        return;
                     }
                     Err(AppendError::Conflict) => {
                         metrics::counter!("seatgrid_optimistic_conflicts_total", "aggregate" => A::TYPE)
@@ -383,7 +368,7 @@ where
                     Err(AppendError::Unavailable(e)) => {
                         publish(None);
                         answer_all(batch, || StoreError::Unavailable(e.clone()));
-                        return None;
+                        return;
                     }
                 }
             }
@@ -391,7 +376,6 @@ where
                 .increment(1);
             publish(None);
             answer_all(batch, || StoreError::Contention(attempts));
-            None
         }
     }
 }

@@ -23,27 +23,17 @@ pub use migrations::global_order::GlobalPosition;
 use migrations::global_order::VISIBLE_TO_EVERY_READER;
 
 /// The events after `($1, $2)` in global order, at most `$3`; built once (the condition is shared).
+/// Payloads and metadata come for the events of the aggregate types in `$4` only (all when it is
+/// null; the others' are `null`): every event is still read in order, so a checkpoint moves past
+/// the events a reader does not need, but they are neither sent in full nor decoded.
 static READ_AFTER: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
-                sequence, event_type, event_version, payload, metadata, recorded_at
-           FROM events
-          WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
-            AND {VISIBLE_TO_EVERY_READER}
-          ORDER BY transaction_id, position
-          LIMIT $3"
-    )
-});
-
-/// The same, with the payload and metadata of the events of some aggregate types only (the
-/// others come as `null`): every event is still read in order, so a checkpoint moves past the
-/// events a reader does not need, but they are neither sent in full nor decoded.
-static READ_AFTER_OF: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
                 sequence, event_type, event_version,
-                CASE WHEN aggregate_type = ANY($4) THEN payload ELSE 'null' END AS payload,
-                CASE WHEN aggregate_type = ANY($4) THEN metadata ELSE 'null' END AS metadata,
+                CASE WHEN $4::text[] IS NULL OR aggregate_type = ANY($4) THEN payload
+                     ELSE 'null' END AS payload,
+                CASE WHEN $4::text[] IS NULL OR aggregate_type = ANY($4) THEN metadata
+                     ELSE 'null' END AS metadata,
                 recorded_at
            FROM events
           WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
@@ -53,7 +43,6 @@ static READ_AFTER_OF: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// One stored domain event with its place in the global order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEvent {
     pub global: GlobalPosition,
@@ -132,19 +121,13 @@ impl EventLog {
         limit: i64,
         types: Option<&[&str]>,
     ) -> Result<Vec<RecordedEvent>, EventLogError> {
-        let sql: &str = match types {
-            Some(_) => &READ_AFTER_OF,
-            None => &READ_AFTER,
-        };
-        let query = sqlx::query_as(sql)
+        let rows: Vec<EventRow> = sqlx::query_as(&READ_AFTER)
             .bind(after.stored_transaction_id())
             .bind(after.position)
-            .bind(limit);
-        let query = match types {
-            Some(types) => query.bind(types.to_vec()),
-            None => query,
-        };
-        let rows: Vec<EventRow> = query.fetch_all(&self.pool).await?;
+            .bind(limit)
+            .bind(types.map(<[&str]>::to_vec))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(EventRow::recorded).collect())
     }
 

@@ -88,3 +88,20 @@ pub fn server_env(db_url: &str, port: u16, redis_prefix: &str) -> Vec<(String, S
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
+
+/// A grid event created by organizer `olga` through `url`; its id.
+pub async fn create_event(url: &str, name: &str, rows: u32, cols: u32, price_cents: u64) -> String {
+    let event: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/events"))
+        .header("authorization", bearer("olga", Role::Organizer))
+        .json(&serde_json::json!({
+            "name": name, "rows": rows, "cols": cols, "price_cents": price_cents
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    event["id"].as_str().unwrap().to_owned()
+}

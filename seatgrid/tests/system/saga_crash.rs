@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::payments_mock::{free_port, MockProcess, SECRET as WEBHOOK_SECRET};
-use crate::processes::{bearer, Server, AUTH_SECRET};
+use crate::processes::{bearer, create_event, Server, AUTH_SECRET};
 
 /// A database, a mock provider and a server frozen at `failpoint`; an event (two rows, so two
 /// seat blocks) and two holds of alice, one per row.
@@ -53,17 +53,7 @@ async fn frozen_sale(failpoint: &str) -> (Server, MockProcess, PgPool, String, V
         &[("PAYMENTS_MOCK_FAILURE_RATE", "0")],
     );
     let client = reqwest::Client::new();
-    let event: Value = client
-        .post(format!("{}/api/events", server.url))
-        .header("authorization", bearer("olga", Role::Organizer))
-        .json(&json!({"name": "Saga night", "rows": 2, "cols": 5, "price_cents": 4000}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let event_id = event["id"].as_str().unwrap().to_owned();
+    let event_id = create_event(&server.url, "Saga night", 2, 5, 4000).await;
     let mut holds = Vec::new();
     for seats in [json!([0, 1]), json!([5])] {
         let hold: Value = client

@@ -9,21 +9,7 @@ use booking::Role;
 use serde_json::{json, Value};
 
 use crate::payments_mock::free_port;
-use crate::processes::{bearer, server_env, Server};
-
-async fn two_rows_event(url: &str, rows: u32, cols: u32) -> String {
-    let event: Value = reqwest::Client::new()
-        .post(format!("{url}/api/events"))
-        .header("authorization", bearer("olga", Role::Organizer))
-        .json(&json!({"name": "Race", "rows": rows, "cols": cols, "price_cents": 1000}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    event["id"].as_str().unwrap().to_owned()
-}
+use crate::processes::{bearer, create_event, server_env, Server};
 
 /// One hold request: its status and, when 201, the hold.
 async fn hold(
@@ -71,7 +57,7 @@ async fn two_processes_racing_for_100_seats_with_500_clients_sell_each_seat_once
         s.ready().await;
     }
     let urls: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.url.clone()).collect());
-    let event = Arc::new(two_rows_event(&urls[0], 10, 10).await);
+    let event = Arc::new(create_event(&urls[0], "Race", 10, 10, 1000).await);
     let client = reqwest::Client::new();
     // 500 buyers, half through each process, each asking for two adjacent seats of the 100.
     let mut asked = Vec::new();
@@ -142,7 +128,7 @@ async fn a_server_killed_during_group_commits_loses_no_acknowledged_hold() {
     server.ready().await;
     let url = Arc::new(server.url.clone());
     // 40 rows of 50: each of 200 buyers loops over seats of its own (no refusals expected).
-    let event = Arc::new(two_rows_event(&url, 40, 50).await);
+    let event = Arc::new(create_event(&url, "Race", 40, 50, 1000).await);
     let client = reqwest::Client::new();
     let mut buyers = Vec::new();
     for b in 0..200u32 {
