@@ -77,6 +77,7 @@ fn venue() -> NewEvent {
                     rows: rows(&["1", "2"], 20),
                 },
             ],
+            focal_point: None,
         },
         hold_seconds: Some(600),
         max_seats_per_customer: Some(6),
@@ -97,7 +98,10 @@ async fn sale(service: Arc<BookingService>, event_id: EventId, customers: u32) {
                 let customer = Caller::buyer(&format!("fan{}", c % 20)).unwrap();
                 let first = (c * 3) % 78;
                 let seats = vec![SeatRef::Id(first), SeatRef::Id(first + 1)];
-                if let Ok(hold) = service.hold_seats(event_id, &customer, seats, &ctx()).await {
+                if let Ok(hold) = service
+                    .hold_seats(event_id, &customer, seats.into(), &ctx())
+                    .await
+                {
                     let id = HoldId(hold.hold_id);
                     match c % 3 {
                         0 => drop(service.book_hold(id, &organizer(), &ctx()).await),
@@ -510,7 +514,7 @@ async fn the_orders_report_counts_money_from_confirmed_orders_and_refunds() {
         let buyer = Caller::buyer(&format!("buyer{b}")).unwrap();
         let seats = vec![SeatRef::Id(b * 2), SeatRef::Id(b * 2 + 1)];
         let hold = service
-            .hold_seats(event_id, &buyer, seats, &ctx())
+            .hold_seats(event_id, &buyer, seats.into(), &ctx())
             .await
             .unwrap();
         let order = service

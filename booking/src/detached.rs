@@ -12,9 +12,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use domain::{EventId, HoldId, KnownEvent, NewEvent, SeatRef};
+use domain::{EventId, HoldId, KnownEvent, NewEvent};
 use tracing::Instrument;
 
+use crate::best_seats::SeatChoice;
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::identity::Caller;
@@ -79,7 +80,7 @@ impl BookingCommands for RunToCompletion {
         &self,
         event_id: EventId,
         caller: &Caller,
-        seats: Vec<SeatRef>,
+        seats: SeatChoice,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError> {
         let (inner, caller, ctx) = (self.0.clone(), caller.clone(), ctx.clone());

@@ -86,6 +86,13 @@ pub enum CommandError {
     OrderNotCancellable(OrderId),
     #[error("seats not available: {}", seat_list(.0))]
     SeatsUnavailable(Vec<SeatView>),
+    #[error("{}", not_enough(*.requested, *.free, *.together))]
+    NotEnoughSeats {
+        requested: u32,
+        /// Free seats in the scope asked for (maybe not adjacent).
+        free: u32,
+        together: bool,
+    },
     #[error("hold {0} belongs to another customer")]
     NotHoldOwner(HoldId),
     #[error("hold {0} has expired")]
@@ -110,6 +117,14 @@ pub enum CommandError {
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
+}
+
+fn not_enough(requested: u32, free: u32, together: bool) -> String {
+    match (free, together) {
+        (0, _) => "no seats are left (in the section or price tier asked for)".into(),
+        (_, true) => format!("no {requested} seats together are left; {free} seats are free apart"),
+        (_, false) => format!("only {free} seats are left; {requested} asked for"),
+    }
 }
 
 fn seat_list(seats: &[SeatView]) -> String {
@@ -139,6 +154,8 @@ impl CommandError {
             Self::OrderNotFound(_) => "order_not_found",
             Self::OrderNotCancellable(_) => "order_not_cancellable",
             Self::SeatsUnavailable(_) => "seats_unavailable",
+            Self::NotEnoughSeats { free: 0, .. } => "sold_out",
+            Self::NotEnoughSeats { .. } => "not_enough_seats",
             Self::NotHoldOwner(_) => "not_hold_owner",
             Self::HoldExpired(_) => "hold_expired",
             Self::HoldReleased(_) => "hold_released",
@@ -171,6 +188,7 @@ impl CommandError {
             Self::EventNotFound(_) | Self::HoldNotFound(_) | Self::OrderNotFound(_) => K::NotFound,
             Self::NotHoldOwner(_) | Self::Forbidden(_) => K::Forbidden,
             Self::SeatsUnavailable(_)
+            | Self::NotEnoughSeats { .. }
             | Self::HoldExpired(_)
             | Self::HoldReleased(_)
             | Self::HoldBooked(_)
@@ -200,6 +218,11 @@ impl CommandError {
             Self::DuplicateSeats(seats) | Self::SeatsUnavailable(seats) => {
                 json!({ "seats": seats })
             }
+            Self::NotEnoughSeats {
+                requested,
+                free,
+                together,
+            } => json!({ "requested": requested, "seats_free": free, "together": together }),
             Self::TooManySeats { max, requested } => {
                 json!({ "max_seats_per_customer": max, "requested": requested })
             }
@@ -299,6 +322,24 @@ mod tests {
                 ErrorKind::Unavailable,
             ),
             (CommandError::Busy, "busy", ErrorKind::Busy),
+            (
+                CommandError::NotEnoughSeats {
+                    requested: 2,
+                    free: 0,
+                    together: true,
+                },
+                "sold_out",
+                ErrorKind::Conflict,
+            ),
+            (
+                CommandError::NotEnoughSeats {
+                    requested: 2,
+                    free: 3,
+                    together: true,
+                },
+                "not_enough_seats",
+                ErrorKind::Conflict,
+            ),
         ];
         for (error, code, kind) in cases {
             assert_eq!(error.code(), code);

@@ -15,10 +15,12 @@
 //!   writing: [`store`]: the Postgres event store, with the bounded conflict retry; [`writers`]: one
 //!   in-memory writer per seat block and allowance ([`writer_batch`]: one batch's decisions); [`group_commit`]: their shared transactions;
 //!   [`version_probe`]: the version lookups refusals from memory share.
-//! - [`admission`]: how many holds of one event may be decided at once;
+//! - [`admission`]: how many holds of one event may be decided at once; [`best_seats`]: holds of
+//!   the best available seats;
 //! - [`views`]: what the core answers with; [`sweeper`]: records expiries nobody else recorded.
 
 pub mod admission;
+pub mod best_seats;
 pub mod book_release;
 pub mod context;
 pub mod detached;
@@ -44,6 +46,7 @@ pub mod views;
 pub mod writer_batch;
 pub mod writers;
 
+pub use best_seats::SeatChoice;
 pub use context::RequestContext;
 pub use detached::RunToCompletion;
 pub use error::{CommandError, ErrorKind};

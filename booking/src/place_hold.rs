@@ -11,6 +11,7 @@ use domain::{
     SeatStatus,
 };
 
+use crate::best_seats::SeatChoice;
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::persistence::load_with_version;
@@ -42,7 +43,7 @@ pub fn resolve_seats(event: &KnownEvent, refs: &[SeatRef]) -> Result<Vec<SeatId>
 }
 
 /// What a re-run of a hold answers: the hold as it is, or the refusal if it never took effect.
-fn rerun_answer(view: HoldView) -> Result<HoldView, CommandError> {
+pub(crate) fn rerun_answer(view: HoldView) -> Result<HoldView, CommandError> {
     match view.status {
         HoldStatus::Failed => Err(CommandError::HoldFailed(HoldId(view.hold_id))),
         _ => Ok(view),
@@ -55,13 +56,33 @@ impl BookingService {
         &self,
         event_id: EventId,
         customer_id: CustomerId,
-        seats: Vec<SeatRef>,
+        wanted: SeatChoice,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError> {
         let event = self.load_known_event(event_id).await?;
-        let seats = resolve_seats(&event, &seats)?;
+        let seats = match wanted {
+            SeatChoice::Named(refs) => resolve_seats(&event, &refs)?,
+            SeatChoice::Best(ask) => {
+                return self.run_hold_best(&event, customer_id, ask, ctx).await
+            }
+        };
         let _admitted = self.admission.enter(event_id)?;
         let hold_id = HoldId(ctx.new_id(&format!("hold\n{customer_id}")));
+        self.place_hold(&event, customer_id, seats, hold_id, ctx)
+            .await
+    }
+
+    /// Places hold `hold_id` of resolved `seats` (or finishes it, or answers it, when a re-run
+    /// finds it placed before).
+    pub(crate) async fn place_hold(
+        &self,
+        event: &KnownEvent,
+        customer_id: CustomerId,
+        seats: Vec<SeatId>,
+        hold_id: HoldId,
+        ctx: &RequestContext,
+    ) -> Result<HoldView, CommandError> {
+        let event_id = event.event_id();
         let now = Utc::now();
         let expires_at = now + Duration::seconds(i64::from(event.definition.hold_seconds));
         let allowance_id = CustomerAllowance::aggregate_id(event_id, &customer_id);
@@ -86,9 +107,7 @@ impl BookingService {
         }
         // Cheap early answer for the common loser of a flash sale: seats already taken are refused
         // after one read, before anything is written. The appends below still decide.
-        let rerun = self
-            .refuse_taken_seats(&event, hold_id, &seats, now)
-            .await?;
+        let rerun = self.refuse_taken_seats(event, hold_id, &seats, now).await?;
         let reserve = || {
             self.store
                 .execute::<CustomerAllowance>(&allowance_id, &meta, || {
@@ -107,7 +126,7 @@ impl BookingService {
         if let Err(StoreError::Rejected(AllowanceError::LimitExceeded { .. })) = reserved {
             // Seats of a booking that never finished may be counted: give them back, try once more.
             if self
-                .reconcile_allowance(&event, &allowance_id, &meta)
+                .reconcile_allowance(event, &allowance_id, &meta)
                 .await?
             {
                 reserved = reserve().await;
@@ -147,12 +166,12 @@ impl BookingService {
                     continue;
                 }
                 Err(StoreError::Rejected(SeatBlockError::SeatsUnavailable(unavailable))) => {
-                    CommandError::SeatsUnavailable(seat_views(&event, &unavailable))
+                    CommandError::SeatsUnavailable(seat_views(event, &unavailable))
                 }
                 Err(StoreError::Rejected(e)) => CommandError::Invalid(vec![e.to_string()]),
                 Err(e) => e.into(),
             };
-            self.undo_hold(&event, hold_id, &customer_id, &taken, &allowance_id, ctx)
+            self.undo_hold(event, hold_id, &customer_id, &taken, &allowance_id, ctx)
                 .await;
             return Err(error);
         }
@@ -166,7 +185,7 @@ impl BookingService {
             return rerun_answer(self.located_hold_view(&located, Utc::now()).await?);
         }
         Ok(hold_view(
-            &event,
+            event,
             hold_id,
             &customer_id,
             &seats,

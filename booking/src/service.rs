@@ -25,10 +25,11 @@ use async_trait::async_trait;
 use chrono::Utc;
 use domain::{
     EventCatalog, EventDefinition, EventId, EventPolicy, HoldId, KnownEvent, NewEvent, OrderId,
-    SeatRef, TicketedEvent, TicketedEventCommand, TicketedEventError,
+    TicketedEvent, TicketedEventCommand, TicketedEventError,
 };
 
 use crate::admission::Admission;
+use crate::best_seats::{Picker, SeatChoice};
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::identity::{Caller, Role};
@@ -62,12 +63,13 @@ pub trait BookingCommands: Send + Sync {
         caller: &Caller,
         ctx: &RequestContext,
     ) -> Result<EventView, CommandError>;
-    /// Holds seats for the caller.
+    /// Holds seats for the caller: the seats named, or the best available
+    /// ([`crate::best_seats`]).
     async fn hold_seats(
         &self,
         event_id: EventId,
         caller: &Caller,
-        seats: Vec<SeatRef>,
+        seats: SeatChoice,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError>;
     /// Books a hold without payment (a complimentary ticket): only its event's organizer or an
@@ -116,6 +118,7 @@ pub struct BookingService {
     policy: EventPolicy,
     catalog: Arc<EventCatalog>,
     pub(crate) admission: Admission,
+    pub(crate) picker: Picker,
 }
 
 impl BookingService {
@@ -135,6 +138,7 @@ impl BookingService {
             policy,
             catalog,
             admission: Admission::default(),
+            picker: Picker::default(),
         }
     }
 
@@ -243,7 +247,7 @@ impl BookingCommands for BookingService {
         &self,
         event_id: EventId,
         caller: &Caller,
-        seats: Vec<SeatRef>,
+        seats: SeatChoice,
         ctx: &RequestContext,
     ) -> Result<HoldView, CommandError> {
         let customer = caller.customer.clone();

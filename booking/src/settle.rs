@@ -111,7 +111,7 @@ impl BookingService {
         }
         // The hold lapsed: hold its seats again if nobody took them.
         let located = self.locate(hold_id).await?;
-        let seats = located
+        let seats: Vec<SeatRef> = located
             .entry
             .change
             .seats
@@ -123,7 +123,7 @@ impl BookingService {
             id_seed: Some(format!("rebook\n{order_id}\n{hold_id}")),
         };
         let view = match self
-            .run_hold_seats(event_id, customer.clone(), seats, &again)
+            .run_hold_seats(event_id, customer.clone(), seats.into(), &again)
             .await
         {
             Ok(view) if matches!(view.status, HoldStatus::Held | HoldStatus::Booked) => view,

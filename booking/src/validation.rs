@@ -8,11 +8,14 @@
 //! [`domain::EventDefinition::validate`].
 
 use chrono::{DateTime, Utc};
-use domain::{LayoutSpec, NewEvent, PriceTier, RowSpec, SeatRef, SectionSpec};
+use domain::{
+    BestSeats, FocalPoint, LayoutSpec, NewEvent, PriceTier, RowSpec, SeatRef, SectionSpec,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::best_seats::SeatChoice;
 use crate::error::CommandError;
 
 /// A new ticketed event. Give the layout either as a grid (`rows` x `cols`, one price) or as
@@ -42,6 +45,36 @@ pub struct CreateEventRequest {
     /// Seats one customer may hold plus book for this event (default 10, capped by the server).
     #[schema(minimum = 1)]
     pub max_seats_per_customer: Option<u32>,
+    /// Where the best seats are, for buyers who ask for the best available; default the centre
+    /// of the first section's front row.
+    pub focal_point: Option<FocalPointRequest>,
+}
+
+/// The point best-available seats are closest to: sections are ranked from it (the focal section
+/// first, then the others in layout order), and within a section seats are scored by distance,
+/// one row back counting as two seats sideways.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FocalPointRequest {
+    /// The best section (default the first).
+    pub section: Option<String>,
+    /// Rows from the front of the section; 0 (the default) is the first row listed.
+    #[schema(minimum = 0)]
+    pub row_index: Option<u32>,
+    /// Position along the row: 0 = its first seat, 100 = its last, 50 (the default) the centre.
+    #[schema(minimum = 0, maximum = 100)]
+    pub across_percent: Option<u32>,
+}
+
+impl FocalPointRequest {
+    pub fn into_domain(self) -> FocalPoint {
+        let default = FocalPoint::default();
+        FocalPoint {
+            section: self.section,
+            row_index: self.row_index.unwrap_or(default.row_index),
+            across_percent: self.across_percent.unwrap_or(default.across_percent),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -108,6 +141,7 @@ impl CreateEventRequest {
                         .into_iter()
                         .map(SectionRequest::into_spec)
                         .collect(),
+                    focal_point: None,
                 },
                 Some(LayoutRequest {
                     rows: Some(rows),
@@ -132,6 +166,10 @@ impl CreateEventRequest {
                     )),
                 },
             };
+        let layout = LayoutSpec {
+            focal_point: self.focal_point.map(FocalPointRequest::into_domain),
+            ..layout
+        };
         Ok(NewEvent {
             organizer: None,
             name: self.name,
@@ -198,6 +236,45 @@ impl SeatInput {
             }),
             Self::Fields { .. } => None,
         }
+    }
+}
+
+/// The best-available fields of a hold request, as adapters receive them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BestSeatsInput {
+    pub quantity: Option<u32>,
+    pub together: Option<bool>,
+    pub section: Option<String>,
+    pub price_tier: Option<String>,
+}
+
+/// What a hold request asks for: named `seats`, or a `quantity` of the best available (with
+/// `together`, `section`, `price_tier`), never both. Limits are checked against the event later.
+pub fn seat_choice(
+    seats: Option<Vec<SeatInput>>,
+    best: BestSeatsInput,
+) -> Result<SeatChoice, CommandError> {
+    let invalid = |msg: &str| Err(CommandError::Invalid(vec![msg.to_owned()]));
+    let BestSeatsInput {
+        quantity,
+        together,
+        section,
+        price_tier,
+    } = best;
+    let best_fields = together.is_some() || section.is_some() || price_tier.is_some();
+    match (seats, quantity) {
+        (Some(seats), None) if !best_fields => Ok(SeatChoice::Named(seat_refs(seats)?)),
+        (Some(_), _) => invalid(
+            "give either seats (named) or quantity (best available, with together, section, price_tier), not both",
+        ),
+        (None, Some(quantity)) => Ok(SeatChoice::Best(BestSeats {
+            quantity,
+            together: together.unwrap_or(false),
+            section,
+            price_tier,
+        })),
+        (None, None) if best_fields => invalid("quantity is required for the best available seats"),
+        (None, None) => invalid("give seats to hold, or a quantity of best available seats"),
     }
 }
 
@@ -282,6 +359,34 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("needs price_tiers"));
+    }
+
+    #[test]
+    fn a_hold_asks_for_named_seats_or_a_quantity_of_best_ones_never_both() {
+        let named = seat_choice(Some(vec![SeatInput::Json(json!(3))]), Default::default());
+        assert_eq!(named.unwrap(), SeatChoice::Named(vec![SeatRef::Id(3)]));
+        let best = BestSeatsInput {
+            quantity: Some(2),
+            together: Some(true),
+            section: Some("Balcony".into()),
+            price_tier: None,
+        };
+        let SeatChoice::Best(ask) = seat_choice(None, best.clone()).unwrap() else {
+            panic!("not best available")
+        };
+        assert_eq!((ask.quantity, ask.together), (2, true));
+        let both = seat_choice(Some(vec![]), best.clone()).unwrap_err();
+        assert!(both.to_string().contains("not both"));
+        let no_quantity = BestSeatsInput {
+            quantity: None,
+            ..best
+        };
+        let missing = seat_choice(None, no_quantity).unwrap_err();
+        assert!(missing.to_string().contains("quantity is required"));
+        assert_eq!(
+            seat_choice(None, Default::default()).unwrap_err().code(),
+            "invalid_request"
+        );
     }
 
     #[test]

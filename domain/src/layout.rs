@@ -15,6 +15,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use crate::best_seats::{BestOrder, FocalPoint};
 use crate::ids::SeatId;
 
 pub const MAX_SEATS_PER_BLOCK: u32 = 200;
@@ -34,6 +35,10 @@ pub const MAX_PRICE_CENTS: u64 = 1_000_000_000;
 pub struct LayoutSpec {
     pub price_tiers: Vec<PriceTier>,
     pub sections: Vec<SectionSpec>,
+    /// Where the best seats are (see [`crate::best_seats`]); default the centre of the first
+    /// section's front row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focal_point: Option<FocalPoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +99,7 @@ impl LayoutSpec {
                     })
                     .collect(),
             }],
+            focal_point: None,
         })
     }
 }
@@ -162,11 +168,11 @@ pub struct SeatLabel {
 }
 
 #[derive(Debug, Clone)]
-struct RowIndex {
-    section: usize,
-    row: usize,
-    first_seat: u32,
-    seats: u32,
+pub(crate) struct RowIndex {
+    pub(crate) section: usize,
+    pub(crate) row: usize,
+    pub(crate) first_seat: u32,
+    pub(crate) seats: u32,
 }
 
 /// A validated layout with the lookups the rules need: seat id <-> labels, seat -> block.
@@ -177,6 +183,7 @@ pub struct VenueLayout {
     /// First seat id of every block, ascending; block `i` ends where block `i + 1` starts.
     block_starts: Vec<u32>,
     seat_count: u32,
+    best: BestOrder,
 }
 
 impl VenueLayout {
@@ -257,12 +264,22 @@ impl VenueLayout {
                 next_seat += u64::from(row.seats);
             }
         }
+        let best = BestOrder::new(&spec, &rows)?;
         Ok(Self {
             spec,
             rows,
             block_starts,
             seat_count: next_seat as u32,
+            best,
         })
+    }
+
+    pub(crate) fn rows(&self) -> &[RowIndex] {
+        &self.rows
+    }
+
+    pub(crate) fn best_order(&self) -> &BestOrder {
+        &self.best
     }
 
     pub fn spec(&self) -> &LayoutSpec {
@@ -423,6 +440,7 @@ mod tests {
                     }],
                 },
             ],
+            focal_point: None,
         }
     }
 

@@ -22,6 +22,7 @@
 //! - Time is an input: every command carries the `now` it is judged at, so the rules are testable
 //!   and replay gives the same answers.
 
+pub mod best_seats;
 pub mod customer_allowance;
 pub mod hold;
 pub mod ids;
@@ -35,6 +36,7 @@ pub mod seat_status;
 pub mod stored;
 pub mod ticketed_event;
 
+pub use best_seats::{BestPick, BestSeats, FocalPoint, MAX_BEST_SEATS};
 pub use customer_allowance::{
     AllowanceEntry, AllowanceError, AllowanceState, CustomerAllowance, CustomerAllowanceCommand,
     CustomerAllowanceEvent, ReturnReason,

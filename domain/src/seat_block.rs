@@ -106,6 +106,27 @@ impl SeatBlock {
         }
     }
 
+    /// Which seats of `seats` (ids in this block) are available at `now`, one flag each, and
+    /// when that may next change without an event: the earliest expiry among their live holds.
+    pub fn availability(
+        &self,
+        seats: std::ops::Range<u32>,
+        now: DateTime<Utc>,
+    ) -> (Vec<bool>, Option<DateTime<Utc>>) {
+        let mut free = vec![true; seats.len()];
+        let mut changes_at: Option<DateTime<Utc>> = None;
+        for (seat, hold_id) in self.owners.range(SeatId(seats.start)..SeatId(seats.end)) {
+            let Some(hold) = self.holds.get(hold_id).filter(|h| h.is_live(now)) else {
+                continue;
+            };
+            free[(seat.0 - seats.start) as usize] = false;
+            if hold.progress == HoldProgress::Held {
+                changes_at = Some(changes_at.map_or(hold.expires_at, |t| t.min(hold.expires_at)));
+            }
+        }
+        (free, changes_at)
+    }
+
     fn live_owner(&self, seat: SeatId, now: DateTime<Utc>) -> Option<(HoldId, &BlockHold)> {
         let hold_id = *self.owners.get(&seat)?;
         let hold = self.holds.get(&hold_id)?;
@@ -679,6 +700,18 @@ mod tests {
                 600,
                 650,
             ))]);
+    }
+
+    #[test]
+    fn given_held_and_booked_seats_then_availability_flags_them_until_the_hold_expires() {
+        let mut block = SeatBlock::default();
+        block.apply(alice_holds_1_2());
+        let (free, changes_at) = block.availability(0..4, t(0));
+        assert_eq!(free, [true, false, false, true]);
+        assert_eq!(changes_at, Some(t(600)));
+        let (free, changes_at) = block.availability(0..4, t(600));
+        assert_eq!(free, [true; 4]);
+        assert_eq!(changes_at, None);
     }
 
     #[test]

@@ -111,7 +111,7 @@ async fn a_projector_killed_mid_stream_converges_to_a_fresh_replay() {
                     let customer = Caller::buyer(&format!("w{w}-{n}")).unwrap();
                     let seat = (w * 37 + n * 11) % 200;
                     let held = service
-                        .hold_seats(event_id, &customer, vec![SeatRef::Id(seat)], &ctx())
+                        .hold_seats(event_id, &customer, vec![SeatRef::Id(seat)].into(), &ctx())
                         .await;
                     if let Ok(hold) = held {
                         let hold_id = HoldId(hold.hold_id);
@@ -162,7 +162,12 @@ async fn a_redelivered_batch_changes_nothing() {
         .unwrap();
     let customer = Caller::buyer("kim").unwrap();
     let hold = service
-        .hold_seats(EventId(event.id), &customer, vec![SeatRef::Id(2)], &ctx())
+        .hold_seats(
+            EventId(event.id),
+            &customer,
+            vec![SeatRef::Id(2)].into(),
+            &ctx(),
+        )
         .await
         .unwrap();
     service

@@ -3,7 +3,8 @@
 
 use async_graphql::InputObject;
 use booking::validation::{
-    self, CreateEventRequest, LayoutRequest, PriceTierRequest, RowRequest, SectionRequest,
+    self, CreateEventRequest, FocalPointRequest, LayoutRequest, PriceTierRequest, RowRequest,
+    SectionRequest,
 };
 use chrono::Utc;
 
@@ -17,6 +18,20 @@ pub struct CreateEventInput {
     pub layout: LayoutInput,
     pub hold_seconds: Option<u32>,
     pub max_seats_per_customer: Option<u32>,
+    /// Where the best seats are, for `holdSeats(quantity: ...)`; default the centre of the first
+    /// section's front row.
+    pub focal_point: Option<FocalPointInput>,
+}
+
+/// The point best-available seats are closest to (see `FocalPointRequest` in the REST document).
+#[derive(InputObject)]
+pub struct FocalPointInput {
+    /// The best section (default the first).
+    pub section: Option<String>,
+    /// Rows from the front of the section (0, the default, is the first row listed).
+    pub row_index: Option<u32>,
+    /// Position along the row: 0 = its first seat, 100 = its last, 50 (default) the centre.
+    pub across_percent: Option<u32>,
 }
 
 /// Either a grid (`rows`, `cols`, `priceCents`) or `priceTiers` with `sections`.
@@ -113,6 +128,11 @@ impl CreateEventInput {
             }),
             hold_seconds: self.hold_seconds,
             max_seats_per_customer: self.max_seats_per_customer,
+            focal_point: self.focal_point.map(|f| FocalPointRequest {
+                section: f.section,
+                row_index: f.row_index,
+                across_percent: f.across_percent,
+            }),
         }
     }
 }

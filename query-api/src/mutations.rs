@@ -10,8 +10,8 @@ use std::future::Future;
 
 use async_graphql::{Context, Object, Result};
 use booking::idempotency::{self, IdempotencyStore};
-use booking::validation::seat_refs;
-use booking::{Caller, CommandError, RequestContext};
+use booking::validation::{seat_choice, BestSeatsInput};
+use booking::{Caller, CommandError, RequestContext, SeatChoice};
 use domain::{EventId, HoldId, OrderId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -108,19 +108,39 @@ impl MutationRoot {
         Ok(Event(known))
     }
 
-    /// Holds seats for the caller (same rules as `POST /api/events/{id}/holds`).
+    /// Holds seats for the caller (same rules as `POST /api/events/{id}/holds`): the `seats`
+    /// named, or a `quantity` (1-10) of the best available seats, optionally `together` in one
+    /// row and only in one `section` or `priceTier`.
+    #[allow(clippy::too_many_arguments)]
     async fn hold_seats(
         &self,
         ctx: &Context<'_>,
         event_id: Uuid,
-        seats: Vec<SeatInput>,
+        seats: Option<Vec<SeatInput>>,
+        quantity: Option<u32>,
+        together: Option<bool>,
+        section: Option<String>,
+        price_tier: Option<String>,
         idempotency_key: Option<String>,
     ) -> Result<Hold> {
         let customer = caller(ctx)?;
-        let refs = seat_refs(seats.into_iter().map(SeatInput::into_core).collect())
-            .map_err(from_command)?;
+        let best = BestSeatsInput {
+            quantity,
+            together,
+            section,
+            price_tier,
+        };
+        let refs = seat_choice(
+            seats.map(|seats| seats.into_iter().map(SeatInput::into_core).collect()),
+            best,
+        )
+        .map_err(from_command)?;
         let service = commands(ctx);
-        let arguments = format!("{refs:?}");
+        // Named seats keep the fingerprint they had before best-available existed.
+        let arguments = match &refs {
+            SeatChoice::Named(seats) => format!("{seats:?}"),
+            SeatChoice::Best(ask) => format!("{ask:?}"),
+        };
         let target = event_id.to_string();
         let key = idempotency_key.as_deref();
         let view = idempotent(

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use booking::{BookingCommands, Caller, RequestContext, Role};
 use clap::{Parser, Subcommand};
-use domain::{CustomerId, LayoutSpec, NewEvent, PriceTier, RowSpec, SectionSpec};
+use domain::{CustomerId, FocalPoint, LayoutSpec, NewEvent, PriceTier, RowSpec, SectionSpec};
 use projections::ReadModelProjection;
 use secrecy::ExposeSecret;
 use sqlx::postgres::PgPoolOptions;
@@ -296,6 +296,12 @@ pub fn demo_event() -> NewEvent {
                     rows: rows(&["1", "2", "3", "4", "5"], 30),
                 },
             ],
+            // The best seats: a few rows back from the stage, in the centre.
+            focal_point: Some(FocalPoint {
+                section: Some("Orchestra".into()),
+                row_index: 3,
+                across_percent: 50,
+            }),
         },
         hold_seconds: None,
         max_seats_per_customer: None,

@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use booking::validation::{seat_refs, CreateEventRequest, SeatInput};
+use booking::validation::{seat_choice, BestSeatsInput, CreateEventRequest, SeatInput};
 use booking::views::{EventView, HoldView, SeatMapView};
 use domain::EventId;
 use serde::Deserialize;
@@ -111,13 +111,26 @@ pub async fn get_seat_map(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(map)).into_response())
 }
 
-/// Seats to hold for the caller (the token's subject). Each seat is a seat id (number) or
-/// `{section, row, seat}` (`section` may be left out when the event has one section).
+/// Seats to hold for the caller (the token's subject): either `seats` by name, each a seat id
+/// (number) or `{section, row, seat}` (`section` may be left out when the event has one section),
+/// or a `quantity` of the best available seats (closest to the event's focal point, never leaving
+/// a single seat alone when another choice avoids it), optionally `together` in one row and only
+/// in one `section` or `price_tier`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
-    #[schema(value_type = Vec<super::openapi::SeatRefSchema>, example = json!([12, {"row": "3", "seat": 4}]))]
-    pub seats: Vec<Value>,
+    #[schema(value_type = Option<Vec<super::openapi::SeatRefSchema>>, example = json!([12, {"row": "3", "seat": 4}]))]
+    pub seats: Option<Vec<Value>>,
+    /// How many best available seats to hold (instead of `seats`).
+    #[schema(minimum = 1, maximum = 10, example = 2)]
+    pub quantity: Option<u32>,
+    /// The best available seats must be adjacent in one row (default false: adjacent seats are
+    /// still preferred).
+    pub together: Option<bool>,
+    /// Best available seats of this section only.
+    pub section: Option<String>,
+    /// Best available seats of this price tier only.
+    pub price_tier: Option<String>,
 }
 
 #[utoipa::path(post, path = "/events/{event_id}/holds", tag = "holds",
@@ -131,8 +144,8 @@ pub struct HoldRequest {
         (status = 201, description = "Held until expires_at", body = HoldView),
         (status = 401, description = "No valid bearer token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Some seats are not available (listed in `seats`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown, duplicate, no or too many seats; over the customer's limit", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Some seats are not available (listed in `seats`); for best available: `sold_out` or `not_enough_seats` (with `seats_free`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown, duplicate, no or too many seats; a bad quantity, section or price tier; over the customer's limit", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests waiting for these seats or this event (`busy`); retry after Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The store could not be reached or kept conflicting; retry after Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -143,7 +156,23 @@ pub async fn hold_seats(
     Context(ctx): Context,
     ApiJson(request): ApiJson<HoldRequest>,
 ) -> Result<Response, ApiError> {
-    let seats = seat_refs(request.seats.into_iter().map(SeatInput::Json).collect())?;
+    let HoldRequest {
+        seats,
+        quantity,
+        together,
+        section,
+        price_tier,
+    } = request;
+    let best = BestSeatsInput {
+        quantity,
+        together,
+        section,
+        price_tier,
+    };
+    let seats = seat_choice(
+        seats.map(|seats| seats.into_iter().map(SeatInput::Json).collect()),
+        best,
+    )?;
     let view = state
         .service
         .hold_seats(event_id, &caller, seats, &ctx)

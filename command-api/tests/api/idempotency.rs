@@ -369,7 +369,7 @@ async fn a_rerun_of_a_hold_that_never_took_effect_is_refused_not_created() {
     let core = BookingService::new(store, Default::default());
     let caller = Caller::buyer("alice").unwrap();
     let rerun = core
-        .hold_seats(event_id, &caller, vec![SeatRef::Id(5)], &ctx)
+        .hold_seats(event_id, &caller, vec![SeatRef::Id(5)].into(), &ctx)
         .await
         .unwrap_err();
     assert_eq!(rerun.code(), "hold_failed", "{rerun}");

@@ -2,6 +2,7 @@
 //! test). Compiled as one test binary. `TEST_LOG=1` shows the server's logs.
 
 mod access;
+mod best_seats;
 mod booking_all_or_nothing;
 mod concurrency;
 mod events;

@@ -81,7 +81,7 @@ async fn an_order_with(
     let alice = Caller::buyer("alice").unwrap();
     let seats = vec![SeatRef::Id(2), SeatRef::Id(3)];
     let hold = core
-        .hold_seats(domain::EventId(event.id), &alice, seats, &ctx)
+        .hold_seats(domain::EventId(event.id), &alice, seats.into(), &ctx)
         .await
         .unwrap();
     let order = core

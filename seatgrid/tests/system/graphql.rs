@@ -412,3 +412,45 @@ async fn limits_and_malformed_queries_are_refused_with_codes() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("graphiql"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_seats_takes_the_best_available_from_the_focal_point_the_organizer_set() {
+    let app = spawn_system().await;
+    let created = app
+        .as_organizer()
+        .data(
+            r#"mutation { createEvent(input: {name: "Best", layout: {rows: 2, cols: 6, priceCents: 100},
+                 focalPoint: {rowIndex: 1, acrossPercent: 100}}) { id } }"#,
+            json!({}),
+        )
+        .await;
+    let event = created["createEvent"]["id"].as_str().unwrap().to_owned();
+    let best =
+        "mutation($e: UUID!, $q: Int!) { holdSeats(eventId: $e, quantity: $q, together: true) {
+                  seats { seatId row seat } } }";
+    // The focal point is the last seat of the second row (seat id 11).
+    let held = app
+        .as_buyer("ann")
+        .data(best, json!({"e": event, "q": 2}))
+        .await;
+    let seats = &held["holdSeats"]["seats"];
+    assert_eq!(seats[0]["seatId"], 10, "{held}");
+    assert_eq!(seats[1]["seatId"], 11, "{held}");
+
+    let too_many = app
+        .as_buyer("bob")
+        .gql(best, json!({"e": event, "q": 11}))
+        .await;
+    assert_eq!(error_code(&too_many), "invalid_request", "{too_many}");
+    for buyer in ["bob", "cid", "dee", "eli", "fay"] {
+        app.as_buyer(buyer)
+            .data(best, json!({"e": event, "q": 2}))
+            .await;
+    }
+    let full = app
+        .as_buyer("gus")
+        .gql(best, json!({"e": event, "q": 1}))
+        .await;
+    assert_eq!(error_code(&full), "sold_out", "{full}");
+    assert_eq!(full["errors"][0]["extensions"]["status"], 409);
+}
