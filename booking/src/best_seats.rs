@@ -33,6 +33,7 @@ use crate::persistence::load_with_version;
 use crate::place_hold::rerun_answer;
 use crate::service::BookingService;
 use crate::views::HoldView;
+use crate::writers::{CommittedCell, Writers};
 
 /// How many picks one request may try before answering that the seats are not available.
 pub const PICK_ATTEMPTS: u32 = 3;
@@ -62,8 +63,10 @@ pub(crate) struct Picker {
 struct EventPicks {
     /// Seats offered to requests still in flight.
     claimed: BTreeSet<u32>,
-    /// Free seats per block, as of a version.
-    blocks: HashMap<u32, BlockFree>,
+    /// Per block index: free seats as of a version.
+    blocks: Vec<Option<BlockFree>>,
+    /// Per block index: its writer's committed state, read without the writers' registry.
+    cells: Vec<Option<CommittedCell<SeatBlock>>>,
 }
 
 struct BlockFree {
@@ -110,27 +113,48 @@ impl Picker {
 }
 
 impl EventPicks {
-    /// One pick against the blocks `known` says, minus the claims; the blocks it lacked.
+    /// One pick against the blocks' states in memory (the writers', else `read`), minus the
+    /// claims; and the blocks it lacked.
     fn pick(
         &mut self,
         event: &KnownEvent,
         ask: &BestSeats,
-        known: &mut dyn FnMut(u32) -> Option<Known>,
+        writers: &Writers<SeatBlock>,
+        read: &HashMap<u32, Known>,
         now: DateTime<Utc>,
     ) -> (Result<BestPick, domain::LayoutError>, Vec<u32>) {
         let layout = &event.layout;
-        let Self { claimed, blocks } = self;
+        let blocks = layout.block_count() as usize;
+        self.blocks.resize_with(blocks, || None);
+        self.cells.resize_with(blocks, || None);
+        let Self {
+            claimed,
+            blocks,
+            cells,
+        } = self;
+        let mut known = |block: u32| -> Option<Known> {
+            let cell = &mut cells[block as usize];
+            if let Some(c) = cell.as_ref().and_then(CommittedCell::get) {
+                return Some((c.state, c.version));
+            }
+            *cell = writers.committed_cell(&event.block_id(block));
+            match cell.as_ref().and_then(CommittedCell::get) {
+                Some(c) => Some((c.state, c.version)),
+                None => read.get(&block).cloned(),
+            }
+        };
         let mut missing = Vec::new();
-        let picked = layout.best_seats(ask, &mut |seats: Range<u32>| {
-            let mut free = Vec::with_capacity(seats.len());
+        let picked = layout.best_seats(ask, &mut |seats: Range<u32>, free: &mut Vec<bool>| {
             let mut complete = true;
-            let first = layout.block_of(SeatId(seats.start))?;
+            let Some(first) = layout.block_of(SeatId(seats.start)) else {
+                return false;
+            };
             for block in first..layout.block_count() {
                 let range = layout.block_seats(block);
                 if range.start >= seats.end {
                     break;
                 }
-                match block_free(blocks, block, range, known, now) {
+                match block_free(&mut blocks[block as usize], range, known(block), now) {
                     Some(flags) => free.extend_from_slice(flags),
                     None => {
                         missing.push(block);
@@ -138,42 +162,37 @@ impl EventPicks {
                     }
                 }
             }
-            if !complete {
-                return None;
+            if complete {
+                for seat in claimed.range(seats.clone()) {
+                    free[(seat - seats.start) as usize] = false;
+                }
             }
-            for seat in claimed.range(seats.clone()) {
-                free[(seat - seats.start) as usize] = false;
-            }
-            Some(free)
+            complete
         });
         (picked, missing)
     }
 }
 
-/// The free seats of `block`, from the cache while its version and holds are unchanged.
-fn block_free<'a>(
-    cache: &'a mut HashMap<u32, BlockFree>,
-    block: u32,
+/// The free seats of a block, from the cache while its version and holds are unchanged.
+fn block_free(
+    cached: &mut Option<BlockFree>,
     seats: Range<u32>,
-    known: &mut dyn FnMut(u32) -> Option<Known>,
+    known: Option<Known>,
     now: DateTime<Utc>,
-) -> Option<&'a [bool]> {
-    let (state, version) = known(block)?;
-    let fresh = cache
-        .get(&block)
+) -> Option<&[bool]> {
+    let (state, version) = known?;
+    let fresh = cached
+        .as_ref()
         .is_some_and(|c| c.version == version && c.changes_at.is_none_or(|t| now < t));
     if !fresh {
         let (free, changes_at) = state.availability(seats, now);
-        cache.insert(
-            block,
-            BlockFree {
-                version,
-                changes_at,
-                free,
-            },
-        );
+        *cached = Some(BlockFree {
+            version,
+            changes_at,
+            free,
+        });
     }
-    cache.get(&block).map(|c| c.free.as_slice())
+    cached.as_ref().map(|c| c.free.as_slice())
 }
 
 impl BookingService {
@@ -243,13 +262,7 @@ impl BookingService {
         loop {
             let (picked, missing) = {
                 let mut guard = picks.lock().expect("picks lock");
-                let mut known = |block: u32| {
-                    writers
-                        .committed(&event.block_id(block))
-                        .map(|c| (c.state, c.version))
-                        .or_else(|| read.get(&block).cloned())
-                };
-                let (picked, missing) = guard.pick(event, ask, &mut known, Utc::now());
+                let (picked, missing) = guard.pick(event, ask, writers, &read, Utc::now());
                 if let Ok(BestPick::Seats(seats)) = &picked {
                     guard.claimed.extend(seats.iter().map(|s| s.0));
                 }

@@ -13,7 +13,8 @@
 //! - [`detached`]: commands that finish even when their caller leaves (what adapters serve).
 //! - [`persistence`]: the store's errors, retry policy and version reads, below both ways of
 //!   writing: [`store`]: the Postgres event store, with the bounded conflict retry; [`writers`]: one
-//!   in-memory writer per seat block and allowance ([`writer_batch`]: one batch's decisions); [`group_commit`]: their shared transactions;
+//!   in-memory writer per seat block and allowance ([`writer_batch`]: one batch's decisions;
+//!   `parked`: stopped writers' states); [`group_commit`]: their shared transactions;
 //!   [`version_probe`]: the version lookups refusals from memory share.
 //! - [`admission`]: how many holds of one event may be decided at once; [`best_seats`]: holds of
 //!   the best available seats;
@@ -30,6 +31,7 @@ pub mod group_commit;
 pub mod idempotency;
 pub mod identity;
 pub mod orders;
+mod parked;
 pub mod payments;
 pub mod persistence;
 pub mod place_hold;

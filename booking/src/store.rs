@@ -44,7 +44,9 @@ use crate::group_commit::GroupCommit;
 use crate::persistence::load_with_version;
 pub use crate::persistence::{LoadError, RetryPolicy, StoreError, SNAPSHOT_EVERY};
 use crate::version_probe::VersionProbes;
-use crate::writers::{ColdStart, Writers, ALLOWANCE_IDLE, BLOCK_IDLE};
+use crate::writers::{
+    ColdStart, Writers, ALLOWANCES_PARKED, ALLOWANCE_IDLE, BLOCKS_PARKED, BLOCK_IDLE,
+};
 
 type Framework<A> = CqrsFramework<A, PersistedEventStore<PostgresEventRepository, A>>;
 
@@ -146,14 +148,14 @@ impl EventStore {
                 pool.clone(),
                 commit.clone(),
                 retry,
-                BLOCK_IDLE,
+                (BLOCK_IDLE, BLOCKS_PARKED),
                 ColdStart::Load,
             ),
             allowance_writers: Writers::new(
                 pool.clone(),
                 commit,
                 retry,
-                ALLOWANCE_IDLE,
+                (ALLOWANCE_IDLE, ALLOWANCES_PARKED),
                 ColdStart::AssumeNew,
             ),
             events: framework(&pool),

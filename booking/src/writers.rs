@@ -6,7 +6,7 @@
 //!   command for the aggregate (loading the snapshot and the events after it) and stops when idle
 //!   ([`BLOCK_IDLE`] for seat blocks, which a sale keeps busy; [`ALLOWANCE_IDLE`] for allowances,
 //!   which a flash-sale buyer uses once), so memory follows the aggregates in use, not all there
-//!   are.
+//!   are. A stopped writer's state is parked, bounded, for the next start ([`crate::parked`]).
 //! - It takes every command queued at that moment (up to [`MAX_JOBS`]), decides each against the
 //!   state left by the ones before it, and hands
 //!   all their events to the group commit ([`crate::group_commit`]) as one append numbered from
@@ -44,6 +44,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::group_commit::{AppendError, GroupCommit};
+use crate::parked::Parked;
 use crate::persistence::{load_with_version, stored_version, LoadError, RetryPolicy, StoreError};
 use crate::writer_batch::decide;
 
@@ -51,10 +52,14 @@ use crate::writer_batch::decide;
 pub const QUEUE: usize = 512;
 /// Most commands decided and appended together.
 pub const MAX_JOBS: usize = 256;
-/// A seat block's writer without commands for this long stops (its state is dropped).
+/// A seat block's writer without commands for this long stops (its state is parked).
 pub const BLOCK_IDLE: Duration = Duration::from_secs(60);
 /// The same for a customer allowance's writer.
 pub const ALLOWANCE_IDLE: Duration = Duration::from_secs(2);
+/// States of stopped seat-block writers kept for their next start ([`crate::parked`]).
+pub const BLOCKS_PARKED: usize = 2_000;
+/// The same for allowances (a buyer coming back for more seats).
+pub const ALLOWANCES_PARKED: usize = 20_000;
 
 type Answer<A> = Result<(), StoreError<<A as Aggregate>::Error>>;
 /// The writers running, by aggregate id.
@@ -67,10 +72,28 @@ struct Job<A: Aggregate> {
 }
 
 /// The state a writer last committed (or loaded), with its version.
-#[derive(Clone)]
 pub struct Committed<A> {
     pub state: Arc<A>,
     pub version: usize,
+}
+
+impl<A> Clone for Committed<A> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            version: self.version,
+        }
+    }
+}
+
+/// One writer's committed state as it changes: empty once that writer stopped or lost its state
+/// (then ask [`Writers::committed_cell`] again: another writer may run by now).
+pub struct CommittedCell<A>(Arc<Mutex<Option<Committed<A>>>>);
+
+impl<A> CommittedCell<A> {
+    pub fn get(&self) -> Option<Committed<A>> {
+        self.0.lock().expect("committed lock").clone()
+    }
 }
 
 struct Handle<A: Aggregate> {
@@ -90,6 +113,7 @@ impl<A: Aggregate> Clone for Handle<A> {
 /// The writers of one aggregate type in this process.
 pub struct Writers<A: Aggregate> {
     running: Arc<Running<A>>,
+    parked: Arc<Parked<A>>,
     pool: PgPool,
     commit: Arc<GroupCommit>,
     retry: RetryPolicy,
@@ -115,16 +139,18 @@ where
     A::Command: Clone + Send + Sync + 'static,
     A::Error: Send + 'static,
 {
-    /// Writers that stop after `idle` without commands and start as `cold` says.
+    /// Writers that stop after `idle` without commands (parking up to `parked` states) and start
+    /// from a parked state or as `cold` says.
     pub fn new(
         pool: PgPool,
         commit: Arc<GroupCommit>,
         retry: RetryPolicy,
-        idle: Duration,
+        (idle, parked): (Duration, usize),
         cold: ColdStart,
     ) -> Self {
         Self {
             running: Default::default(),
+            parked: Arc::new(Parked::new(parked)),
             pool,
             commit,
             retry,
@@ -171,6 +197,13 @@ where
         Err(StoreError::Unavailable("no writer could be started".into()))
     }
 
+    /// The running writer's committed-state cell, to read again later without the registry's
+    /// lock (see [`CommittedCell`]).
+    pub fn committed_cell(&self, id: &str) -> Option<CommittedCell<A>> {
+        let running = self.running.lock().expect("writers lock");
+        running.get(id).map(|h| CommittedCell(h.committed.clone()))
+    }
+
     /// The state the aggregate's writer holds as committed, if one is running and loaded.
     pub fn committed(&self, id: &str) -> Option<Committed<A>> {
         let running = self.running.lock().expect("writers lock");
@@ -203,6 +236,7 @@ where
         committed: Option<Committed<A>>,
     ) -> Handle<A> {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let committed = committed.or_else(|| self.parked.take(id));
         let handle = Handle {
             jobs: tx,
             committed: Arc::new(Mutex::new(committed)),
@@ -216,6 +250,7 @@ where
             idle: self.idle,
             cold: self.cold,
             committed: handle.committed.clone(),
+            parked: self.parked.clone(),
         };
         tokio::spawn(writer.run(rx, self.running.clone(), handle.jobs.clone()));
         handle
@@ -232,6 +267,7 @@ struct Writer<A: Aggregate> {
     /// The writer's state: the one copy, shared with readers ([`Writers::committed`]); `None`
     /// when unknown (read again before the next decision).
     committed: Arc<Mutex<Option<Committed<A>>>>,
+    parked: Arc<Parked<A>>,
 }
 
 impl<A> Writer<A>
@@ -255,7 +291,13 @@ where
                     jobs.close();
                     match jobs.try_recv() {
                         Ok(job) => job,
-                        Err(_) => break,
+                        Err(_) => {
+                            let last = self.committed.lock().expect("committed lock").take();
+                            if let Some(state) = last {
+                                self.parked.park(&self.id, state);
+                            }
+                            break;
+                        }
                     }
                 }
             };

@@ -96,7 +96,7 @@ fn writers(pool: &PgPool) -> Arc<Writers<Counter>> {
         pool.clone(),
         commit,
         RetryPolicy::default(),
-        std::time::Duration::from_secs(5),
+        (std::time::Duration::from_secs(5), 100),
         ColdStart::Load,
     ))
 }
@@ -258,7 +258,7 @@ async fn a_writer_that_assumes_new_reads_the_aggregate_when_it_is_not_new() {
         pool.clone(),
         commit,
         RetryPolicy::default(),
-        std::time::Duration::from_secs(5),
+        (std::time::Duration::from_secs(5), 100),
         ColdStart::AssumeNew,
     );
     // When a writer that assumes it new adds 1, then it is refused as the stored counter says...
@@ -336,4 +336,37 @@ async fn a_crowd_of_version_lookups_shares_queries_and_each_sees_what_came_befor
     }
     // Unknown aggregates are at version 0.
     assert_eq!(probes.stored_version("nobody").await, Ok(0));
+}
+
+#[tokio::test]
+async fn a_writer_that_stopped_when_idle_hands_its_state_to_the_next_one() {
+    let (_, pool) = migrations::testing::fresh_database(4).await;
+    let commit = Arc::new(GroupCommit::new(pool.clone()));
+    let quick = Writers::<Counter>::new(
+        pool.clone(),
+        commit,
+        RetryPolicy::default(),
+        (std::time::Duration::from_millis(100), 100),
+        ColdStart::AssumeNew,
+    );
+    quick
+        .execute("back", CounterCommand::Add(3), meta())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(quick.committed("back").is_none(), "the writer stopped");
+    // Behind its back the stored event goes: a writer that assumed the counter new would now
+    // write version 1; one that starts from the parked state writes version 2.
+    sqlx::query("DELETE FROM events WHERE aggregate_id = 'back'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    quick
+        .execute("back", CounterCommand::Add(1), meta())
+        .await
+        .unwrap();
+    let stored = stored_events(&pool, "back").await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0, 2, "started from the parked state (version 1)");
+    assert_eq!(quick.committed("back").map(|c| c.state.value), Some(4));
 }

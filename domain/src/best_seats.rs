@@ -197,12 +197,13 @@ impl VenueLayout {
         }
     }
 
-    /// The best free seats for `ask` (see the module policy). `row_free(seats)` says which seats
-    /// of a row are free (one `bool` per seat of the range), or `None` when it does not know yet.
+    /// The best free seats for `ask` (see the module policy). `row_free(seats, free)` pushes onto
+    /// `free` (empty) one flag per seat of the range, true when free, and returns true; or
+    /// returns false when it does not know the row yet.
     pub fn best_seats(
         &self,
         ask: &BestSeats,
-        row_free: &mut dyn FnMut(Range<u32>) -> Option<Vec<bool>>,
+        row_free: &mut dyn FnMut(Range<u32>, &mut Vec<bool>) -> bool,
     ) -> Result<BestPick, LayoutError> {
         self.check_best(ask)?;
         let spec = self.spec();
@@ -219,8 +220,9 @@ impl VenueLayout {
         let mut best: Option<Choice> = None;
         let mut unknown = 0;
         let mut free_total = 0u32;
-        // Rows read, kept for single seats: (layout row, free seats).
+        // Rows read with free seats, kept for single seats: (layout row, free seats).
         let mut read: Vec<(u32, Vec<bool>)> = Vec::new();
+        let mut free = Vec::new();
         for &(i, rank, dy2) in &order.rows {
             let row = &self.rows()[i as usize];
             if !in_scope(row) {
@@ -233,21 +235,30 @@ impl VenueLayout {
                 }
             }
             let seats = row.first_seat..row.first_seat + row.seats;
-            let Some(free) = row_free(seats) else {
+            free.clear();
+            if !row_free(seats, &mut free) {
                 unknown += 1;
                 if unknown == UNKNOWN_ROWS_PER_PICK {
                     break;
                 }
                 continue;
-            };
-            free_total += free.iter().filter(|f| **f).count() as u32;
-            let fx = order.focal_x[i as usize];
-            for choice in windows(&free, q, fx, dy2, rank, row.first_seat) {
-                if best.as_ref().is_none_or(|b| choice.better_than(b)) {
-                    best = Some(choice);
+            }
+            let count = free.iter().filter(|f| **f).count() as u32;
+            if count == 0 {
+                continue;
+            }
+            free_total += count;
+            if count >= q {
+                let fx = order.focal_x[i as usize];
+                for choice in windows(&free, q, fx, dy2, rank, row.first_seat) {
+                    if best.as_ref().is_none_or(|b| choice.better_than(b)) {
+                        best = Some(choice);
+                    }
                 }
             }
-            read.push((i, free));
+            if !ask.together {
+                read.push((i, free.clone()));
+            }
         }
         if unknown > 0 {
             return Ok(BestPick::Unknown);
@@ -374,8 +385,9 @@ mod tests {
     /// Picks against a set of taken seat ids.
     fn pick(layout: &VenueLayout, ask: &BestSeats, taken: &[u32]) -> BestPick {
         layout
-            .best_seats(ask, &mut |seats| {
-                Some(seats.map(|s| !taken.contains(&s)).collect())
+            .best_seats(ask, &mut |seats, free| {
+                free.extend(seats.map(|s| !taken.contains(&s)));
+                true
             })
             .unwrap()
     }
@@ -474,7 +486,7 @@ mod tests {
             section: Some("Pit".into()),
             ..balcony
         };
-        assert!(hall.best_seats(&nowhere, &mut |_| None).is_err());
+        assert!(hall.best_seats(&nowhere, &mut |_, _| false).is_err());
         assert!(hall.check_best(&ask(0, true)).is_err());
         assert!(hall.check_best(&ask(MAX_BEST_SEATS + 1, true)).is_err());
     }
@@ -483,14 +495,15 @@ mod tests {
     fn given_rows_not_known_yet_when_asked_then_unknown_and_only_the_rows_needed_are_read() {
         let hall = venue(&[10; 20], &[], None);
         assert_eq!(
-            hall.best_seats(&ask(2, true), &mut |_| None).unwrap(),
+            hall.best_seats(&ask(2, true), &mut |_, _| false).unwrap(),
             BestPick::Unknown
         );
         let mut asked = 0;
         let picked = hall
-            .best_seats(&ask(2, true), &mut |seats| {
+            .best_seats(&ask(2, true), &mut |seats, free| {
                 asked += 1;
-                Some(vec![true; seats.len()])
+                free.resize(seats.len(), true);
+                true
             })
             .unwrap();
         assert_eq!(picked, ids(&[4, 5]));

@@ -43,6 +43,30 @@ def cpu(name):
 
 
 met = lambda ok: "met" if ok else "**not met**"
+
+
+def crowd_rows():
+    """The crowd run's figures, if it ran."""
+    if not (out / "durable_holds_crowd.json").exists():
+        return ""
+    crowd = load("durable_holds_crowd")
+    lat = crowd["http_req_duration{name:hold}"]["values"]
+    by_status = {k.split("status:")[1].rstrip("}"): int(v["values"]["count"])
+                 for k, v in crowd.items() if k.startswith("http_reqs{name:hold,status:")}
+    by_status = {s: n for s, n in by_status.items() if n}
+    ok = by_status.get("201", 0)
+    # k6 counts every answer but 2xx, 409 and 429 as failed (k6/lib.js).
+    unexpected = int(crowd["http_req_failed"]["values"].get("passes", 0))
+    only_expected = unexpected == 0
+    fives = int(crowd.get("server_errors", {}).get("values", {}).get("count", 0))
+    return f"""
+Crowding a few rows (`SHAPE=crowd`: every 2 s the next 5 rows, 2 consecutive seats at random):
+
+| figure | value |
+|---|---|
+| answers by status | {by_status}, other {unexpected} ({ok / took:,.0f} holds/s) |
+| every answer 201, 409 or 429; zero 5xx | {met(only_expected and fives == 0)} |
+| hold p50 / p95 / p99 (target p99 < 500 ms) | {lat['p(50)']:.0f} / {lat['p(95)']:.0f} / {lat['p(99)']:.0f} ms, {met(lat['p(99)'] < 500)} |"""
 print(f"""| figure | value |
 |---|---|
 | successful holds/s | {rate:,.0f} ({ok:,.0f} in {took:.0f} s; answers by status: {statuses}) |
@@ -52,6 +76,8 @@ print(f"""| figure | value |
 | lower ceiling ({which}) | {ceiling:,.0f}/s |
 | holds / lower ceiling (target >= 1.0x) | {rate / ceiling if ceiling else 0:.2f}x, {met(ceiling and rate >= ceiling)} |
 | hold p99 / /health/live p99 (target <= 2x) | {hold_lat['p(99)'] / health_lat['p(99)'] if health_lat['p(99)'] else 0:.1f}x, {met(hold_lat['p(99)'] <= 2 * health_lat['p(99)'])} |
+
+{crowd_rows()}
 
 CPU by program during the holds run: {cpu('durable_holds')}.
 CPU by program during the /health/live run: {cpu('durable_holds_health')}.""")
