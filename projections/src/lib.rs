@@ -5,6 +5,7 @@
 //! - [`records`]: the read models' records (holds, seat maps, events, the changes of a batch).
 //! - [`read_models`]: the booking read models (events, seat maps, holds) in Postgres, and the
 //!   projection that maintains them.
+//! - [`seat_maps`]: the seat map read model, kept in chunks of 1,000 seats.
 //! - [`orders`]: the orders read model.
 //! - [`cache`]: their Redis cache and the pub/sub channels that carry each change.
 //! - [`reader`]: reading them, cache first.
@@ -19,6 +20,7 @@ pub mod read_models;
 pub mod reader;
 pub mod records;
 pub mod runner;
+pub mod seat_maps;
 pub mod tracing_context;
 
 pub use cache::Cache;

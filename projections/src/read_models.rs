@@ -2,8 +2,9 @@
 //!
 //! Durable in Postgres (the truth the cache is refilled from):
 //! - `rm_events`: every ticketed event with its definition, in creation order;
-//! - `rm_seat_maps`: per event, the seat map in the compact encoding the API serves (one character
-//!   per seat id: `A` available, `H` held, `B` booked), with a version;
+//! - `rm_seat_maps` and `rm_seat_map_chunks`: per event, the seat map in the compact encoding the
+//!   API serves (one character per seat id: `A` available, `H` held, `B` booked), with a version
+//!   and counts, stored in chunks of 1,000 seats ([`crate::seat_maps`]);
 //! - `rm_holds`: every hold with its status, seats and expiry (per customer by index);
 //! - `rm_orders`: every order with its status ([`crate::orders`]).
 //!
@@ -18,20 +19,19 @@
 //!   seat map until the sweeper records `HoldExpired` (at most the sweep interval plus projection
 //!   lag).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use domain::{EventDefinition, HoldTrack, SeatBlockEvent, StoredEvent};
+use domain::{EventDefinition, HoldTrack, StoredEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::cache::Cache;
 use crate::event_log::RecordedEvent;
 use crate::orders::apply_orders;
-use crate::records::{
-    counts, HoldRecord, ReadModelChanges, SeatUpdate, AVAILABLE, BOOKED, HELD, HOLD_COLUMNS,
-};
+use crate::records::{HoldRecord, ReadModelChanges, HOLD_COLUMNS};
 use crate::runner::{Projection, ProjectionError};
+use crate::seat_maps::{apply_seats, create_seat_map};
 
 /// The checkpoint name of the booking read models.
 pub const READ_MODELS: &str = "read_models";
@@ -203,9 +203,11 @@ impl Projection for ReadModelProjection {
     }
 
     async fn reset(&self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
-        sqlx::query("TRUNCATE rm_events, rm_seat_maps, rm_holds, rm_orders, rm_applied")
-            .execute(tx)
-            .await?;
+        sqlx::query(
+            "TRUNCATE rm_events, rm_seat_maps, rm_seat_map_chunks, rm_holds, rm_orders, rm_applied",
+        )
+        .execute(tx)
+        .await?;
         Ok(())
     }
 }
@@ -288,84 +290,7 @@ async fn create_event(tx: &mut PgConnection, d: &EventDefinition) -> Result<(), 
     .bind(d.created_at)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO rm_seat_maps (event_id, seats, version)
-         VALUES ($1, repeat('A', $2), nextval('read_model_version')) ON CONFLICT DO NOTHING",
-    )
-    .bind(d.event_id.0)
-    .bind(seat_count as i32)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// The seats' status after `e`, or `None` when it does not change them (an extension).
-fn seat_status(e: &SeatBlockEvent) -> Option<u8> {
-    match e {
-        SeatBlockEvent::SeatHeld(_) => Some(HELD),
-        SeatBlockEvent::SeatBooked(_) => Some(BOOKED),
-        SeatBlockEvent::HoldExtended { .. } => None,
-        SeatBlockEvent::SeatReleased(_)
-        | SeatBlockEvent::HoldExpired(_)
-        | SeatBlockEvent::BookingUndone(_) => Some(AVAILABLE),
-    }
-}
-
-async fn apply_seats(
-    tx: &mut PgConnection,
-    facts: &[StoredEvent],
-) -> Result<Vec<SeatUpdate>, ProjectionError> {
-    let mut changes: BTreeMap<Uuid, Vec<(u32, char)>> = BTreeMap::new();
-    for fact in facts {
-        if let Some((e, status)) = match fact {
-            StoredEvent::Block(e) => seat_status(e).map(|s| (e, s as char)),
-            _ => None,
-        } {
-            let list = changes.entry(e.change().event_id.0).or_default();
-            list.extend(e.change().seats.iter().map(|s| (s.0, status)));
-        }
-    }
-    if changes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = changes.keys().copied().collect();
-    let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
-        "SELECT event_id, seats, version FROM rm_seat_maps WHERE event_id = ANY($1) FOR UPDATE",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut updates = Vec::with_capacity(rows.len());
-    for (event_id, seats, from_version) in rows {
-        let mut seats = seats.into_bytes();
-        let list = changes.remove(&event_id).unwrap_or_default();
-        for (seat, status) in &list {
-            if let Some(s) = seats.get_mut(*seat as usize) {
-                *s = *status as u8;
-            }
-        }
-        let counts = counts(&seats, 0..seats.len());
-        let seats = String::from_utf8(seats).expect("seat maps hold ASCII only");
-        let version: i64 = sqlx::query_scalar(
-            "UPDATE rm_seat_maps SET seats = $2, version = nextval('read_model_version')
-              WHERE event_id = $1 RETURNING version",
-        )
-        .bind(event_id)
-        .bind(seats)
-        .fetch_one(&mut *tx)
-        .await?;
-        updates.push(SeatUpdate {
-            event_id,
-            from_version,
-            version,
-            changes: list,
-            counts,
-        });
-    }
-    for (event_id, _) in changes {
-        tracing::warn!(%event_id, "seat events for an event the read model does not know; skipped");
-    }
-    Ok(updates)
+    create_seat_map(tx, d.event_id.0, seat_count).await
 }
 
 async fn apply_holds(

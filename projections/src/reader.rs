@@ -72,7 +72,7 @@ impl ReadModels {
             return Ok(found);
         }
         let rows: Vec<(Uuid, String, i64)> = sqlx::query_as(
-            "SELECT event_id, seats, version FROM rm_seat_maps WHERE event_id = ANY($1)",
+            "SELECT event_id, seats, version FROM rm_seat_map_view WHERE event_id = ANY($1)",
         )
         .bind(&missing)
         .fetch_all(&self.pool)

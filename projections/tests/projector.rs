@@ -68,7 +68,7 @@ async fn catch_up(pool: &PgPool) {
 
 /// Everything the read models say, in a comparable form (versions left out: they only grow).
 async fn snapshot(pool: &PgPool) -> (Vec<(Uuid, String)>, Vec<(Uuid, String, Vec<i32>)>) {
-    let maps = sqlx::query_as("SELECT event_id, seats FROM rm_seat_maps ORDER BY event_id")
+    let maps = sqlx::query_as("SELECT event_id, seats FROM rm_seat_map_view ORDER BY event_id")
         .fetch_all(pool)
         .await
         .unwrap();
@@ -282,4 +282,45 @@ async fn runners_listen_on_connections_of_their_own_not_the_shared_pools() {
     for r in runners {
         r.abort();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_seat_map_is_kept_in_chunks_and_reads_back_whole_with_its_counts() {
+    let (_url, pool) = fresh_database(6).await;
+    let service = service(&pool);
+    // 25 rows of 100: chunks of 1,000, 1,000 and 500 seats.
+    let event = service
+        .create_event(grid("chunks", 25, 100), &organizer(), &ctx())
+        .await
+        .unwrap();
+    let event_id = EventId(event.id);
+    let buyer = Caller::buyer("ann").unwrap();
+    for seats in [[0, 1], [999, 1000], [2498, 2499]] {
+        let refs: Vec<SeatRef> = seats.iter().map(|s| SeatRef::Id(*s)).collect();
+        service
+            .hold_seats(event_id, &buyer, refs.into(), &ctx())
+            .await
+            .unwrap();
+    }
+    catch_up(&pool).await;
+    let chunks: Vec<(i32, i32)> = sqlx::query_as(
+        "SELECT chunk, length(seats) FROM rm_seat_map_chunks WHERE event_id = $1 ORDER BY chunk",
+    )
+    .bind(event.id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(chunks, [(0, 1000), (1, 1000), (2, 500)]);
+    let (seats, available, held): (String, i32, i32) =
+        sqlx::query_as("SELECT seats, available, held FROM rm_seat_map_view WHERE event_id = $1")
+            .bind(event.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let held_at: Vec<usize> = seats.match_indices('H').map(|(i, _)| i).collect();
+    assert_eq!(held_at, [0, 1, 999, 1000, 2498, 2499]);
+    assert_eq!((available, held), (2494, 6));
+    // The map the API serves is the same, whole.
+    let strong = service.seat_map(event_id).await.unwrap();
+    assert_eq!(strong.seats, seats);
 }

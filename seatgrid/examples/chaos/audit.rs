@@ -237,7 +237,7 @@ pub async fn run(args: AuditArgs) -> bool {
     for event in &acks.events {
         let replayed = replay_map(&blocks, event, now);
         let projected: Option<String> =
-            sqlx::query_scalar("SELECT seats FROM rm_seat_maps WHERE event_id = $1::uuid")
+            sqlx::query_scalar("SELECT seats FROM rm_seat_map_view WHERE event_id = $1::uuid")
                 .bind(event)
                 .fetch_optional(&pool)
                 .await

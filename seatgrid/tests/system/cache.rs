@@ -165,7 +165,7 @@ async fn a_cache_write_that_was_lost_never_leaves_readers_on_the_old_state() {
         let event = event.clone();
         async move {
             let seats: String =
-                sqlx::query_scalar("SELECT seats FROM rm_seat_maps WHERE event_id = $1::uuid")
+                sqlx::query_scalar("SELECT seats FROM rm_seat_map_view WHERE event_id = $1::uuid")
                     .bind(&event)
                     .fetch_one(&pool)
                     .await
