@@ -7,12 +7,14 @@
 //! - [`types`]: the object types ([`orders`]: orders and their live stream; [`seats`]: seats); [`loaders`]: batching of children; [`errors`]: codes.
 //! - [`live`]: Redis pub/sub fan-out for subscriptions; [`ws`]: the WebSocket endpoint's limits.
 //! - [`auth`]: the caller, from the bearer token (header, or `connection_init` payload).
+//! - [`graphiql`]: the GraphiQL page, with its assets served by this server.
 //! - [`analytics`]: the organizer reports from ClickHouse under `analytics`.
 
 pub mod analytics;
 pub mod auth;
 mod data;
 pub mod errors;
+pub mod graphiql;
 pub mod inputs;
 pub mod limits;
 pub mod live;
@@ -28,7 +30,6 @@ pub mod ws;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse};
 use axum::extract::connect_info::ConnectInfo;
@@ -58,16 +59,25 @@ struct GraphqlState {
     auth: Arc<Authenticator>,
     limits: WsLimits,
     connections: Arc<ws::Connections>,
+    /// The GraphiQL page, rendered once.
+    graphiql: Arc<str>,
 }
 
 /// The GraphQL routes, ready to merge into the application's router. Callers are verified with
-/// `auth`; subscriptions are held to `limits`.
-pub fn router(schema: SeatGridSchema, auth: Arc<Authenticator>, limits: WsLimits) -> Router {
+/// `auth`; subscriptions are held to `limits`; the GraphiQL page loads its scripts from
+/// `graphiql_assets`, a path this server serves them under.
+pub fn router(
+    schema: SeatGridSchema,
+    auth: Arc<Authenticator>,
+    limits: WsLimits,
+    graphiql_assets: &str,
+) -> Router {
     let state = GraphqlState {
         schema,
         auth,
         limits,
         connections: Arc::default(),
+        graphiql: graphiql::page(graphiql_assets).into(),
     };
     Router::new()
         .route(GRAPHQL_PATH, get(graphiql_or_subscription).post(graphql))
@@ -122,13 +132,7 @@ async fn graphiql_or_subscription(State(state): State<GraphqlState>, request: Re
                 .on_upgrade(move |socket| ws::serve(socket, schema, protocol, auth, limits, slot))
                 .into_response()
         }
-        _ => Html(
-            GraphiQLSource::build()
-                .endpoint(GRAPHQL_PATH)
-                .subscription_endpoint(GRAPHQL_WS_PATH)
-                .finish(),
-        )
-        .into_response(),
+        _ => Html(state.graphiql.to_string()).into_response(),
     }
 }
 

@@ -103,6 +103,15 @@ ensure_payments_mock() {
   wait_for 20 "the payment mock" curl -s -o /dev/null "http://$listen/v1/payment_intents/none"
 }
 
+# Debian's Chromium, for the tests that load SeatGrid's pages in a real browser (headless; never a
+# browser download).
+ensure_chromium() {
+  command -v chromium >/dev/null && return 0
+  log "installing Chromium (Debian's chromium package) for the browser tests"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade chromium >/dev/null
+}
+
 ensure_services() {
   ensure_postgres
   ensure_redis

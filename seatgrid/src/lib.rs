@@ -207,7 +207,7 @@ async fn serve(
     let app = System::build(config, pool, Some(telemetry.metrics())).await?;
     let base = format!("http://{}", app.local_addr());
     println!("SeatGrid is up at {base}");
-    println!("  REST API      {base}/api  (OpenAPI: {base}/api/openapi.json)");
+    println!("  REST API      {base}/api  (OpenAPI: {base}/api/openapi.json, browsable at {base}/api/docs)");
     println!("  GraphQL       {base}/graphql  (GraphiQL in a browser; subscriptions: ws://{}/graphql/ws)", app.local_addr());
     println!("  health        {base}/health/live  {base}/health/ready");
     println!("  metrics       {base}/metrics");

@@ -138,7 +138,12 @@ impl System {
             (ch, ingester)
         });
         let app = app.with_projected_seat_maps(Arc::new(ProjectedFromReadModels(reads.clone())));
-        let mut routes = query_api::router(schema, app.auth(), config.ws);
+        let mut routes = query_api::router(
+            schema,
+            app.auth(),
+            config.ws,
+            command_api::http::docs::ASSETS,
+        );
         if let Some(handle) = metrics {
             routes = routes.route("/metrics", get(move || std::future::ready(handle.render())));
         }

@@ -4,6 +4,7 @@
 //! error). Request spans and metrics wrap the whole server ([`observability`], applied at start).
 
 pub mod auth;
+pub mod docs;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
     let doc = Arc::new(doc);
     Router::new()
         .merge(routes)
+        .merge(docs::router())
         .route(
             "/api/openapi.json",
             get(move || std::future::ready(Json(doc.clone()))),

@@ -5,6 +5,7 @@ mod access;
 mod analytics;
 mod cache;
 mod checkout;
+mod dev_pages;
 mod graphql;
 mod helpers;
 mod own_redis;
