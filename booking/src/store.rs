@@ -171,6 +171,26 @@ impl EventStore {
         }
     }
 
+    /// A store over `pool` for its own commands and reads (ticketed events, orders, loads) that
+    /// shares this store's writers, their group commit and version lookups: one writer per seat
+    /// block and allowance in the process, whichever store a command comes through (two sets of
+    /// writers would each hold a state the other's appends make stale, and reload on every
+    /// conflict between them).
+    pub fn sharing_writers(&self, pool: PgPool) -> Self {
+        Self {
+            block_probes: self.block_probes.clone(),
+            block_writers: self.block_writers.clone(),
+            allowance_writers: self.allowance_writers.clone(),
+            events: framework(&pool),
+            blocks: snapshot_framework(&pool),
+            allowances: snapshot_framework(&pool),
+            orders: framework(&pool),
+            pool,
+            retry: self.retry,
+            turns: self.turns.clone(),
+        }
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -20,7 +20,8 @@ use crate::persistence::stored_version;
 
 type Waiters = Vec<oneshot::Sender<Result<usize, String>>>;
 
-/// The lookups of one aggregate type.
+/// The lookups of one aggregate type (clones share their rounds).
+#[derive(Clone)]
 pub struct VersionProbes {
     pool: PgPool,
     aggregate_type: &'static str,

@@ -121,6 +121,22 @@ pub struct Writers<A: Aggregate> {
     cold: ColdStart,
 }
 
+/// Another handle on the same writers (one registry, one group commit): for a second store of the
+/// same process ([`crate::EventStore::sharing_writers`]).
+impl<A: Aggregate> Clone for Writers<A> {
+    fn clone(&self) -> Self {
+        Self {
+            running: self.running.clone(),
+            parked: self.parked.clone(),
+            pool: self.pool.clone(),
+            commit: self.commit.clone(),
+            retry: self.retry,
+            idle: self.idle,
+            cold: self.cold,
+        }
+    }
+}
+
 /// What a writer without a state in memory starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColdStart {

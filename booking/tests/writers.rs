@@ -370,3 +370,20 @@ async fn a_writer_that_stopped_when_idle_hands_its_state_to_the_next_one() {
     assert_eq!(stored[0].0, 2, "started from the parked state (version 1)");
     assert_eq!(quick.committed("back").map(|c| c.state.value), Some(4));
 }
+
+#[tokio::test]
+async fn a_second_store_of_the_process_shares_the_seat_blocks_writers() {
+    let (_, pool) = migrations::testing::fresh_database(4).await;
+    let main = booking::EventStore::new(pool.clone(), RetryPolicy::default());
+    let order_process = main.sharing_writers(pool.clone());
+    let block = Arc::new(domain::SeatBlock::default());
+    main.block_writers().seed("event/0", block, 7);
+    let seen = order_process.block_writers().committed("event/0");
+    assert_eq!(
+        seen.map(|c| c.version),
+        Some(7),
+        "one writer, whichever store"
+    );
+    let separate = booking::EventStore::new(pool, RetryPolicy::default());
+    assert!(separate.block_writers().committed("event/0").is_none());
+}

@@ -76,7 +76,7 @@ impl System {
             .context("cannot subscribe to Redis at REDIS_URL")?;
         // One catalog of ticketed events for the whole process: commands, GraphQL and analytics.
         let catalog = Arc::new(EventCatalog::default());
-        let (policy, retry) = (config.command.policy, config.command.retry);
+        let policy = config.command.policy;
         let app =
             Application::build_with_catalog(config.command, pool.clone(), catalog.clone()).await?;
         let reads = ReadModels::new(pool.clone(), Some(cache.clone()));
@@ -126,7 +126,9 @@ impl System {
                 .max_connections(ORDER_PROCESS_CONNECTIONS)
                 .test_before_acquire(false)
                 .connect_lazy_with(pool.connect_options().as_ref().clone());
-            let store = booking::EventStore::new(own.clone(), retry);
+            // Its own pool for its reads and order commands; the request path's writers for seat
+            // blocks and allowances (one writer per aggregate in the process).
+            let store = app.service().store().sharing_writers(own.clone());
             let core = Arc::new(BookingService::with_catalog(store, policy, catalog.clone()));
             let process = Arc::new(crate::order_process::OrderProcess::new(core));
             ProjectorRunner::new(own, process, config.runner.clone())
