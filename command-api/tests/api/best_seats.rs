@@ -24,6 +24,13 @@ async fn best(app: &TestApp, event: &str, customer: &str, ask: Value) -> reqwest
         .unwrap()
 }
 
+/// Asks for the best available seats, which must be held: the hold's view.
+async fn best_ok(app: &TestApp, event: &str, customer: &str, ask: Value) -> Value {
+    let response = best(app, event, customer, ask).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
 /// (row, seat number) of every seat of a hold view.
 fn places(view: &Value) -> Vec<(String, u64)> {
     view["seats"]
@@ -52,31 +59,26 @@ async fn best_available_takes_the_centre_front_and_never_a_taken_seat() {
     // Bob took the four centre seats of the front row by name.
     app.hold_ok(&event, "bob", json!([3, 4, 5, 6])).await;
 
-    let response = best(
+    let first = best_ok(
         &app,
         &event,
         "alice",
         json!({"quantity": 2, "together": true}),
     )
     .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let first: Value = response.json().await.unwrap();
     let seats = seat_ids(&first);
     assert!(together(&first), "{first}");
     // Two of the front row's three free seats at either end would leave the third alone: the
     // second row's centre.
     assert_eq!(seats, [14, 15]);
 
-    let second: Value = best(
+    let second: Value = best_ok(
         &app,
         &event,
         "carol",
         json!({"quantity": 3, "together": true}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     let taken: Vec<u64> = vec![3, 4, 5, 6, 14, 15];
     assert!(together(&second), "{second}");
     assert!(seat_ids(&second).iter().all(|s| !taken.contains(s)));
@@ -110,23 +112,20 @@ async fn the_organizers_focal_point_and_the_buyers_section_choose_where() {
         .to_owned();
 
     // The focal point is the first seat of row B.
-    let view: Value = best(
+    let view: Value = best_ok(
         &app,
         &event,
         "alice",
         json!({"quantity": 2, "together": true}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(places(&view), [("B".into(), 1), ("B".into(), 2)]);
     // Only the Circle, by section or by price tier.
     for ask in [
         json!({"quantity": 2, "section": "Circle"}),
         json!({"quantity": 2, "price_tier": "Back"}),
     ] {
-        let view: Value = best(&app, &event, "bob", ask).await.json().await.unwrap();
+        let view = best_ok(&app, &event, "bob", ask).await;
         assert!(
             view["seats"]
                 .as_array()
@@ -188,11 +187,7 @@ async fn bad_best_available_requests_are_refused_and_a_full_hall_says_sold_out()
     .await;
     let body = assert_problem(apart, StatusCode::CONFLICT, "not_enough_seats").await;
     assert_eq!(body["seats_free"], 2);
-    let singles: Value = best(&app, &event, "alice", json!({"quantity": 2}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let singles: Value = best_ok(&app, &event, "alice", json!({"quantity": 2})).await;
     assert_eq!(seat_ids(&singles), [1, 3]);
     let full = best(&app, &event, "carol", json!({"quantity": 1})).await;
     let body = assert_problem(full, StatusCode::CONFLICT, "sold_out").await;
@@ -273,31 +268,26 @@ async fn a_pick_from_memory_another_server_made_stale_is_made_again_not_refused(
     let second = start_on(first.db_url.clone(), first.pool.clone()).await;
     let event = first.create_grid_event(1, 10, json!({})).await;
     // The first server now keeps the row in memory: 4 and 5 held.
-    let alice: Value = best(
+    let alice = best_ok(
         &first,
         &event,
         "alice",
         json!({"quantity": 2, "together": true}),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(seat_ids(&alice), [4, 5]);
     // The second server sells 2 and 3, which the first does not know.
     second.hold_ok(&event, "bob", json!([2, 3])).await;
 
     // The first server's memory offers 2-3 (best on a tie); its writer finds them taken, and
     // the request picks again from the fresh state instead of answering "taken".
-    let response = best(
+    let carol = best_ok(
         &first,
         &event,
         "carol",
         json!({"quantity": 2, "together": true}),
     )
     .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let carol: Value = response.json().await.unwrap();
     assert_eq!(seat_ids(&carol), [6, 7]);
     let replay = replay_and_check_no_double_sale(&first.pool).await;
     assert_eq!(replay.held.len(), 3);
