@@ -12,10 +12,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use domain::SeatChoice;
 use domain::{EventId, HoldId, KnownEvent, NewEvent};
 use tracing::Instrument;
 
-use crate::best_seats::SeatChoice;
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::identity::Caller;

@@ -34,6 +34,7 @@ pub mod orders;
 mod parked;
 pub mod payments;
 pub mod persistence;
+mod picker;
 pub mod place_hold;
 pub mod reads;
 pub mod reconcile;
@@ -48,9 +49,9 @@ pub mod views;
 pub mod writer_batch;
 pub mod writers;
 
-pub use best_seats::SeatChoice;
 pub use context::RequestContext;
 pub use detached::RunToCompletion;
+pub use domain::SeatChoice;
 pub use error::{CommandError, ErrorKind};
 pub use identity::{Caller, Identity, Role};
 pub use service::{BookingCommands, BookingService};

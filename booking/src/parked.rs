@@ -11,9 +11,24 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
+use std::sync::Arc;
+
 use cqrs_es::Aggregate;
 
-use crate::writers::Committed;
+/// The state a writer last committed (or loaded), with its version.
+pub struct Committed<A> {
+    pub state: Arc<A>,
+    pub version: usize,
+}
+
+impl<A> Clone for Committed<A> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            version: self.version,
+        }
+    }
+}
 
 pub(crate) struct Parked<A: Aggregate> {
     capacity: usize,
@@ -78,8 +93,6 @@ impl<A: Aggregate> Parked<A> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use domain::SeatBlock;
 
     use super::*;

@@ -5,13 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use domain::SeatChoice;
 use domain::{
     AllowanceError, CustomerAllowance, CustomerAllowanceCommand, CustomerId, EventId, HoldId,
     KnownEvent, ReturnReason, SeatBlock, SeatBlockCommand, SeatBlockError, SeatId, SeatRef,
     SeatStatus,
 };
 
-use crate::best_seats::SeatChoice;
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::persistence::load_with_version;

@@ -23,17 +23,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use domain::SeatChoice;
 use domain::{
     EventCatalog, EventDefinition, EventId, EventPolicy, HoldId, KnownEvent, NewEvent, OrderId,
     TicketedEvent, TicketedEventCommand, TicketedEventError,
 };
 
 use crate::admission::Admission;
-use crate::best_seats::{Picker, SeatChoice};
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::identity::{Caller, Role};
 use crate::payments::WebhookEvent;
+use crate::picker::Picker;
 use crate::store::{EventStore, StoreError};
 use crate::views::{EventView, HoldView, OrderView, SeatMapView};
 

@@ -8,6 +8,7 @@
 //! [`domain::EventDefinition::validate`].
 
 use chrono::{DateTime, Utc};
+use domain::SeatChoice;
 use domain::{
     BestSeats, FocalPoint, LayoutSpec, NewEvent, PriceTier, RowSpec, SeatRef, SectionSpec,
 };
@@ -15,7 +16,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::best_seats::SeatChoice;
 use crate::error::CommandError;
 
 /// A new ticketed event. Give the layout either as a grid (`rows` x `cols`, one price) or as

@@ -44,6 +44,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::group_commit::{AppendError, GroupCommit};
+pub use crate::parked::Committed;
 use crate::parked::Parked;
 use crate::persistence::{load_with_version, stored_version, LoadError, RetryPolicy, StoreError};
 use crate::writer_batch::decide;
@@ -69,21 +70,6 @@ struct Job<A: Aggregate> {
     command: A::Command,
     metadata: HashMap<String, String>,
     reply: oneshot::Sender<Answer<A>>,
-}
-
-/// The state a writer last committed (or loaded), with its version.
-pub struct Committed<A> {
-    pub state: Arc<A>,
-    pub version: usize,
-}
-
-impl<A> Clone for Committed<A> {
-    fn clone(&self) -> Self {
-        Self {
-            state: self.state.clone(),
-            version: self.version,
-        }
-    }
 }
 
 /// One writer's committed state as it changes: empty once that writer stopped or lost its state

@@ -3,14 +3,17 @@
 //!
 //! Policy:
 //! - Every seat has a place: its section, its row's index in the section from the front (0 = the
-//!   first row listed) and its position along the row. The organizer's [`FocalPoint`] (part of the
+//!   first row listed) and its position along the row. The organizer's
+//!   [`FocalPoint`](crate::focal::FocalPoint) (part of the
 //!   layout, so it never changes) names a section, a row index and a position across the row
-//!   (0-100 %, 50 = the centre); by default the centre of the first section's front row.
+//!   (0-100 %, 50 = the centre); by default the centre of the first section's front row. The
+//!   rows' best-first order is the layout's own ([`crate::focal`]), computed once per layout.
 //! - "Best" = the focal point's section first, then the other sections in layout order (organizers
 //!   list sections from the best outwards; each is scored from the same row index and position);
-//!   within a section, closest to the focal point, where one row back counts as [`ROW_DEPTH`]
-//!   seats sideways. A choice of several seats scores the sum of its seats' squared distances;
-//!   ties go to the lower seat id, so a pick is deterministic.
+//!   within a section, closest to the focal point, where one row back counts as
+//!   [`ROW_DEPTH`](crate::focal::ROW_DEPTH) seats sideways. A choice of several seats scores the
+//!   sum of its seats' squared distances; ties go to the lower seat id, so a pick is
+//!   deterministic.
 //! - `together`: the seats are adjacent in one row (a row cut into several blocks is still one
 //!   row). Without it adjacent seats are still preferred, and only when no row has enough adjacent
 //!   free seats are the best single seats taken one by one.
@@ -23,47 +26,25 @@
 
 use std::ops::Range;
 
-use serde::{Deserialize, Serialize};
-
 use crate::ids::SeatId;
-use crate::layout::{LayoutError, LayoutSpec, RowIndex, VenueLayout};
+use crate::layout::{LayoutError, RowIndex, SeatRef, VenueLayout};
 
-/// One row back is worth this many seats sideways.
-pub const ROW_DEPTH: f64 = 2.0;
 /// The most seats one best-available request may ask for.
 pub const MAX_BEST_SEATS: u32 = 10;
 /// A pick that meets this many rows it does not know stops and asks for them (so a cold hall is
 /// read a few rows at a time, best first, not whole).
 pub const UNKNOWN_ROWS_PER_PICK: usize = 16;
 
-/// Where the best seats are, as the organizer sets it for a layout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FocalPoint {
-    /// The best section; default the first one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub section: Option<String>,
-    /// Rows from the front of each section (0 = the first row listed).
-    #[serde(default)]
-    pub row_index: u32,
-    /// Position along a row: 0 = its first seat, 100 = its last, 50 = the centre.
-    #[serde(default = "FocalPoint::centre")]
-    pub across_percent: u32,
+/// What a buyer asks to hold: seats by name, or the best available.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeatChoice {
+    Named(Vec<SeatRef>),
+    Best(BestSeats),
 }
 
-impl FocalPoint {
-    fn centre() -> u32 {
-        50
-    }
-}
-
-impl Default for FocalPoint {
-    fn default() -> Self {
-        Self {
-            section: None,
-            row_index: 0,
-            across_percent: Self::centre(),
-        }
+impl From<Vec<SeatRef>> for SeatChoice {
+    fn from(refs: Vec<SeatRef>) -> Self {
+        Self::Named(refs)
     }
 }
 
@@ -87,71 +68,6 @@ pub enum BestPick {
     Unknown,
     /// Not enough seats: `free` seats are free in the request's scope (maybe not adjacent).
     NotEnough { free: u32 },
-}
-
-/// The rows in best-first order with each one's lower bound, computed once per layout.
-#[derive(Debug, Clone)]
-pub(crate) struct BestOrder {
-    /// (row position in the layout, section rank, weighted squared row distance), ascending.
-    rows: Vec<(u32, u32, f64)>,
-    /// Position across each row's seats of the focal point, per layout row.
-    focal_x: Vec<f64>,
-}
-
-impl BestOrder {
-    pub(crate) fn new(spec: &LayoutSpec, rows: &[RowIndex]) -> Result<Self, LayoutError> {
-        let focal = spec.focal_point.clone().unwrap_or_default();
-        let best_section = match &focal.section {
-            None => 0,
-            Some(name) => spec
-                .sections
-                .iter()
-                .position(|s| &s.name == name)
-                .ok_or_else(|| {
-                    LayoutError::Invalid(format!(
-                        "focal_point names section {name:?}, which is not in the layout"
-                    ))
-                })?,
-        };
-        if focal.across_percent > 100 {
-            return Err(LayoutError::Invalid(
-                "focal_point.across_percent must be 0 to 100".into(),
-            ));
-        }
-        if focal.row_index as usize >= spec.sections[best_section].rows.len() {
-            return Err(LayoutError::Invalid(format!(
-                "focal_point.row_index must name a row of section {:?} (0 to {})",
-                spec.sections[best_section].name,
-                spec.sections[best_section].rows.len() - 1
-            )));
-        }
-        let rank = |section: usize| match section {
-            s if s == best_section => 0,
-            s if s < best_section => s as u32 + 1,
-            s => s as u32,
-        };
-        let mut ranked: Vec<(u32, u32, f64)> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let dy = ROW_DEPTH * (r.row as f64 - f64::from(focal.row_index));
-                (i as u32, rank(r.section), dy * dy)
-            })
-            .collect();
-        ranked.sort_by(|a, b| {
-            (a.1, a.2, a.0)
-                .partial_cmp(&(b.1, b.2, b.0))
-                .expect("finite")
-        });
-        let focal_x = rows
-            .iter()
-            .map(|r| f64::from(focal.across_percent) * f64::from(r.seats - 1) / 100.0)
-            .collect();
-        Ok(Self {
-            rows: ranked,
-            focal_x,
-        })
-    }
 }
 
 /// One choice of seats in a row, comparable best-first.
@@ -337,7 +253,7 @@ fn windows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{PriceTier, RowSpec, SectionSpec};
+    use crate::layout::{FocalPoint, LayoutSpec, PriceTier, RowSpec, SectionSpec};
 
     /// Given rows of seats in one section ("Main") and, when asked, a "Balcony" behind it.
     fn venue(rows: &[u32], balcony: &[u32], focal: Option<FocalPoint>) -> VenueLayout {

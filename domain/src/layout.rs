@@ -9,13 +9,16 @@
 //!   block is small enough to load and decide on in microseconds, and a typical hold (adjacent
 //!   seats in one row) touches exactly one block.
 //! - Size limits keep one event's definition and seat map small: see the `MAX_*` constants.
+//! - The layout also says where the best seats are ([`FocalPoint`]) and keeps its rows in
+//!   best-first order for [`crate::best_seats`], computed once when it is validated.
 
 use std::collections::HashSet;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::best_seats::{BestOrder, FocalPoint};
+use crate::focal::BestOrder;
+pub use crate::focal::FocalPoint;
 use crate::ids::SeatId;
 
 pub const MAX_SEATS_PER_BLOCK: u32 = 200;
@@ -264,7 +267,14 @@ impl VenueLayout {
                 next_seat += u64::from(row.seats);
             }
         }
-        let best = BestOrder::new(&spec, &rows)?;
+        let sections: Vec<(&str, usize)> = spec
+            .sections
+            .iter()
+            .map(|s| (s.name.as_str(), s.rows.len()))
+            .collect();
+        let places = rows.iter().map(|r| (r.section, r.row, r.seats));
+        let focal = spec.focal_point.clone().unwrap_or_default();
+        let best = BestOrder::new(&focal, &sections, places).map_err(LayoutError::Invalid)?;
         Ok(Self {
             spec,
             rows,

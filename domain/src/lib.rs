@@ -24,6 +24,7 @@
 
 pub mod best_seats;
 pub mod customer_allowance;
+pub mod focal;
 pub mod hold;
 pub mod ids;
 pub mod known_event;
@@ -36,7 +37,7 @@ pub mod seat_status;
 pub mod stored;
 pub mod ticketed_event;
 
-pub use best_seats::{BestPick, BestSeats, FocalPoint, MAX_BEST_SEATS};
+pub use best_seats::{BestPick, BestSeats, SeatChoice, MAX_BEST_SEATS};
 pub use customer_allowance::{
     AllowanceEntry, AllowanceError, AllowanceState, CustomerAllowance, CustomerAllowanceCommand,
     CustomerAllowanceEvent, ReturnReason,
@@ -45,7 +46,8 @@ pub use hold::{HoldEvent, HoldStatus, HoldTrack};
 pub use ids::{CustomerId, EventId, HoldId, InvalidId, OrderId, SeatBlockId, SeatId};
 pub use known_event::{EventCatalog, KnownEvent};
 pub use layout::{
-    LayoutError, LayoutSpec, PriceTier, RowSpec, SeatLabel, SeatRef, SectionSpec, VenueLayout,
+    FocalPoint, LayoutError, LayoutSpec, PriceTier, RowSpec, SeatLabel, SeatRef, SectionSpec,
+    VenueLayout,
 };
 pub use order::{
     Order, OrderCommand, OrderError, OrderEvent, OrderPlaced, OrderStatus, RefundReason,
