@@ -22,7 +22,33 @@ pub struct EventView {
     pub seat_count: u32,
     pub price_tiers: Vec<PriceTierView>,
     pub sections: Vec<SectionView>,
+    /// Where the best available seats are (as the organizer set it, or the default).
+    pub focal_point: FocalPointView,
     pub created_at: DateTime<Utc>,
+}
+
+/// The point best-available seats are closest to: a section, a row index from its front (0 = the
+/// first row listed) and a position across the row (0-100 %, 50 = the centre).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FocalPointView {
+    pub section: String,
+    pub row_index: u32,
+    pub across_percent: u32,
+}
+
+impl FocalPointView {
+    /// The event's focal point, the default one included, with its section named.
+    pub fn of(event: &KnownEvent) -> Self {
+        let spec = event.layout.spec();
+        let focal = spec.focal_point.clone().unwrap_or_default();
+        Self {
+            section: focal
+                .section
+                .unwrap_or_else(|| spec.sections[0].name.clone()),
+            row_index: focal.row_index,
+            across_percent: focal.across_percent,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -85,6 +111,7 @@ impl EventView {
                         .collect(),
                 })
                 .collect(),
+            focal_point: FocalPointView::of(event),
             created_at: definition.created_at,
         }
     }

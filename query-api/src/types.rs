@@ -69,6 +69,16 @@ impl Event {
     async fn created_at(&self) -> DateTime<Utc> {
         self.definition.created_at
     }
+    /// Where the best available seats are (`holdSeats(quantity: ...)`), as the organizer set it
+    /// or by default the centre of the first section's front row.
+    async fn focal_point(&self) -> FocalPoint {
+        let view = booking::views::FocalPointView::of(&self.0);
+        FocalPoint {
+            section: view.section,
+            row_index: view.row_index,
+            across_percent: view.across_percent,
+        }
+    }
     async fn price_tiers(&self) -> Vec<PriceTier> {
         self.definition
             .layout
@@ -200,6 +210,15 @@ pub struct Section {
     pub price_tier: String,
     pub price_cents: u64,
     pub rows: Vec<Row>,
+}
+
+/// The point best-available seats are closest to: a section, a row index from its front (0 = the
+/// first row listed) and a position across the row (0-100 %, 50 = the centre).
+#[derive(SimpleObject)]
+pub struct FocalPoint {
+    pub section: String,
+    pub row_index: u32,
+    pub across_percent: u32,
 }
 
 /// A row: seats `1..=seats`, whose seat ids are `firstSeatId..firstSeatId + seats`.

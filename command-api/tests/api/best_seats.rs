@@ -111,6 +111,16 @@ async fn the_organizers_focal_point_and_the_buyers_section_choose_where() {
         .unwrap()
         .to_owned();
 
+    let shown: Value = app
+        .get(&format!("/api/events/{event}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["focal_point"],
+        json!({"section": "Stalls", "row_index": 1, "across_percent": 0})
+    );
     // The focal point is the first seat of row B.
     let view: Value = best_ok(
         &app,

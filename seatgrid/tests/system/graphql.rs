@@ -425,6 +425,16 @@ async fn hold_seats_takes_the_best_available_from_the_focal_point_the_organizer_
         )
         .await;
     let event = created["createEvent"]["id"].as_str().unwrap().to_owned();
+    let shown = app
+        .data(
+            "query($e: UUID!) { event(id: $e) { focalPoint { section rowIndex acrossPercent } } }",
+            json!({"e": event}),
+        )
+        .await;
+    assert_eq!(
+        shown["event"]["focalPoint"],
+        json!({"section": "Main", "rowIndex": 1, "acrossPercent": 100})
+    );
     let best =
         "mutation($e: UUID!, $q: Int!) { holdSeats(eventId: $e, quantity: $q, together: true) {
                   seats { seatId row seat } } }";
