@@ -1,5 +1,6 @@
-//! Access to the Postgres event store: one cqrs-es framework per aggregate, a bounded retry on
-//! optimistic-lock conflicts, and batch loads of aggregates for reads.
+//! Access to the Postgres event store: the seat blocks' and allowances' writers, a cqrs-es
+//! framework for the other aggregates with a bounded retry on optimistic-lock conflicts, and
+//! batch loads for reads.
 //!
 //! Policy:
 //! - Seat blocks and customer allowances, the aggregates every hold writes, go through their
@@ -17,10 +18,11 @@
 //!   contention.
 //! - The command is rebuilt for every attempt, so it is judged at a fresh `now`.
 //! - Business refusals are never retried: they come back as [`StoreError::Rejected`].
-//! - Seat blocks and allowances are loaded from a snapshot plus the events after it (postgres-es'
-//!   snapshot store, a new snapshot every [`SNAPSHOT_EVERY`] events), so a command's cost does not
-//!   grow with the aggregate's history; their states are bounded (see the domain). Reads load the
-//!   same way ([`EventStore::load`]). A change to an aggregate's state shape that old snapshots
+//! - Seat blocks and allowances are loaded from a snapshot plus the events after it (rows in
+//!   postgres-es' snapshot format, written by the group commit every [`SNAPSHOT_EVERY`] events;
+//!   they have no cqrs-es framework: their commands go through the writers), so a command's cost
+//!   does not grow with the aggregate's history; their states are bounded (see the domain). Reads
+//!   load the same way ([`EventStore::load`]). A change to an aggregate's state shape that old snapshots
 //!   cannot deserialize must delete that aggregate type's snapshots in its migration.
 //! - Questions about one hold (its status, where it is) load only that hold's events
 //!   ([`EventStore::load_for_hold`]): exact for any hold, however old, without the aggregates'
@@ -68,8 +70,6 @@ pub struct EventStore {
     pool: PgPool,
     retry: RetryPolicy,
     events: Framework<TicketedEvent>,
-    blocks: Framework<SeatBlock>,
-    allowances: Framework<CustomerAllowance>,
     orders: Framework<Order>,
     block_writers: Writers<SeatBlock>,
     allowance_writers: Writers<CustomerAllowance>,
@@ -81,9 +81,11 @@ pub struct EventStore {
 type Running<'a, A> =
     Pin<Box<dyn Future<Output = Result<(), StoreError<<A as Aggregate>::Error>>> + Send + 'a>>;
 
-/// Something an [`EventStore`] can run commands for.
+/// Something an [`EventStore`] can run commands for: through its in-memory writer, or else
+/// through its cqrs-es framework.
 pub trait StoredAggregate: Aggregate + Sized {
-    fn framework(store: &EventStore) -> &Framework<Self>;
+    /// The cqrs-es framework of a type without writers (`None` for the types with writers).
+    fn framework(store: &EventStore) -> Option<&Framework<Self>>;
 
     /// Runs `command` through this type's in-memory writer, for types that have them.
     fn through_writer<'a>(
@@ -99,15 +101,15 @@ pub trait StoredAggregate: Aggregate + Sized {
 macro_rules! stored {
     ($aggregate:ty, $field:ident) => {
         impl StoredAggregate for $aggregate {
-            fn framework(store: &EventStore) -> &Framework<Self> {
-                &store.$field
+            fn framework(store: &EventStore) -> Option<&Framework<Self>> {
+                Some(&store.$field)
             }
         }
     };
-    ($aggregate:ty, $field:ident, writers: $writers:ident) => {
+    ($aggregate:ty, writers: $writers:ident) => {
         impl StoredAggregate for $aggregate {
-            fn framework(store: &EventStore) -> &Framework<Self> {
-                &store.$field
+            fn framework(_: &EventStore) -> Option<&Framework<Self>> {
+                None
             }
 
             fn through_writer<'a>(
@@ -125,18 +127,12 @@ macro_rules! stored {
 stored!(TicketedEvent, events);
 stored!(Order, orders);
 // The hot aggregates of a sale: one writer each, state in memory, group commit.
-stored!(SeatBlock, blocks, writers: block_writers);
-stored!(CustomerAllowance, allowances, writers: allowance_writers);
+stored!(SeatBlock, writers: block_writers);
+stored!(CustomerAllowance, writers: allowance_writers);
 
 fn framework<A: Aggregate<Services = ()>>(pool: &PgPool) -> Framework<A> {
     let repo = PostgresEventRepository::new(pool.clone());
     CqrsFramework::new(PersistedEventStore::new_event_store(repo), vec![], ())
-}
-
-fn snapshot_framework<A: Aggregate<Services = ()>>(pool: &PgPool) -> Framework<A> {
-    let repo = PostgresEventRepository::new(pool.clone());
-    let store = PersistedEventStore::new_snapshot_store(repo, SNAPSHOT_EVERY);
-    CqrsFramework::new(store, vec![], ())
 }
 
 impl EventStore {
@@ -159,8 +155,6 @@ impl EventStore {
                 ColdStart::AssumeNew,
             ),
             events: framework(&pool),
-            blocks: snapshot_framework(&pool),
-            allowances: snapshot_framework(&pool),
             orders: framework(&pool),
             pool,
             retry,
@@ -182,8 +176,6 @@ impl EventStore {
             block_writers: self.block_writers.clone(),
             allowance_writers: self.allowance_writers.clone(),
             events: framework(&pool),
-            blocks: snapshot_framework(&pool),
-            allowances: snapshot_framework(&pool),
             orders: framework(&pool),
             pool,
             retry: self.retry,
@@ -215,7 +207,7 @@ impl EventStore {
         if let Some(running) = A::through_writer(self, id, command(), metadata.clone()) {
             return running.await;
         }
-        let framework = A::framework(self);
+        let framework = A::framework(self).expect("a type without writers has a framework");
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (A::TYPE, id).hash(&mut hasher);
         let stripe = &self.turns[hasher.finish() as usize % LOCK_STRIPES];
