@@ -11,6 +11,11 @@ BENCH_PAYMENTS_PORT=${BENCH_PAYMENTS_PORT:-5199}
 # beside it on BENCH_PAYMENTS_PORT and stopped with it.
 start_bench_server() {
   local db=$1; shift
+  # A server left running on the port (an interrupted run) would answer in place of this one.
+  if curl -s -o /dev/null "$BENCH_URL/health/live"; then
+    log "something already answers on $BENCH_URL (a benchmark server left running?); stop it first"
+    return 1
+  fi
   ensure_dev_secret
   ensure_webhook_secret
   psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
