@@ -248,6 +248,11 @@ impl Authenticator {
     }
 
     /// A token for `sub` with `role`, valid for `ttl` (HS256 development secret only).
+    /// Whether this authenticator holds the development secret that [`Self::mint`] needs.
+    pub fn can_mint(&self) -> bool {
+        self.signer.is_some()
+    }
+
     pub fn mint(&self, sub: &str, role: Role, ttl: Duration) -> Result<String, TokenSetupError> {
         let signer = self.signer.as_ref().ok_or(TokenSetupError::CannotMint)?;
         let now = SystemTime::now()

@@ -38,6 +38,8 @@ pub struct CommandApiConfig {
     pub rate_limits: Option<RateLimits>,
     /// The secret payment notifications are signed with; `None`: payments are not configured.
     pub payments_webhook_secret: Option<Arc<secrecy::SecretString>>,
+    /// `POST /api/dev/token` mints tokens for any name (development machines only).
+    pub dev_login: bool,
 }
 
 impl Default for CommandApiConfig {
@@ -55,6 +57,7 @@ impl Default for CommandApiConfig {
             request_timeout: Duration::from_secs(30),
             rate_limits: Some(RateLimits::default()),
             payments_webhook_secret: None,
+            dev_login: false,
         }
     }
 }
@@ -107,6 +110,7 @@ impl Application {
                 max_body_bytes: config.max_body_bytes,
                 projected: None,
                 webhook_secret: config.payments_webhook_secret,
+                dev_login: config.dev_login,
             },
             sweep_interval: config.sweep_interval,
             request_timeout: config.request_timeout,

@@ -69,6 +69,11 @@ impl Event {
     async fn created_at(&self) -> DateTime<Utc> {
         self.definition.created_at
     }
+    /// Whether the caller manages this event (its organizer, an organizer of every event, or an
+    /// admin): false without a token.
+    async fn manageable(&self, ctx: &Context<'_>) -> bool {
+        crate::auth::manager(ctx, &self.definition).is_ok()
+    }
     /// Where the best available seats are (`holdSeats(quantity: ...)`), as the organizer set it
     /// or by default the centre of the first section's front row.
     async fn focal_point(&self) -> FocalPoint {

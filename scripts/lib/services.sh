@@ -106,10 +106,10 @@ ensure_payments_mock() {
 # Debian's Chromium, for the tests that load SeatGrid's pages in a real browser (headless; never a
 # browser download).
 ensure_chromium() {
-  command -v chromium >/dev/null && return 0
-  log "installing Chromium (Debian's chromium package) for the browser tests"
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+  log "installing Chromium and chromedriver (Debian's chromium, chromium-driver) for the browser tests"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade chromium >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade chromium chromium-driver >/dev/null
 }
 
 ensure_services() {

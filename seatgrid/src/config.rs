@@ -108,6 +108,10 @@ pub struct AppSettings {
     pub rate_limit_customer_per_second: u32,
     #[serde(default = "defaults::customer_burst")]
     pub rate_limit_customer_burst: u32,
+    /// `on` lets `POST /api/dev/token` mint tokens for any name (development machines only; needs
+    /// AUTH_HS256_SECRET). Anything else leaves it off.
+    #[serde(default = "defaults::off")]
+    pub dev_login: String,
     /// GraphQL WebSockets: live operations per connection, connections per client address.
     #[serde(default = "defaults::ws_max_subscriptions")]
     pub ws_max_subscriptions: usize,
@@ -212,6 +216,9 @@ mod defaults {
     pub fn on() -> String {
         "on".into()
     }
+    pub fn off() -> String {
+        "off".into()
+    }
     pub fn client_per_second() -> u32 {
         50
     }
@@ -311,6 +318,10 @@ impl Settings {
             (a.request_timeout_seconds == 0, "SEATGRID_REQUEST_TIMEOUT_SECONDS must be at least 1"),
             (a.db_acquire_timeout_ms == 0, "SEATGRID_DB_ACQUIRE_TIMEOUT_MS must be at least 1"),
             (
+                a.dev_login == "on" && self.auth.hs256_secret.is_none(),
+                "SEATGRID_DEV_LOGIN=on needs AUTH_HS256_SECRET (tokens are minted with it)",
+            ),
+            (
                 a.rate_limit_client_per_second == 0 || a.rate_limit_customer_per_second == 0,
                 "SEATGRID_RATE_LIMIT_*_PER_SECOND must be at least 1 (SEATGRID_RATE_LIMITS=off turns them off)",
             ),
@@ -369,6 +380,7 @@ impl Settings {
                 },
             }),
             payments_webhook_secret: self.payments_webhook_secret.clone(),
+            dev_login: a.dev_login == "on",
             // The authenticator is built from `self.auth` when the server starts (JWKS fetch).
             ..CommandApiConfig::default()
         }
@@ -438,5 +450,22 @@ mod tests {
             .unwrap()
             .clickhouse
             .is_none());
+    }
+
+    #[test]
+    fn development_sign_in_is_off_by_default_and_needs_the_development_secret() {
+        let secret = ("AUTH_HS256_SECRET", "0123456789abcdef0123456789abcdef");
+        assert!(
+            !Settings::from_vars(vars(&[secret]))
+                .unwrap()
+                .command_api()
+                .dev_login
+        );
+        let on = Settings::from_vars(vars(&[secret, ("SEATGRID_DEV_LOGIN", "on")])).unwrap();
+        assert!(on.command_api().dev_login);
+        let error = Settings::from_vars(vars(&[("SEATGRID_DEV_LOGIN", "on")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("SEATGRID_DEV_LOGIN"), "{error}");
     }
 }

@@ -207,6 +207,12 @@ async fn serve(
     let app = System::build(config, pool, Some(telemetry.metrics())).await?;
     let base = format!("http://{}", app.local_addr());
     println!("SeatGrid is up at {base}");
+    println!("  pages         {base}/  (events and seat maps; {base}/organizer for organizers)");
+    if settings.app.dev_login == "on" {
+        println!(
+            "  sign in       {base}/login  (development sign-in: any name, buyer or organizer)"
+        );
+    }
     println!("  REST API      {base}/api  (OpenAPI: {base}/api/openapi.json, browsable at {base}/api/docs)");
     println!("  GraphQL       {base}/graphql  (GraphiQL in a browser; subscriptions: ws://{}/graphql/ws)", app.local_addr());
     println!("  health        {base}/health/live  {base}/health/ready");
@@ -233,8 +239,13 @@ async fn serve(
             .await
             .map_err(|e| anyhow::anyhow!("cannot seed the demo event: {e}"))?;
         println!(
-            "  demo event    {base}/api/events/{}  ({} seats)",
-            event.id, event.seat_count
+            "  demo event    {base}/events/{}  ({} seats; REST: {base}/api/events/{})",
+            event.id, event.seat_count, event.id
+        );
+        println!(
+            "  its dashboard {base}/organizer/events/{}  (sign in as {})",
+            event.id,
+            demo_organizer().as_str()
         );
         println!("  its seat map  {base}/api/events/{}/seats", event.id);
         // Ready tokens, when the server has the development secret.

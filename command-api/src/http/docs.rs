@@ -1,6 +1,7 @@
-//! The developer pages' own assets, served from the binary: Swagger UI at `/api/docs` (over
-//! `/api/openapi.json`) and, under [`ASSETS`], the scripts and styles of both Swagger UI and the
-//! GraphiQL page that `GET /graphql` serves (query-api).
+//! The vendored third-party assets, served from the binary: Swagger UI at `/api/docs` (over
+//! `/api/openapi.json`) and, under [`ASSETS`], the scripts and styles of Swagger UI, of the
+//! GraphiQL page that `GET /graphql` serves (query-api), and of the pages ([`super::pages`]:
+//! graphql-ws, uPlot).
 //!
 //! Policy: nothing is loaded from a CDN (SeatGrid runs where there is no internet). The assets are
 //! the pinned production builds that `scripts/ui-vendor` put, gzipped, in `ui/vendor/assets/`
@@ -36,13 +37,16 @@ macro_rules! asset {
 }
 
 /// (file name, content type, gzipped bytes).
-const FILES: [(&str, &str, &[u8]); 6] = [
+const FILES: [(&str, &str, &[u8]); 9] = [
     asset!("graphiql.min.js", "text/javascript"),
     asset!("graphiql.min.css", "text/css"),
     asset!("react.production.min.js", "text/javascript"),
     asset!("react-dom.production.min.js", "text/javascript"),
     asset!("swagger-ui-bundle.js", "text/javascript"),
     asset!("swagger-ui.css", "text/css"),
+    asset!("graphql-ws.min.js", "text/javascript"),
+    asset!("uPlot.iife.min.js", "text/javascript"),
+    asset!("uPlot.min.css", "text/css"),
 ];
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {

@@ -4,6 +4,7 @@
 //! error). Request spans and metrics wrap the whole server ([`observability`], applied at start).
 
 pub mod auth;
+pub mod dev_login;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -16,6 +17,7 @@ pub mod limits;
 pub mod observability;
 pub mod openapi;
 pub mod orders;
+pub mod pages;
 pub mod payments;
 
 use std::sync::Arc;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub projected: Option<Arc<dyn ProjectedSeatMaps>>,
     /// Verifies payment notifications; `None` when payments are not configured.
     pub webhook_secret: Option<Arc<secrecy::SecretString>>,
+    /// `POST /api/dev/token` mints tokens ([`dev_login`]).
+    pub dev_login: bool,
 }
 
 /// Where `GET /api/events/{id}/seats` gets its seat map by default: the projected read model
@@ -66,7 +70,8 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(events::router())
                 .merge(holds::router())
                 .merge(orders::router())
-                .merge(payments::router()),
+                .merge(payments::router())
+                .merge(dev_login::router()),
         )
         .merge(health::router())
         .split_for_parts();
@@ -87,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes)
         .merge(docs::router())
+        .merge(pages::router())
         .route(
             "/api/openapi.json",
             get(move || std::future::ready(Json(doc.clone()))),

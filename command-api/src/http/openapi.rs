@@ -21,6 +21,7 @@ use super::headers::IDEMPOTENCY_HEADER;
         (name = "events", description = "Ticketed events and their seat maps"),
         (name = "holds", description = "Holding, booking and releasing seats"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "development", description = "Development sign-in (off unless SEATGRID_DEV_LOGIN=on)"),
     )
 )]
 pub struct ApiDoc;

@@ -12,6 +12,7 @@ mod holds;
 mod idempotency;
 mod interrupted;
 mod orders;
+mod pages;
 mod restart;
 mod settle;
 mod sweeper;

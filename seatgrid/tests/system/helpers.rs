@@ -107,6 +107,8 @@ async fn spawn_full(
         command: CommandApiConfig {
             sweep_interval: Some(Duration::from_millis(300)),
             payments_webhook_secret: secret.map(|s| std::sync::Arc::new(s.into())),
+            // The pages' browser tests sign in as people do on a developer machine.
+            dev_login: true,
             ..command_api::testing::config()
         },
         redis_url: redis,

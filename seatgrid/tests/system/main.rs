@@ -3,12 +3,14 @@
 
 mod access;
 mod analytics;
+mod browser;
 mod cache;
 mod checkout;
 mod dev_pages;
 mod graphql;
 mod helpers;
 mod own_redis;
+mod pages;
 mod payments_mock;
 mod processes;
 #[cfg(feature = "failpoints")]
