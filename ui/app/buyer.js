@@ -305,7 +305,7 @@ export async function eventPage(id, { signal }) {
     return h('div', { class: 'order', 'data-order-status': order.status },
       h('h2', {}, `Order: ${fmt(order.amountCents)}`),
       h('p', { role: 'status' }, words),
-      order.paymentUrl && order.status === 'PENDING_PAYMENT' ? h('p', {}, h('a', { href: order.paymentUrl, target: '_blank', rel: 'noopener' }, 'Open the payment page')) : null,
+      order.paymentUrl && order.status === 'PENDING_PAYMENT' ? h('p', {}, h('a', { href: order.paymentUrl, target: '_blank', rel: 'noopener' }, 'Your payment at the provider')) : null,
       order.status === 'PENDING_PAYMENT' ? h('button', { class: 'secondary', onclick: cancelOrder }, 'Cancel order') : null);
   }
 
