@@ -78,6 +78,8 @@ pub struct Application {
     request_timeout: Duration,
     limiters: Option<Arc<Limiters>>,
     extra_routes: Router,
+    /// False: health checks only ([`Self::health_only`]).
+    serve_api: bool,
 }
 
 impl Application {
@@ -115,6 +117,7 @@ impl Application {
             sweep_interval: config.sweep_interval,
             request_timeout: config.request_timeout,
             extra_routes: Router::new(),
+            serve_api: true,
         })
     }
 
@@ -132,6 +135,13 @@ impl Application {
     /// leaves (for routes added beside the REST API, such as GraphQL).
     pub fn commands(&self) -> Arc<dyn BookingCommands> {
         self.state.service.clone()
+    }
+
+    /// Serves health checks only, no API (a process that runs only background roles), plus the
+    /// routes given to [`Self::with_routes`].
+    pub fn health_only(mut self) -> Self {
+        self.serve_api = false;
+        self
     }
 
     /// Serves `routes` (for example the GraphQL API) beside the REST API, on the same listener.
@@ -166,7 +176,11 @@ impl Application {
         let timeout = self.request_timeout;
         let mut app = self
             .extra_routes
-            .merge(http::router(self.state.clone()))
+            .merge(if self.serve_api {
+                http::router(self.state.clone())
+            } else {
+                http::health_router(self.state.clone())
+            })
             .layer(axum::middleware::from_fn(
                 move |request: axum::extract::Request, next: axum::middleware::Next| async move {
                     tokio::time::timeout(timeout, next.run(request))

@@ -112,6 +112,10 @@ pub struct AppSettings {
     /// AUTH_HS256_SECRET). Anything else leaves it off.
     #[serde(default = "defaults::off")]
     pub dev_login: String,
+    /// What `seatgrid serve` runs: `all`, or some of api, projector, ingester, sweeper, payments
+    /// (`crate::roles`); `serve --roles` overrides it.
+    #[serde(default = "defaults::all")]
+    pub roles: String,
     /// GraphQL WebSockets: live operations per connection, connections per client address.
     #[serde(default = "defaults::ws_max_subscriptions")]
     pub ws_max_subscriptions: usize,
@@ -218,6 +222,9 @@ mod defaults {
     }
     pub fn off() -> String {
         "off".into()
+    }
+    pub fn all() -> String {
+        "all".into()
     }
     pub fn client_per_second() -> u32 {
         50
@@ -329,6 +336,13 @@ impl Settings {
         .into_iter()
         .filter_map(|(bad, msg)| bad.then_some(msg.to_owned()))
         .chain(self.auth.problems())
+        .chain(
+            self.app
+                .roles
+                .parse::<crate::roles::Roles>()
+                .err()
+                .map(|e| format!("SEATGRID_ROLES: {e}")),
+        )
         .collect();
         if problems.is_empty() {
             Ok(())
@@ -337,8 +351,13 @@ impl Settings {
         }
     }
 
-    pub fn system(&self) -> crate::system::SystemConfig {
-        crate::system::SystemConfig {
+    pub fn system(&self) -> Result<crate::system::SystemConfig, ConfigError> {
+        let roles = self
+            .app
+            .roles
+            .parse()
+            .map_err(|e: crate::roles::UnknownRole| ConfigError(format!("SEATGRID_ROLES: {e}")))?;
+        Ok(crate::system::SystemConfig {
             command: self.command_api(),
             ws: self.ws_limits(),
             redis_url: self.redis_url.expose_secret().to_owned(),
@@ -347,7 +366,9 @@ impl Settings {
             clickhouse: self.clickhouse.clone(),
             ingest: analytics::IngestConfig::default(),
             payment_provider_url: self.payments_provider_url.clone(),
-        }
+            roles,
+            leadership: crate::leadership::LeaderConfig::default(),
+        })
     }
 
     pub fn command_api(&self) -> CommandApiConfig {

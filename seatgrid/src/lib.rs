@@ -3,11 +3,13 @@
 
 pub mod auth;
 pub mod config;
+pub mod leadership;
 pub mod order_process;
 pub mod payment_provider;
 pub mod payment_relay;
 pub mod payments_mock;
 pub mod report;
+pub mod roles;
 pub mod system;
 pub mod telemetry;
 
@@ -43,6 +45,10 @@ pub enum Command {
         /// Create the demo event if it does not exist yet, and print its URLs.
         #[arg(long)]
         seed_demo: bool,
+        /// What this process does: `all` (the default, or SEATGRID_ROLES), or some of api,
+        /// projector, ingester, sweeper, payments. Singleton roles run in one process at a time.
+        #[arg(long)]
+        roles: Option<String>,
     },
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
@@ -107,14 +113,23 @@ async fn run_command(
     settings: Settings,
     telemetry: &telemetry::Telemetry,
 ) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve { seed_demo: false }) {
+    match cli.command.unwrap_or(Command::Serve {
+        seed_demo: false,
+        roles: None,
+    }) {
         Command::Migrate => {
             let pool = connect(&settings).await?;
             migrations::run_postgres(&pool).await?;
             println!("migrations applied");
             Ok(())
         }
-        Command::Serve { seed_demo } => serve(settings, seed_demo, telemetry).await,
+        Command::Serve { seed_demo, roles } => {
+            let mut settings = settings;
+            if let Some(roles) = roles {
+                settings.app.roles = roles;
+            }
+            serve(settings, seed_demo, telemetry).await
+        }
         Command::PaymentsMock => unreachable!("run() serves the payments mock before this"),
         Command::Rebuild { projection } => rebuild(settings, &projection).await,
         Command::Token { sub, role, hours } => {
@@ -201,12 +216,14 @@ async fn serve(
     seed_demo: bool,
     telemetry: &telemetry::Telemetry,
 ) -> anyhow::Result<()> {
-    let mut config = settings.system();
+    let mut config = settings.system()?;
+    let config_roles = config.roles;
     config.command.auth = settings.auth.authenticator().await?;
     let pool = connect(&settings).await?;
     let app = System::build(config, pool, Some(telemetry.metrics())).await?;
     let base = format!("http://{}", app.local_addr());
     println!("SeatGrid is up at {base}");
+    println!("  roles         {}", config_roles);
     println!("  pages         {base}/  (events and seat maps; {base}/organizer for organizers)");
     if settings.app.dev_login == "on" {
         println!(

@@ -1,6 +1,8 @@
-//! The whole system in one process: the REST command API with its sweeper, the GraphQL API, the
-//! projector that keeps the read models (and their Redis cache) up to date, and the ingester that
-//! streams every event into ClickHouse.
+//! A SeatGrid process: the REST command API, the GraphQL API and the pages (the `api` role), and
+//! the singleton roles: the projector that keeps the read models (and their Redis cache) up to
+//! date, the ingester that streams every event into ClickHouse, the expiry sweeper, and the payment
+//! relay with the order process. By default one process has every role ([`crate::roles`]); a
+//! singleton role runs only in the process that leads it ([`crate::leadership`]).
 //!
 //! Policy: Redis must be reachable at start (a clear error otherwise); later outages only cost
 //! speed, because every read falls back to Postgres. ClickHouse may be down at start or later:
@@ -25,6 +27,9 @@ use projections::{
 use query_api::{AnalyticsSources, LiveUpdates};
 use sqlx::PgPool;
 
+use crate::leadership::{LeaderConfig, RoleWork};
+use crate::roles::{Roles, Singleton};
+
 /// The order process's own connections: its batch's transaction and its concurrent settles
 /// ([`crate::order_process::SETTLES_AT_ONCE`]).
 const ORDER_PROCESS_CONNECTIONS: u32 = crate::order_process::SETTLES_AT_ONCE as u32 + 2;
@@ -46,15 +51,17 @@ pub struct SystemConfig {
     pub ingest: IngestConfig,
     /// Where placed orders' payments are asked (`PAYMENTS_PROVIDER_URL`); `None`: not asked.
     pub payment_provider_url: Option<String>,
+    /// What this process does.
+    pub roles: Roles,
+    pub leadership: LeaderConfig,
 }
 
 pub struct System {
     app: Application,
-    projector: ProjectorRunner<ReadModelProjection>,
     reads: ReadModels,
-    analytics: Option<(ClickHouseConfig, Ingester)>,
-    payment_relay: Option<ProjectorRunner<crate::payment_relay::PaymentRelay>>,
-    order_process: Option<ProjectorRunner<crate::order_process::OrderProcess>>,
+    /// The singleton roles this process competes for, with how to start each.
+    singletons: Vec<(Singleton, RoleWork)>,
+    leadership: LeaderConfig,
     gauges: PgPool,
 }
 
@@ -77,8 +84,14 @@ impl System {
         // One catalog of ticketed events for the whole process: commands, GraphQL and analytics.
         let catalog = Arc::new(EventCatalog::default());
         let policy = config.command.policy;
-        let app =
-            Application::build_with_catalog(config.command, pool.clone(), catalog.clone()).await?;
+        let roles = config.roles;
+        // The sweeper is a singleton role here, not part of every API process.
+        let sweep_every = config.command.sweep_interval;
+        let command = CommandApiConfig {
+            sweep_interval: None,
+            ..config.command
+        };
+        let app = Application::build_with_catalog(command, pool.clone(), catalog.clone()).await?;
         let reads = ReadModels::new(pool.clone(), Some(cache.clone()));
         let sources = config.clickhouse.as_ref().map(|ch| AnalyticsSources {
             reports: analytics::Reports::new(ch.writer()),
@@ -109,19 +122,36 @@ impl System {
                 }
             });
         }
-        let payment_relay = config.payment_provider_url.map(|url| {
+        let mut singletons: Vec<(Singleton, RoleWork)> = Vec::new();
+        if roles.projector {
+            let (pool, runner) = (pool.clone(), config.runner.clone());
+            singletons.push((
+                Singleton::Projector,
+                Arc::new(move || {
+                    let projector =
+                        ProjectorRunner::new(pool.clone(), projection.clone(), runner.clone());
+                    Box::pin(projector.run(std::future::pending::<()>()))
+                }),
+            ));
+        }
+        if let (true, Some(every)) = (roles.sweeper, sweep_every) {
+            let service = app.service();
+            singletons.push((
+                Singleton::Sweeper,
+                Arc::new(move || Box::pin(booking::sweeper::run(service.clone(), every))),
+            ));
+        }
+        // Orders move only with payments: the relay and the order process run together, when a
+        // provider is configured.
+        if let (true, Some(url)) = (roles.payments, config.payment_provider_url) {
             let provider = Arc::new(crate::payment_provider::HttpProvider::new(url));
             let relay = Arc::new(crate::payment_relay::PaymentRelay::new(
                 provider,
                 app.service(),
             ));
-            ProjectorRunner::new(pool.clone(), relay, config.runner.clone())
-        });
-        // Orders move only with payments: both consumers run when a provider is configured. The
-        // order process settles through a small pool of its own: under a sale, request handlers
-        // queue for the shared pool, and a settle (a dozen statements in a row) waiting behind them
-        // at every statement left paid orders unconfirmed for seconds.
-        let order_process = payment_relay.as_ref().map(|_| {
+            // The order process settles through a small pool of its own: under a sale, request
+            // handlers queue for the shared pool, and a settle (a dozen statements in a row)
+            // waiting behind them at every statement left paid orders unconfirmed for seconds.
             let own = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(ORDER_PROCESS_CONNECTIONS)
                 .test_before_acquire(false)
@@ -131,32 +161,71 @@ impl System {
             let store = app.service().store().sharing_writers(own.clone());
             let core = Arc::new(BookingService::with_catalog(store, policy, catalog.clone()));
             let process = Arc::new(crate::order_process::OrderProcess::new(core));
-            ProjectorRunner::new(own, process, config.runner.clone())
-        });
-        let projector = ProjectorRunner::new(pool.clone(), projection, config.runner);
-        let analytics = config.clickhouse.map(|ch| {
-            let ingester =
-                Ingester::with_catalog(pool.clone(), ch.writer(), config.ingest, catalog.clone());
-            (ch, ingester)
-        });
+            let (pool, runner) = (pool.clone(), config.runner.clone());
+            singletons.push((
+                Singleton::Payments,
+                Arc::new(move || {
+                    let relay = ProjectorRunner::new(pool.clone(), relay.clone(), runner.clone());
+                    let process =
+                        ProjectorRunner::new(own.clone(), process.clone(), runner.clone());
+                    Box::pin(async move {
+                        tokio::join!(
+                            relay.run(std::future::pending::<()>()),
+                            process.run(std::future::pending::<()>())
+                        );
+                    })
+                }),
+            ));
+        }
+        if let (true, Some(ch)) = (roles.ingester, config.clickhouse) {
+            let (pool, ingest, catalog) = (pool.clone(), config.ingest, catalog.clone());
+            singletons.push((
+                Singleton::Ingester,
+                Arc::new(move || {
+                    let ingester = Ingester::with_catalog(
+                        pool.clone(),
+                        ch.writer(),
+                        ingest.clone(),
+                        catalog.clone(),
+                    );
+                    let ch = ch.clone();
+                    Box::pin(async move {
+                        // ClickHouse may be down at start: nothing else waits for it.
+                        let migrated = (|| ch.migrate())
+                            .retry(projections::backoff::reconnect())
+                            .notify(|e, _| {
+                                tracing::warn!(error = %e, "ClickHouse schema not applied yet; retrying");
+                            })
+                            .await;
+                        if migrated.is_ok() {
+                            ingester.run().await;
+                        }
+                    })
+                }),
+            ));
+        }
         let app = app.with_projected_seat_maps(Arc::new(ProjectedFromReadModels(reads.clone())));
-        let mut routes = query_api::router(
-            schema,
-            app.auth(),
-            config.ws,
-            command_api::http::docs::ASSETS,
-        );
+        // Without the API role, a process answers health checks and metrics only.
+        let (app, mut routes) = if roles.api {
+            let routes = query_api::router(
+                schema,
+                app.auth(),
+                config.ws,
+                command_api::http::docs::ASSETS,
+            );
+            (app, routes)
+        } else {
+            (app.health_only(), axum::Router::new())
+        };
         if let Some(handle) = metrics {
             routes = routes.route("/metrics", get(move || std::future::ready(handle.render())));
         }
         Ok(Self {
             gauges: pool.clone(),
             app: app.with_routes(routes),
-            projector,
             reads,
-            analytics,
-            payment_relay,
-            order_process,
+            singletons,
+            leadership: config.leadership,
         })
     }
 
@@ -177,40 +246,26 @@ impl System {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let projector = tokio::spawn(self.projector.run(std::future::pending::<()>()));
-        let gauges = tokio::spawn(update_gauges(self.gauges));
-        let orders = self
-            .order_process
-            .map(|process| tokio::spawn(process.run(std::future::pending::<()>())));
-        let relay = self
-            .payment_relay
-            .map(|relay| tokio::spawn(relay.run(std::future::pending::<()>())));
-        let ingester = self.analytics.map(|(config, ingester)| {
-            tokio::spawn(async move {
-                // ClickHouse may be down at start: nothing else waits for it.
-                let migrated = (|| config.migrate())
-                    .retry(projections::backoff::reconnect())
-                    .notify(|e, _| {
-                        tracing::warn!(error = %e, "ClickHouse schema not applied yet; retrying");
-                    })
-                    .await;
-                if migrated.is_ok() {
-                    ingester.run().await;
-                }
+        let options = self.gauges.connect_options().as_ref().clone();
+        let leaders: Vec<_> = self
+            .singletons
+            .into_iter()
+            .map(|(role, work)| {
+                tokio::spawn(crate::leadership::lead(
+                    options.clone(),
+                    role,
+                    self.leadership,
+                    work,
+                ))
             })
-        });
+            .collect();
+        let gauges = tokio::spawn(update_gauges(self.gauges));
         let result = self.app.run_until_stopped(shutdown).await;
-        projector.abort();
+        // Stopping a role's leadership stops the role and frees its lock.
+        for task in leaders {
+            task.abort();
+        }
         gauges.abort();
-        if let Some(task) = orders {
-            task.abort();
-        }
-        if let Some(task) = relay {
-            task.abort();
-        }
-        if let Some(task) = ingester {
-            task.abort();
-        }
         result
     }
 }

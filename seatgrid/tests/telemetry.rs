@@ -116,6 +116,8 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
             ..analytics::IngestConfig::default()
         },
         payment_provider_url: None,
+        roles: seatgrid::roles::Roles::ALL,
+        leadership: seatgrid::leadership::LeaderConfig::default(),
     };
     let system = System::build(config, pool, Some(telemetry.metrics()))
         .await

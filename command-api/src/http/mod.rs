@@ -109,6 +109,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `/health/live` and `/health/ready` alone, for a process without the API role.
+pub fn health_router(state: AppState) -> Router {
+    let (routes, _) = OpenApiRouter::new()
+        .merge(health::router())
+        .split_for_parts();
+    routes
+        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND, "no such resource") })
+        .with_state(state)
+}
+
 /// Turns error responses the framework produced (405, 413, plain-text rejections) into
 /// problem+json, so clients see one error format everywhere. JSON errors (problem+json, and
 /// GraphQL's own error responses) pass as they are.

@@ -58,6 +58,8 @@ async fn an_order_with(
         clickhouse: None,
         ingest: analytics::IngestConfig::default(),
         payment_provider_url: Some(format!("http://127.0.0.1:{provider_port}")),
+        roles: seatgrid::roles::Roles::ALL,
+        leadership: seatgrid::leadership::LeaderConfig::default(),
     };
     let system = System::build(config, pool.clone(), None).await.unwrap();
     let webhook = format!("http://{}/api/payments/webhook", system.local_addr());

@@ -123,6 +123,8 @@ async fn spawn_full(
             ..analytics::IngestConfig::default()
         },
         payment_provider_url,
+        roles: seatgrid::roles::Roles::ALL,
+        leadership: seatgrid::leadership::LeaderConfig::default(),
     };
     let system = System::build(config, pool.clone(), None)
         .await

@@ -13,6 +13,7 @@ mod own_redis;
 mod pages;
 mod payments_mock;
 mod processes;
+mod roles;
 #[cfg(feature = "failpoints")]
 mod saga_crash;
 mod stalls;
