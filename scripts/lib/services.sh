@@ -112,6 +112,14 @@ ensure_chromium() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade chromium chromium-driver >/dev/null
 }
 
+# Debian's HAProxy, for the local cluster (scripts/cluster) and its tests.
+ensure_haproxy() {
+  command -v haproxy >/dev/null && return 0
+  log "installing HAProxy (Debian's haproxy package) for the local cluster"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade haproxy >/dev/null
+}
+
 ensure_services() {
   ensure_postgres
   ensure_redis

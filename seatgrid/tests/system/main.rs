@@ -6,6 +6,7 @@ mod analytics;
 mod browser;
 mod cache;
 mod checkout;
+mod cluster;
 mod dev_pages;
 mod graphql;
 mod helpers;
