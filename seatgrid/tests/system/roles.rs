@@ -8,15 +8,8 @@ use std::time::{Duration, Instant};
 use booking::Role;
 use serde_json::{json, Value};
 
+use crate::payments_mock::free_port;
 use crate::processes::{bearer, create_event, server_env, Server};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn with_roles(mut env: Vec<(String, String)>, roles: &str) -> Vec<(String, String)> {
     env.push(("SEATGRID_ROLES".into(), roles.into()));
