@@ -1,8 +1,9 @@
 //! Three API processes behind Debian's HAProxy (`deploy/haproxy/haproxy.cfg.template`), with a
 //! fourth process running the singleton roles: 300 clients race for 100 seats, a third of them
 //! through HAProxy and the rest straight at each API process, and no seat is held twice; HAProxy
-//! sends one event's requests to one process; when that process is killed (`kill -9`), HAProxy
-//! sends the event to another and holds go on, still never twice.
+//! sends one event's requests to one process, and carries a GraphQL subscription's WebSocket; when
+//! that process is killed (`kill -9`), HAProxy sends the event to another and holds go on, still
+//! never twice.
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use booking::Role;
 use serde_json::{json, Value};
 
+use crate::helpers::subscribe_to;
 use crate::payments_mock::free_port;
 use crate::processes::{bearer, create_event, server_env, Server};
 
@@ -157,6 +159,14 @@ async fn three_api_processes_behind_haproxy_never_hold_a_seat_twice_and_survive_
     let urls: Vec<&str> = apis.iter().map(|s| s.url.as_str()).collect();
     let haproxy = Haproxy::start(&urls).await;
     let event = create_event(&haproxy.url, "Cluster night", 20, 10, 1000).await;
+    // A subscriber through HAProxy (a WebSocket upgrade) sees the seats the race takes.
+    let mut updates = subscribe_to(
+        &format!("{}/graphql/ws", haproxy.url.replace("http://", "ws://")),
+        None,
+        "subscription($e: UUID!) { seatUpdates(eventId: $e) { seatId status } }",
+        json!({"e": event}),
+    )
+    .await;
 
     // 300 clients, three attempts each at random seats among the first 100: a third through
     // HAProxy, the others straight at one API process each.
@@ -197,6 +207,10 @@ async fn three_api_processes_behind_haproxy_never_hold_a_seat_twice_and_survive_
     let distinct: HashSet<u64> = held.iter().copied().collect();
     assert_eq!(distinct.len(), held.len(), "a seat held twice");
     assert!(held.len() >= 90, "only {} of 100 seats held", held.len());
+    let pushed = updates.next_data().await;
+    assert_eq!(pushed["seatUpdates"]["status"], "HELD", "{pushed}");
+    let seat = pushed["seatUpdates"]["seatId"].as_u64().unwrap();
+    assert!(held.contains(&seat), "{pushed}");
 
     // HAProxy sends the event's requests to one process: ten more holds through it all land on
     // the same one.

@@ -261,17 +261,28 @@ impl TestSystem {
 
     /// A graphql-transport-ws subscription at `url`.
     pub async fn subscribe_at(&self, url: &str, query: &str, variables: Value) -> Subscription {
-        let (mut ws, _) = connect_ws(url).await;
-        let init = match &self.authorization {
-            Some(auth) => json!({"type": "connection_init", "payload": {"Authorization": auth}}),
-            None => json!({"type": "connection_init"}),
-        };
-        ws.send(Message::text(init.to_string())).await.unwrap();
-        let mut sub = Subscription { ws };
-        assert_eq!(sub.next_message().await["type"], "connection_ack");
-        sub.start("1", query, variables).await;
-        sub
+        subscribe_to(url, self.authorization.as_deref(), query, variables).await
     }
+}
+
+/// A graphql-transport-ws subscription at `url`, with `authorization` (`Bearer ...`) in its
+/// `connection_init`.
+pub async fn subscribe_to(
+    url: &str,
+    authorization: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Subscription {
+    let (mut ws, _) = connect_ws(url).await;
+    let init = match authorization {
+        Some(auth) => json!({"type": "connection_init", "payload": {"Authorization": auth}}),
+        None => json!({"type": "connection_init"}),
+    };
+    ws.send(Message::text(init.to_string())).await.unwrap();
+    let mut sub = Subscription { ws };
+    assert_eq!(sub.next_message().await["type"], "connection_ack");
+    sub.start("1", query, variables).await;
+    sub
 }
 
 pub type Ws =
