@@ -233,8 +233,14 @@ export async function dashboardPage(id, { signal }) {
         conversion(eventId: $id) { holds booked expired released conversionRate expiryRate }
         orders(eventId: $id) { orders confirmed paymentFailed revenueCents timeToPayP50Ms }
         demandHeat(eventId: $id) { section row seatHolds seatsBooked } } }`, { id });
-      velocity.setData([a.salesVelocity.map((m) => new Date(m.minute).getTime() / 1000),
-        a.salesVelocity.map((m) => m.seatsHeld), a.salesVelocity.map((m) => m.seatsBooked)]);
+      // Every minute of the last half hour (or since the first sale), quiet ones as zeros.
+      const byMinute = new Map(a.salesVelocity.map((m) => [new Date(m.minute).getTime() / 1000, m]));
+      const now = Math.floor(Date.now() / 60000) * 60;
+      const first = Math.min(now - 29 * 60, ...byMinute.keys());
+      const minutes = [];
+      for (let t = first; t <= now; t += 60) minutes.push(t);
+      velocity.setData([minutes, minutes.map((t) => byMinute.get(t)?.seatsHeld ?? 0),
+        minutes.map((t) => byMinute.get(t)?.seatsBooked ?? 0)]);
       revenue = a.orders.revenueCents;
       renderTiles();
       const pct = (x) => `${(x * 100).toFixed(1)} %`;
