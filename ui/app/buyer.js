@@ -71,6 +71,18 @@ export async function eventPage(id, { signal }) {
   });
   spoken.id = 'seat-focus';
   const wrap = h('div', { class: 'map-wrap' }, canvas);
+  // Large venues fit the width with small seats: zoom to pick them comfortably.
+  const zoom = (factor) => {
+    const focused = map.focused;
+    map.setZoom(map.zoom * factor);
+    if (focused !== null) {
+      const c = map.seatCentre(focused);
+      wrap.scrollTo({ left: c.x - wrap.clientWidth / 2, top: c.y - wrap.clientHeight / 2 });
+    }
+  };
+  const zoomBar = h('div', { class: 'zoom' },
+    h('button', { class: 'secondary', id: 'zoom-out', 'aria-label': 'Smaller seats', onclick: () => zoom(0.5) }, '−'),
+    h('button', { class: 'secondary', id: 'zoom-in', 'aria-label': 'Larger seats', onclick: () => zoom(2) }, '+'));
   const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' },
     event.priceTiers.map((t, i) => h('li', {}, h('span', { class: 'swatch', style: `background:${['#16a34a', '#0d9488', '#7c3aed', '#db2777', '#65a30d', '#0891b2', '#ea580c', '#4f46e5'][i % 8]}` }), `${t.name} ${fmt(t.priceCents)}`)),
     [['held', 'Held'], ['booked', 'Booked'], ['mine', 'Yours'], ['selected', 'Selected']].map(([k, w]) =>
@@ -78,9 +90,9 @@ export async function eventPage(id, { signal }) {
   const panel = h('aside', { class: 'panel', 'aria-label': 'Your seats' });
   show(
     h('h1', {}, event.name),
-    h('p', { class: 'muted' }, [event.venue, when(event.startsAt), `holds last ${Math.round(event.holdSeconds / 60)} min`, `at most ${event.maxSeatsPerCustomer} seats each`].filter(Boolean).join(' · ')),
+    h('p', { class: 'muted' }, [event.venue, when(event.startsAt), `holds last ${event.holdSeconds >= 60 ? `${Math.round(event.holdSeconds / 60)} min` : `${event.holdSeconds} s`}`, `at most ${event.maxSeatsPerCustomer} seats each`].filter(Boolean).join(' · ')),
     counts, legend,
-    h('div', { class: 'event-body' }, wrap, panel),
+    h('div', { class: 'event-body' }, h('div', {}, zoomBar, wrap), panel),
     spoken, message,
   );
   const map = new SeatMap(canvas, event, {

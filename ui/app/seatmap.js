@@ -36,6 +36,8 @@ export class SeatMap {
     this.selected = new Set();
     this.focused = null;
     this.tierColour = new Map(event.priceTiers.map((t, i) => [t.name, TIER_COLOURS[i % TIER_COLOURS.length]]));
+    this.zoom = 1;
+    this.width = width;
     this.layout(width);
     canvas.addEventListener('click', (e) => {
       const seat = this.seatAt(e.offsetX, e.offsetY);
@@ -53,7 +55,8 @@ export class SeatMap {
     const rows = [];
     let widest = 1;
     for (const s of this.event.sections) for (const r of s.rows) widest = Math.max(widest, r.seats);
-    const cell = Math.max(3, Math.min(22, Math.floor((width - LABEL - 8) / widest)));
+    const fit = Math.max(3, Math.min(22, Math.floor((width - LABEL - 8) / widest)));
+    const cell = Math.max(3, Math.min(48, Math.round(fit * this.zoom)));
     this.cell = cell;
     this.labels = cell >= 9;
     let y = 4;
@@ -248,6 +251,14 @@ export class SeatMap {
     } else return;
     e.preventDefault();
     if (next !== null) this.focus(next);
+  }
+
+  /** Zooms by `factor` (1 = the size that fits the width), up to 48-pixel seats; redraws. */
+  setZoom(factor) {
+    this.zoom = Math.max(1, Math.min(16, factor));
+    this.layout(this.width);
+    this.drawAll();
+    return this.cell;
   }
 
   /** Repaints the seats whose look depends on `mine` and `selected` after they changed. */

@@ -85,6 +85,11 @@ async fn a_seat_picked_with_the_keyboard_is_held_and_comes_back_when_the_countdo
     cara.sign_in(&app.address, "cara", "buyer", &format!("/events/{event}"))
         .await;
     cara.seat_map_ready().await;
+    // Zooming redraws the map with larger seats.
+    let before = cara.js("return window.seatgrid.map.cell", vec![]).await;
+    cara.click("#zoom-in").await;
+    let after = cara.js("return window.seatgrid.map.cell", vec![]).await;
+    assert!(after.as_f64() > before.as_f64(), "{before} -> {after}");
     // Keyboard only: focus the map, move one seat right and one row down, pick it.
     cara.js("document.getElementById('seat-map').focus()", vec![])
         .await;
