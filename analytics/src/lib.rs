@@ -30,6 +30,27 @@ pub struct ClickHouseConfig {
     /// The read-only user for ad-hoc SQL.
     pub reader_user: String,
     pub reader_password: SecretString,
+    /// `None`: one server holds `domain_events`. `Some`: the table is spread over a cluster's
+    /// shards ([`Sharding`]) and `database` holds a `Distributed` table over them.
+    pub sharding: Option<Sharding>,
+}
+
+/// The sharded layout (`CLICKHOUSE_CLUSTER`, `CLICKHOUSE_SHARD_DATABASES`).
+///
+/// Policy: each shard keeps its own `domain_events` (the same `ReplacingMergeTree`), in the
+/// database the cluster definition names as that shard's `default_database`; `database` holds a
+/// `Distributed` table of the same name over them, sharded by `cityHash64(event_id)`, so one
+/// event's rows, and every copy of a re-sent row, land on one shard and `FINAL` still keeps one of
+/// each. Reports and ad-hoc SQL read the `Distributed` table unchanged. Inserts wait until every
+/// shard has its rows (`insert_distributed_sync`), so the ingester's checkpoint never passes rows
+/// still queued on the way to a shard. Works on 18.16 and current ClickHouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sharding {
+    /// The cluster's name in the server's `remote_servers` configuration.
+    pub cluster: String,
+    /// Every shard's database, as the cluster definition names them (created here if missing,
+    /// when the shards are reachable from this server's client: the local test cluster).
+    pub shard_databases: Vec<String>,
 }
 
 impl ClickHouseConfig {
@@ -43,8 +64,13 @@ impl ClickHouseConfig {
 
     /// A client of the analytics database, as the writing user.
     pub fn writer(&self) -> clickhouse::Client {
-        self.client(&self.user, &self.password)
-            .with_database(&self.database)
+        let client = self
+            .client(&self.user, &self.password)
+            .with_database(&self.database);
+        match self.sharding {
+            Some(_) => client.with_setting("insert_distributed_sync", "1"),
+            None => client,
+        }
     }
 
     /// A client of the analytics database, as the read-only user.
@@ -55,7 +81,19 @@ impl ClickHouseConfig {
 
     /// Creates the database and applies the ClickHouse schema.
     pub async fn migrate(&self) -> Result<(), migrations::MigrationError> {
-        migrations::run_clickhouse(&self.client(&self.user, &self.password), &self.database).await
+        let client = self.client(&self.user, &self.password);
+        match &self.sharding {
+            None => migrations::run_clickhouse(&client, &self.database).await,
+            Some(s) => {
+                migrations::run_clickhouse_sharded(
+                    &client,
+                    &self.database,
+                    &s.cluster,
+                    &s.shard_databases,
+                )
+                .await
+            }
+        }
     }
 }
 
@@ -80,6 +118,7 @@ pub mod testing {
             password: String::new().into(),
             reader_user: "seatgrid_test_reader".into(),
             reader_password: String::from("seatgrid_test_reader").into(),
+            sharding: None,
         }
     }
 

@@ -61,6 +61,44 @@ pub async fn run_clickhouse(
     Ok(())
 }
 
+/// The sharded analytics layout: the tables in every shard's database, then in `database` a
+/// `Distributed` table over `cluster`, whose shards use those databases (`analytics::Sharding`).
+pub async fn run_clickhouse_sharded(
+    client: &clickhouse::Client,
+    database: &str,
+    cluster: &str,
+    shard_databases: &[String],
+) -> Result<(), MigrationError> {
+    let named = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    for name in [database, cluster] {
+        if !named(name) {
+            return Err(MigrationError::ClickHouseName(name.to_owned()));
+        }
+    }
+    let Some(first) = shard_databases.first() else {
+        return Err(MigrationError::ClickHouseName(
+            "no shard databases".to_owned(),
+        ));
+    };
+    for shard in shard_databases {
+        run_clickhouse(client, shard).await?;
+    }
+    client
+        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
+        .execute()
+        .await
+        .map_err(|e| MigrationError::ClickHouse("create database", e))?;
+    client
+        .query(&format!(
+            "CREATE TABLE IF NOT EXISTS {database}.domain_events AS {first}.domain_events
+             ENGINE = Distributed({cluster}, '', domain_events, cityHash64(event_id))"
+        ))
+        .execute()
+        .await
+        .map_err(|e| MigrationError::ClickHouse("create distributed table", e))?;
+    Ok(())
+}
+
 /// Creates the database named in `database_url` if it does not exist yet.
 pub async fn ensure_database(database_url: &str) -> Result<(), MigrationError> {
     if !Postgres::database_exists(database_url)

@@ -56,6 +56,10 @@ struct Connections {
     clickhouse_reader_user: String,
     #[serde(default = "defaults::clickhouse_reader_password")]
     clickhouse_reader_password: SecretString,
+    /// `CLICKHOUSE_CLUSTER` and `CLICKHOUSE_SHARD_DATABASES` (comma-separated): the sharded
+    /// layout (`analytics::Sharding`); unset, one server.
+    clickhouse_cluster: Option<String>,
+    clickhouse_shard_databases: Option<String>,
     log_format: Option<String>,
     /// `PAYMENTS_WEBHOOK_SECRET`: payment notifications are signed with it; unset, none are taken.
     payments_webhook_secret: Option<SecretString>,
@@ -286,6 +290,16 @@ impl Settings {
             password: c.clickhouse_password,
             reader_user: c.clickhouse_reader_user,
             reader_password: c.clickhouse_reader_password,
+            sharding: c.clickhouse_cluster.map(|cluster| analytics::Sharding {
+                cluster,
+                shard_databases: c
+                    .clickhouse_shard_databases
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|d| d.trim().to_owned())
+                    .filter(|d| !d.is_empty())
+                    .collect(),
+            }),
         });
         let settings = Self {
             database_url: c.database_url,
@@ -324,6 +338,13 @@ impl Settings {
             (a.max_body_bytes < 1024, "SEATGRID_MAX_BODY_BYTES must be at least 1024"),
             (a.request_timeout_seconds == 0, "SEATGRID_REQUEST_TIMEOUT_SECONDS must be at least 1"),
             (a.db_acquire_timeout_ms == 0, "SEATGRID_DB_ACQUIRE_TIMEOUT_MS must be at least 1"),
+            (
+                self.clickhouse
+                    .as_ref()
+                    .and_then(|c| c.sharding.as_ref())
+                    .is_some_and(|s| s.shard_databases.is_empty()),
+                "CLICKHOUSE_CLUSTER needs CLICKHOUSE_SHARD_DATABASES (its shards' databases)",
+            ),
             (
                 a.dev_login == "on" && self.auth.hs256_secret.is_none(),
                 "SEATGRID_DEV_LOGIN=on needs AUTH_HS256_SECRET (tokens are minted with it)",
@@ -488,5 +509,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("SEATGRID_DEV_LOGIN"), "{error}");
+    }
+
+    #[test]
+    fn a_clickhouse_cluster_names_its_shard_databases() {
+        let s = Settings::from_vars(vars(&[
+            ("CLICKHOUSE_CLUSTER", "seatgrid_shards"),
+            (
+                "CLICKHOUSE_SHARD_DATABASES",
+                "seatgrid_shard_1, seatgrid_shard_2",
+            ),
+        ]))
+        .unwrap();
+        let sharding = s.clickhouse.unwrap().sharding.unwrap();
+        assert_eq!(sharding.cluster, "seatgrid_shards");
+        assert_eq!(
+            sharding.shard_databases,
+            ["seatgrid_shard_1", "seatgrid_shard_2"]
+        );
+        let one = Settings::from_vars(vars(&[])).unwrap();
+        assert!(one.clickhouse.unwrap().sharding.is_none());
+        let error = Settings::from_vars(vars(&[("CLICKHOUSE_CLUSTER", "seatgrid_shards")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("CLICKHOUSE_SHARD_DATABASES"), "{error}");
     }
 }
