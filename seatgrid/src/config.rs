@@ -118,8 +118,8 @@ pub struct AppSettings {
     pub dev_login: String,
     /// What `seatgrid serve` runs: `all`, or some of api, projector, ingester, sweeper, payments
     /// (`crate::roles`); `serve --roles` overrides it.
-    #[serde(default = "defaults::all")]
-    pub roles: String,
+    #[serde(default)]
+    pub roles: crate::roles::Roles,
     /// GraphQL WebSockets: live operations per connection, connections per client address.
     #[serde(default = "defaults::ws_max_subscriptions")]
     pub ws_max_subscriptions: usize,
@@ -226,9 +226,6 @@ mod defaults {
     }
     pub fn off() -> String {
         "off".into()
-    }
-    pub fn all() -> String {
-        "all".into()
     }
     pub fn client_per_second() -> u32 {
         50
@@ -357,13 +354,7 @@ impl Settings {
         .into_iter()
         .filter_map(|(bad, msg)| bad.then_some(msg.to_owned()))
         .chain(self.auth.problems())
-        .chain(
-            self.app
-                .roles
-                .parse::<crate::roles::Roles>()
-                .err()
-                .map(|e| format!("SEATGRID_ROLES: {e}")),
-        )
+
         .collect();
         if problems.is_empty() {
             Ok(())
@@ -372,13 +363,8 @@ impl Settings {
         }
     }
 
-    pub fn system(&self) -> Result<crate::system::SystemConfig, ConfigError> {
-        let roles = self
-            .app
-            .roles
-            .parse()
-            .map_err(|e: crate::roles::UnknownRole| ConfigError(format!("SEATGRID_ROLES: {e}")))?;
-        Ok(crate::system::SystemConfig {
+    pub fn system(&self) -> crate::system::SystemConfig {
+        crate::system::SystemConfig {
             command: self.command_api(),
             ws: self.ws_limits(),
             redis_url: self.redis_url.expose_secret().to_owned(),
@@ -387,9 +373,9 @@ impl Settings {
             clickhouse: self.clickhouse.clone(),
             ingest: analytics::IngestConfig::default(),
             payment_provider_url: self.payments_provider_url.clone(),
-            roles,
+            roles: self.app.roles,
             leadership: crate::leadership::LeaderConfig::default(),
-        })
+        }
     }
 
     pub fn command_api(&self) -> CommandApiConfig {
@@ -509,6 +495,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("SEATGRID_DEV_LOGIN"), "{error}");
+    }
+
+    #[test]
+    fn roles_default_to_all_and_an_unknown_one_is_named() {
+        let s = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(s.system().roles, crate::roles::Roles::ALL);
+        let s = Settings::from_vars(vars(&[("SEATGRID_ROLES", "api,sweeper")])).unwrap();
+        assert!(s.system().roles.api && !s.system().roles.projector);
+        let error = Settings::from_vars(vars(&[("SEATGRID_ROLES", "api,cashier")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("SEATGRID_ROLES") && error.contains("cashier"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub enum Command {
         /// What this process does: `all` (the default, or SEATGRID_ROLES), or some of api,
         /// projector, ingester, sweeper, payments. Singleton roles run in one process at a time.
         #[arg(long)]
-        roles: Option<String>,
+        roles: Option<roles::Roles>,
     },
     /// Create the database if needed and apply migrations, then exit.
     Migrate,
@@ -216,14 +216,13 @@ async fn serve(
     seed_demo: bool,
     telemetry: &telemetry::Telemetry,
 ) -> anyhow::Result<()> {
-    let mut config = settings.system()?;
-    let config_roles = config.roles;
+    let mut config = settings.system();
     config.command.auth = settings.auth.authenticator().await?;
     let pool = connect(&settings).await?;
     let app = System::build(config, pool, Some(telemetry.metrics())).await?;
     let base = format!("http://{}", app.local_addr());
     println!("SeatGrid is up at {base}");
-    println!("  roles         {}", config_roles);
+    println!("  roles         {}", settings.app.roles);
     println!("  pages         {base}/  (events and seat maps; {base}/organizer for organizers)");
     if settings.app.dev_login == "on" {
         println!(

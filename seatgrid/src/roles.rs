@@ -52,7 +52,8 @@ impl Singleton {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct Roles {
     pub api: bool,
     pub projector: bool,
@@ -120,6 +121,15 @@ impl FromStr for Roles {
         } else {
             Err(UnknownRole(s.to_owned()))
         }
+    }
+}
+
+/// From `SEATGRID_ROLES` (the error names the variable, as configuration errors do).
+impl TryFrom<String> for Roles {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map_err(|e| format!("ROLES: {e}"))
     }
 }
 

@@ -1,9 +1,9 @@
 // The buyer's pages: the event list, an event's live seat map with holding and checkout, and
 // "my tickets". Everything goes through the public GraphQL API with the signed-in buyer's token.
 
-import { gql, subscribe, whenConnected, onReconnect, session, plainWords, money, newKey } from './api.js';
+import { gql, subscribe, session, plainWords, money, newKey } from './api.js';
 import { h, show, when } from './dom.js';
-import { SeatMap, COLOURS } from './seatmap.js';
+import { SeatMap, COLOURS, keepLive, tierColours } from './seatmap.js';
 
 export const EVENT_FIELDS = `id name venue startsAt currency holdSeconds maxSeatsPerCustomer seatCount
   priceTiers { name priceCents }
@@ -84,7 +84,7 @@ export async function eventPage(id, { signal }) {
     h('button', { class: 'secondary', id: 'zoom-out', 'aria-label': 'Smaller seats', onclick: () => zoom(0.5) }, '−'),
     h('button', { class: 'secondary', id: 'zoom-in', 'aria-label': 'Larger seats', onclick: () => zoom(2) }, '+'));
   const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' },
-    event.priceTiers.map((t, i) => h('li', {}, h('span', { class: 'swatch', style: `background:${['#16a34a', '#0d9488', '#7c3aed', '#db2777', '#65a30d', '#0891b2', '#ea580c', '#4f46e5'][i % 8]}` }), `${t.name} ${fmt(t.priceCents)}`)),
+    [...tierColours(event.priceTiers)].map(([name, colour], i) => h('li', {}, h('span', { class: 'swatch', style: `background:${colour}` }), `${name} ${fmt(event.priceTiers[i].priceCents)}`)),
     [['held', 'Held'], ['booked', 'Booked'], ['mine', 'Yours'], ['selected', 'Selected']].map(([k, w]) =>
       h('li', {}, h('span', { class: 'swatch', style: `background:${COLOURS[k]}` }), w)));
   const panel = h('aside', { class: 'panel', 'aria-label': 'Your seats' });
@@ -109,34 +109,25 @@ export async function eventPage(id, { signal }) {
     counts.textContent = `${c.available.toLocaleString('en')} available · ${c.held.toLocaleString('en')} held · ${c.booked.toLocaleString('en')} booked`;
   };
 
-  // Changes first, then the map: nothing between the two is missed (older changes are ignored).
-  const unsubscribeSeats = subscribe(
-    'subscription($id: UUID!) { seatUpdates(eventId: $id) { seatId status version } }', { id },
-    ({ seatUpdates: c }) => {
-      if (!map.apply(c.seatId, c.status, c.version)) return;
-      showCounts();
-      if (map.selected.delete(c.seatId)) {
-        map.drawSeat(c.seatId);
-        say(`${map.label(c.seatId)}: someone else just took it.`, 'warn');
-        renderPanel();
-      }
-    });
-  async function loadMap() {
-    const data = await gql('query($id: UUID!) { seatMap(eventId: $id) { seats version } }', { id });
-    if (data.seatMap) map.load(data.seatMap.seats, data.seatMap.version);
-    showCounts();
-  }
-  const stopReconnect = onReconnect(() => loadMap().catch(() => {}));
-  await whenConnected();
+  let stopSeats = () => {};
   try {
-    await loadMap();
+    stopSeats = await keepLive(id, map, {
+      onLoad: showCounts,
+      onChange: (c) => {
+        showCounts();
+        if (map.selected.delete(c.seatId)) {
+          map.drawSeat(c.seatId);
+          say(`${map.label(c.seatId)}: someone else just took it.`, 'warn');
+          renderPanel();
+        }
+      },
+    });
   } catch (e) {
     say(plainWords(e), 'error');
   }
   const firstRenderMs = performance.now() - started;
   signal.addEventListener('abort', () => {
-    unsubscribeSeats();
-    stopReconnect();
+    stopSeats();
     for (const { stop } of holds.values()) stop();
     if (stopOrder) stopOrder();
   });

@@ -3,9 +3,9 @@
 // the subscriptions; conversion, revenue, sales velocity and demand per row from the analytics
 // reports; the live holds). Charts are uPlot's (vendored).
 
-import { gql, subscribe, whenConnected, onReconnect, session, plainWords, money, newKey } from './api.js';
+import { gql, session, plainWords, money, newKey } from './api.js';
 import { h, show, when, navigate } from './dom.js';
-import { SeatMap } from './seatmap.js';
+import { SeatMap, SeatStatus, keepLive } from './seatmap.js';
 import { EVENT_FIELDS } from './buyer.js';
 
 const ROW_LABELS = 'ABCDEFGHJKLMNOPQRSTUVWXYZ';
@@ -166,26 +166,10 @@ export async function dashboardPage(id, { signal }) {
   const live = chart(liveChart, 'held / booked / released per second', [['held', '#f59e0b'], ['booked', '#2563eb'], ['available again', '#16a34a']], width);
   const velocity = chart(velocityChart, 'seats per minute', [['held', '#f59e0b'], ['booked', '#2563eb']], width);
 
-  // Live availability: the seat map and its changes, without drawing it.
-  const seats = new SeatMap(document.createElement('canvas'), event, { width: 300 });
+  // Live availability: every seat's status and its changes, not drawn.
+  const seats = new SeatStatus(event.seatCount);
   const perSecond = new Map(); // second -> [held, booked, available]
   let holdsDirty = true;
-  const stopSeats = subscribe('subscription($id: UUID!) { seatUpdates(eventId: $id) { seatId status version } }', { id },
-    ({ seatUpdates: c }) => {
-      if (!seats.apply(c.seatId, c.status, c.version)) return;
-      const s = Math.floor(Date.now() / 1000);
-      const row = perSecond.get(s) ?? [0, 0, 0];
-      row[{ HELD: 0, BOOKED: 1, AVAILABLE: 2 }[c.status]] += 1;
-      perSecond.set(s, row);
-      holdsDirty = true;
-      renderTiles();
-    });
-  const loadSeats = async () => {
-    const { seatMap } = await gql('query($id: UUID!) { seatMap(eventId: $id) { seats version } }', { id });
-    if (seatMap) seats.load(seatMap.seats, seatMap.version);
-    renderTiles();
-  };
-  const stopReconnect = onReconnect(() => loadSeats().catch(() => {}));
   let revenue = null;
   function renderTiles() {
     const c = seats.counts;
@@ -197,8 +181,17 @@ export async function dashboardPage(id, { signal }) {
       tile('revenue', revenue === null ? '...' : revenue === undefined ? 'n/a' : fmt(revenue)));
     tiles.dataset.held = c.held;
   }
-  await whenConnected();
-  await loadSeats();
+  const stopSeats = await keepLive(id, seats, {
+    onLoad: renderTiles,
+    onChange: (c) => {
+      const s = Math.floor(Date.now() / 1000);
+      const row = perSecond.get(s) ?? [0, 0, 0];
+      row[{ HELD: 0, BOOKED: 1, AVAILABLE: 2 }[c.status]] += 1;
+      perSecond.set(s, row);
+      holdsDirty = true;
+      renderTiles();
+    },
+  });
 
   function drawLive() {
     const now = Math.floor(Date.now() / 1000);
@@ -266,6 +259,5 @@ export async function dashboardPage(id, { signal }) {
   signal.addEventListener('abort', () => {
     timers.forEach(clearInterval);
     stopSeats();
-    stopReconnect();
   });
 }

@@ -2,6 +2,10 @@
 // seat-id order (the layout's own order). A status change repaints one seat's cell, never the whole
 // map, so a 100,000-seat event stays smooth while thousands of seats change. Pointer clicks and the
 // keyboard (arrows, Home/End, Enter/Space) pick seats; the focused seat is announced in words.
+// `SeatStatus` is the same state without drawing (the organizer's counts), and `keepLive` keeps
+// either up to date from the `seatUpdates` subscription.
+
+import { gql, subscribe, whenConnected, onReconnect } from './api.js';
 
 export const COLOURS = {
   held: '#f59e0b',
@@ -12,30 +16,103 @@ export const COLOURS = {
   focus: '#dc2626',
 };
 const TIER_COLOURS = ['#16a34a', '#0d9488', '#7c3aed', '#db2777', '#65a30d', '#0891b2', '#ea580c', '#4f46e5'];
+
+/** Each price tier's colour, in the order the event lists them. */
+export function tierColours(priceTiers) {
+  return new Map(priceTiers.map((t, i) => [t.name, TIER_COLOURS[i % TIER_COLOURS.length]]));
+}
 const STATUS_WORDS = { A: 'available', H: 'held', B: 'booked' };
 const NAMES = { 65: 'available', 72: 'held', 66: 'booked' };
 const TITLE = 22; // a section's title band, in CSS pixels
 const LABEL = 34; // the row labels' column
 
-export class SeatMap {
+/** Every seat's status (`A`/`H`/`B` per seat id), its version and the counts, kept by changes. */
+export class SeatStatus {
+  constructor(seatCount) {
+    this.status = new Uint8Array(seatCount).fill(65); // 'A'
+    this.version = -1;
+    this.counts = { available: 0, held: 0, booked: 0 };
+    this.changedAt = new Map(); // seat -> when its last live change arrived (Date.now())
+  }
+
+  /** The whole seat map, as the server sent it. */
+  load(seats, version) {
+    for (let i = 0; i < this.status.length && i < seats.length; i++) this.status[i] = seats.charCodeAt(i);
+    this.version = version;
+    this.counts = { available: 0, held: 0, booked: 0 };
+    for (const code of this.status) this.counts[NAMES[code]] += 1;
+  }
+
+  /** One seat's change from `seatUpdates`; older than the loaded map is ignored. */
+  apply(seat, status, version) {
+    if (version <= this.version && this.version >= 0) return false;
+    const code = { AVAILABLE: 65, HELD: 72, BOOKED: 66 }[status] ?? 65;
+    if (this.status[seat] === code) return false;
+    this.counts[NAMES[this.status[seat]]] -= 1;
+    this.counts[NAMES[code]] += 1;
+    this.status[seat] = code;
+    this.changedAt.set(seat, Date.now());
+    return true;
+  }
+
+  statusOf(seat) {
+    return String.fromCharCode(this.status[seat]);
+  }
+
+  firstAvailable() {
+    const i = this.status.indexOf(65);
+    return i < 0 ? 0 : i;
+  }
+}
+
+/**
+ * Keeps `seats` (a SeatStatus or SeatMap) live for event `id`: the changes first, then the map, so
+ * nothing between the two is missed (older changes are ignored); the map again after a reconnect.
+ * `onChange(change)` follows each change applied, `onLoad()` each map loaded. Resolves, once the
+ * first map is in, to the function that stops it all.
+ */
+export async function keepLive(id, seats, { onChange = () => {}, onLoad = () => {} } = {}) {
+  const stopChanges = subscribe(
+    'subscription($id: UUID!) { seatUpdates(eventId: $id) { seatId status version } }', { id },
+    ({ seatUpdates: c }) => {
+      if (seats.apply(c.seatId, c.status, c.version)) onChange(c);
+    });
+  const load = async () => {
+    const { seatMap } = await gql('query($id: UUID!) { seatMap(eventId: $id) { seats version } }', { id });
+    if (seatMap) seats.load(seatMap.seats, seatMap.version);
+    onLoad();
+  };
+  const stopReconnect = onReconnect(() => load().catch(() => {}));
+  const stop = () => {
+    stopChanges();
+    stopReconnect();
+  };
+  await whenConnected();
+  try {
+    await load();
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  return stop;
+}
+
+export class SeatMap extends SeatStatus {
   /**
    * `event`: { sections: [{ name, priceTier, priceCents, rows: [{ label, seats, firstSeatId }] }],
    * priceTiers: [{ name, priceCents }], currency, seatCount }.
    */
   constructor(canvas, event, { width, onToggle, onFocus, money }) {
+    super(event.seatCount);
     this.canvas = canvas;
     this.event = event;
     this.onToggle = onToggle ?? (() => {});
     this.onFocus = onFocus ?? (() => {});
     this.money = money ?? ((c) => (c / 100).toFixed(2));
-    this.status = new Uint8Array(event.seatCount).fill(65); // 'A'
-    this.version = -1;
-    this.counts = { available: 0, held: 0, booked: 0 };
-    this.changedAt = new Map(); // seat -> when its last live change arrived (Date.now())
     this.mine = new Set();
     this.selected = new Set();
     this.focused = null;
-    this.tierColour = new Map(event.priceTiers.map((t, i) => [t.name, TIER_COLOURS[i % TIER_COLOURS.length]]));
+    this.tierColour = tierColours(event.priceTiers);
     this.zoom = 1;
     this.width = width;
     this.layout(width);
@@ -95,34 +172,17 @@ export class SeatMap {
     return this.rows[lo];
   }
 
-  /** The whole seat map, as the server sent it (`A`/`H`/`B` per seat id). */
+  /** The whole map, redrawn. */
   load(seats, version) {
-    for (let i = 0; i < this.status.length && i < seats.length; i++) this.status[i] = seats.charCodeAt(i);
-    this.version = version;
-    this.count();
+    super.load(seats, version);
     this.drawAll();
   }
 
-  /** One seat's change from `seatUpdates`; older than the loaded map is ignored. */
+  /** One change, its seat repainted. */
   apply(seat, status, version) {
-    if (version <= this.version && this.version >= 0) return false;
-    const code = { AVAILABLE: 65, HELD: 72, BOOKED: 66 }[status] ?? 65;
-    if (this.status[seat] === code) return false;
-    this.counts[NAMES[this.status[seat]]] -= 1;
-    this.counts[NAMES[code]] += 1;
-    this.status[seat] = code;
-    this.changedAt.set(seat, Date.now());
+    if (!super.apply(seat, status, version)) return false;
     this.drawSeat(seat);
     return true;
-  }
-
-  count() {
-    this.counts = { available: 0, held: 0, booked: 0 };
-    for (const s of this.status) this.counts[NAMES[s]] += 1;
-  }
-
-  statusOf(seat) {
-    return String.fromCharCode(this.status[seat]);
   }
 
   colour(seat, row) {
@@ -219,11 +279,6 @@ export class SeatMap {
     if (before !== null && before !== seat) this.drawSeat(before);
     this.drawSeat(seat);
     this.onFocus(seat, this.label(seat));
-  }
-
-  firstAvailable() {
-    const i = this.status.indexOf(65);
-    return i < 0 ? 0 : i;
   }
 
   key(e) {

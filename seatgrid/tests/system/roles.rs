@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use booking::Role;
 use serde_json::{json, Value};
 
+use crate::helpers::eventually;
 use crate::payments_mock::free_port;
 use crate::processes::{bearer, create_event, server_env, Server};
 
@@ -29,17 +30,12 @@ async fn leads_projector(url: &str) -> Option<bool> {
         .map(|l| l.ends_with(" 1"))
 }
 
-async fn wait_until<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < within, "waited {within:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    start.elapsed()
+/// Waits until the process at `url` leads the projector.
+async fn until_leading(url: &str, within: Duration) {
+    eventually(within, || async {
+        (leads_projector(url).await == Some(true)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,15 +53,7 @@ async fn a_standby_projector_takes_over_from_a_killed_leader_and_the_read_models
         None,
     );
     leader.ready().await;
-    wait_until(
-        Duration::from_secs(20),
-        "the first projector to lead",
-        || {
-            let url = leader.url.clone();
-            async move { leads_projector(&url).await == Some(true) }
-        },
-    )
-    .await;
+    until_leading(&leader.url, Duration::from_secs(20)).await;
     let standby = Server::start(
         with_roles(server_env(&db_url, free_port(), &prefix), "projector"),
         None,
@@ -136,11 +124,9 @@ async fn a_standby_projector_takes_over_from_a_killed_leader_and_the_read_models
         .await
         .unwrap();
     drop(leader); // SIGKILL: a real process dies mid-stream
-    let took_over = wait_until(Duration::from_secs(15), "the standby to lead", || {
-        let url = standby.url.clone();
-        async move { leads_projector(&url).await == Some(true) }
-    })
-    .await;
+    let killed_at = Instant::now();
+    until_leading(&standby.url, Duration::from_secs(15)).await;
+    let took_over = killed_at.elapsed();
     println!("the standby led {took_over:?} after the leader was killed ({behind_at_kill} events logged by then)");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -162,15 +148,11 @@ async fn a_standby_projector_takes_over_from_a_killed_leader_and_the_read_models
     };
     let strong = seats("?consistency=strong").await;
     assert_eq!(strong.matches('H').count(), 50, "each buyer's last hold");
-    wait_until(
-        Duration::from_secs(20),
-        "the read model to catch up",
-        || {
-            let strong = strong.clone();
-            let projected = seats("");
-            async move { projected.await == strong }
-        },
-    )
+    eventually(Duration::from_secs(20), || {
+        let projected = seats("");
+        let strong = &strong;
+        async move { (projected.await == *strong).then_some(()) }
+    })
     .await;
     let (applied, logged): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT events_applied FROM projection_checkpoints WHERE name = $1),
