@@ -204,7 +204,7 @@ impl CommandError {
     /// How long a caller should wait before retrying, when retrying can help.
     pub fn retry_after_seconds(&self) -> Option<u32> {
         match self {
-            Self::Contention | Self::Busy => Some(1),
+            Self::Contention | Self::Busy | Self::IdempotencyInFlight => Some(1),
             Self::Unavailable(_) => Some(5),
             _ => None,
         }

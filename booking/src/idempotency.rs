@@ -224,6 +224,28 @@ impl IdempotencyStore {
         Ok(())
     }
 
+    /// [`Self::reopen`], and if the store cannot be reached now (a primary lost mid-request), again
+    /// every second in the background until it can, for less than [`STALE_AFTER_SECONDS`] (after
+    /// which the key is taken over anyway): once the database is back, the client's retry runs
+    /// at once instead of being refused as in flight for a minute.
+    pub async fn reopen_eventually(&self, key: &str) -> Result<(), CommandError> {
+        let Err(e) = self.reopen(key).await else {
+            return Ok(());
+        };
+        let (store, key) = (self.clone(), key.to_owned());
+        tokio::spawn(async move {
+            let until = std::time::Instant::now()
+                + std::time::Duration::from_secs(STALE_AFTER_SECONDS as u64 - 10);
+            while std::time::Instant::now() < until {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                if store.reopen(&key).await.is_ok() {
+                    return;
+                }
+            }
+        });
+        Err(e)
+    }
+
     /// Frees `key` after a refusal that changed nothing, so a retry runs afresh.
     async fn discard(&self, key: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND state = 'in_flight'")
@@ -271,7 +293,7 @@ impl IdempotencyStore {
                 Err(e) => Err(CommandError::Internal(e.to_string())),
             },
             Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Internal) => {
-                self.reopen(key).await
+                self.reopen_eventually(key).await
             }
             Err(_) => self.discard(key).await.map_err(CommandError::from),
         };

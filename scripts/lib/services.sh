@@ -120,6 +120,14 @@ ensure_haproxy() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade haproxy >/dev/null
 }
 
+ensure_patroni() {
+  command -v patroni >/dev/null && command -v etcd >/dev/null && return 0
+  log "installing Patroni and etcd (Debian's patroni, etcd-server) for the PostgreSQL failover pair"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade --no-install-recommends \
+    patroni etcd-server >/dev/null
+}
+
 ensure_services() {
   ensure_postgres
   ensure_redis

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::roles::Singleton;
 
@@ -46,15 +46,12 @@ impl Default for LeaderConfig {
 }
 
 /// Competes for `role` forever: runs `work` while this process holds the role's lock.
-pub async fn lead(
-    options: PgConnectOptions,
-    role: Singleton,
-    config: LeaderConfig,
-    work: RoleWork,
-) {
+pub async fn lead(pool: PgPool, role: Singleton, config: LeaderConfig, work: RoleWork) {
     let name = role.name();
     metrics::gauge!("seatgrid_leader", "role" => name).set(0.0);
     loop {
+        // The pool's current options: they follow a moving primary.
+        let options = pool.connect_options();
         let Some(mut session) = take_lock(&options, role, config).await else {
             continue;
         };

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod database;
 pub mod leadership;
 pub mod order_process;
 pub mod payment_provider;
@@ -21,7 +22,6 @@ use clap::{Parser, Subcommand};
 use domain::{CustomerId, FocalPoint, LayoutSpec, NewEvent, PriceTier, RowSpec, SectionSpec};
 use projections::ReadModelProjection;
 use secrecy::ExposeSecret;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use system::System;
 
@@ -161,13 +161,28 @@ async fn run_command(
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
-    let url = settings.database_url.expose_secret();
-    migrations::ensure_database(url)
-        .await
-        .context("cannot reach PostgreSQL at DATABASE_URL")?;
-    pool(url, &settings.app)
-        .await
-        .context("cannot connect to PostgreSQL at DATABASE_URL")
+    Ok(database(settings).await?.pool)
+}
+
+/// How long a starting server waits for one of `DATABASE_URL`'s hosts to accept writes (a Patroni
+/// pair electing its leader).
+const PRIMARY_WAIT: Duration = Duration::from_secs(30);
+
+async fn database(settings: &Settings) -> anyhow::Result<database::Database> {
+    database::Database::connect(
+        settings.database_url.expose_secret(),
+        limits(&settings.app),
+        PRIMARY_WAIT,
+    )
+    .await
+}
+
+fn limits(app: &config::AppSettings) -> database::PoolLimits {
+    database::PoolLimits {
+        max_connections: app.db_max_connections,
+        acquire_timeout: Duration::from_millis(app.db_acquire_timeout_ms),
+        statement_timeout: Duration::from_millis(app.db_statement_timeout_ms),
+    }
 }
 
 /// The server's PostgreSQL pool, with its time limits: no statement runs longer than
@@ -177,17 +192,11 @@ async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
 /// Connections are not pinged before each use (sqlx's default): the ping was a round trip per
 /// statement, 5 % of the server's CPU under the durable-holds benchmark. A connection that died is
 /// found by the statement that fails on it, which is answered like any unavailable store.
+/// `DATABASE_URL` may name several hosts ([`database`]).
 pub async fn pool(url: &str, app: &config::AppSettings) -> anyhow::Result<PgPool> {
-    let options: sqlx::postgres::PgConnectOptions = url
-        .parse()
-        .context("DATABASE_URL is not a PostgreSQL URL")?;
-    let statement_timeout = format!("{}ms", app.db_statement_timeout_ms);
-    Ok(PgPoolOptions::new()
-        .max_connections(app.db_max_connections)
-        .acquire_timeout(Duration::from_millis(app.db_acquire_timeout_ms))
-        .test_before_acquire(false)
-        .connect_with(options.options([("statement_timeout", statement_timeout.as_str())]))
-        .await?)
+    Ok(database::Database::connect(url, limits(app), PRIMARY_WAIT)
+        .await?
+        .pool)
 }
 
 fn clickhouse(settings: &Settings) -> anyhow::Result<&analytics::ClickHouseConfig> {
@@ -218,8 +227,9 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let mut config = settings.system();
     config.command.auth = settings.auth.authenticator().await?;
-    let pool = connect(&settings).await?;
-    let app = System::build(config, pool, Some(telemetry.metrics())).await?;
+    let database = database(&settings).await?;
+    let app = System::build(config, database.pool.clone(), Some(telemetry.metrics())).await?;
+    tokio::spawn(database.follower(app.pools()));
     let base = format!("http://{}", app.local_addr());
     println!("SeatGrid is up at {base}");
     println!("  roles         {}", settings.app.roles);

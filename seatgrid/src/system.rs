@@ -63,6 +63,8 @@ pub struct System {
     singletons: Vec<(Singleton, RoleWork)>,
     leadership: LeaderConfig,
     gauges: PgPool,
+    /// Pools besides the shared one (the order process's).
+    other_pools: Vec<PgPool>,
 }
 
 impl System {
@@ -123,6 +125,7 @@ impl System {
             });
         }
         let mut singletons: Vec<(Singleton, RoleWork)> = Vec::new();
+        let mut other_pools = Vec::new();
         if roles.projector {
             let (pool, runner) = (pool.clone(), config.runner.clone());
             singletons.push((
@@ -152,10 +155,13 @@ impl System {
             // The order process settles through a small pool of its own: under a sale, request
             // handlers queue for the shared pool, and a settle (a dozen statements in a row)
             // waiting behind them at every statement left paid orders unconfirmed for seconds.
-            let own = sqlx::postgres::PgPoolOptions::new()
+            // The shared pool's options: it follows a moving primary the same way.
+            let own = pool
+                .options()
+                .clone()
                 .max_connections(ORDER_PROCESS_CONNECTIONS)
-                .test_before_acquire(false)
                 .connect_lazy_with(pool.connect_options().as_ref().clone());
+            other_pools.push(own.clone());
             // Its own pool for its reads and order commands; the request path's writers for seat
             // blocks and allowances (one writer per aggregate in the process).
             let store = app.service().store().sharing_writers(own.clone());
@@ -222,6 +228,7 @@ impl System {
         }
         Ok(Self {
             gauges: pool.clone(),
+            other_pools,
             app: app.with_routes(routes),
             reads,
             singletons,
@@ -241,18 +248,25 @@ impl System {
         &self.reads
     }
 
+    /// Every PostgreSQL pool of the process, the shared one first: a moving primary moves them all
+    /// ([`crate::database`]).
+    pub fn pools(&self) -> Vec<PgPool> {
+        std::iter::once(self.gauges.clone())
+            .chain(self.other_pools.iter().cloned())
+            .collect()
+    }
+
     /// Serves and projects until `shutdown` completes.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let options = self.gauges.connect_options().as_ref().clone();
         let leaders: Vec<_> = self
             .singletons
             .into_iter()
             .map(|(role, work)| {
                 tokio::spawn(crate::leadership::lead(
-                    options.clone(),
+                    self.gauges.clone(),
                     role,
                     self.leadership,
                     work,

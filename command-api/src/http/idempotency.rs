@@ -79,7 +79,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     request.extensions_mut().insert(IdempotencySeed(seed));
     let response = next.run(request).await;
     if response.status().is_server_error() {
-        if let Err(e) = store.reopen(&key).await {
+        if let Err(e) = store.reopen_eventually(&key).await {
             tracing::error!(error = %e, "could not reopen an idempotency key after a 5xx");
         }
         return response;

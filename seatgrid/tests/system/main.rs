@@ -8,6 +8,7 @@ mod cache;
 mod checkout;
 mod cluster;
 mod dev_pages;
+mod failover;
 mod graphql;
 mod helpers;
 mod own_redis;
