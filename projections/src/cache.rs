@@ -19,25 +19,27 @@
 
 use std::sync::LazyLock;
 
-use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, ErrorKind, Pipeline, RedisError, Script, ServerErrorKind};
+use redis::{Pipeline, RedisError, Script};
 use uuid::Uuid;
 
 use crate::records::{HoldRecord, ReadModelChanges, SeatMap, SeatUpdate};
+use crate::redis_conn::{answers, Batch, RedisConn};
 
 /// How long a cached entry lives without being touched (bounds memory, not correctness).
 const TTL_SECONDS: i64 = 3_600;
 
 /// Applies a batch's seat changes if the cached map is exactly at the batch's previous version;
-/// always raises the head marker.
+/// always raises the head marker and publishes the update (ARGV[4] on channel ARGV[5]). Publishing
+/// from the script keeps one event's commands in its hash slot on a Redis Cluster.
 static APPLY_SEAT_UPDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local head = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[2]) > head then redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3]) end
+redis.call('PUBLISH', ARGV[5], ARGV[4])
 local ver = redis.call('GET', KEYS[2])
 if ver and tonumber(ver) == tonumber(ARGV[1]) and redis.call('EXISTS', KEYS[1]) == 1 then
-  for i = 4, #ARGV, 2 do redis.call('SETRANGE', KEYS[1], tonumber(ARGV[i]), ARGV[i + 1]) end
+  for i = 6, #ARGV, 2 do redis.call('SETRANGE', KEYS[1], tonumber(ARGV[i]), ARGV[i + 1]) end
   redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
 end
@@ -60,7 +62,8 @@ return 1",
     )
 });
 
-/// Stores a hold unless the cache already has a newer version of it.
+/// Stores a hold unless the cache already has a newer version of it; publishes it on channel
+/// ARGV[4] when one is given.
 static PUT_HOLD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -69,21 +72,19 @@ if tonumber(ARGV[1]) > ver then
   redis.call('HSET', KEYS[1], 'v', ARGV[1], 'json', ARGV[2])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+if ARGV[4] then redis.call('PUBLISH', ARGV[4], ARGV[2]) end
 return 1",
     )
 });
 
-/// Sends every script to Redis, which keeps them until it restarts or is flushed.
-async fn load_scripts(conn: &mut ConnectionManager) -> Result<(), RedisError> {
-    for script in [&*APPLY_SEAT_UPDATE, &*FILL_SEAT_MAP, &*PUT_HOLD] {
-        script.load_async(conn).await?;
-    }
-    Ok(())
+/// Every script, which Redis keeps until it restarts or is flushed.
+fn scripts() -> [&'static Script; 3] {
+    [&*APPLY_SEAT_UPDATE, &*FILL_SEAT_MAP, &*PUT_HOLD]
 }
 
 #[derive(Clone)]
 pub struct Cache {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
 }
 
@@ -100,19 +101,13 @@ impl std::fmt::Debug for Cache {
 pub const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn timeouts() -> redis::aio::ConnectionManagerConfig {
-    redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-}
-
 impl Cache {
     /// Connects (and reconnects by itself later). `prefix` namespaces every key and channel, so
-    /// several installations or tests can share one Redis.
+    /// several installations or tests can share one Redis. `url` may name a Redis Cluster
+    /// ([`crate::redis_conn`]).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, RedisError> {
-        let client = redis::Client::open(url)?;
-        let mut conn = ConnectionManager::new_with_config(client, timeouts()).await?;
-        load_scripts(&mut conn).await?;
+        let conn = RedisConn::connect(url).await?;
+        conn.load_scripts(&scripts()).await?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
@@ -160,73 +155,92 @@ impl Cache {
             .arg(keys);
     }
 
-    /// Sends `pipe`; if Redis no longer knows the scripts, sends them and the pipeline again.
-    async fn send(&self, pipe: &Pipeline) -> Result<(), RedisError> {
-        let mut conn = self.conn.clone();
-        match pipe.query_async::<()>(&mut conn).await {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                load_scripts(&mut conn).await?;
-                pipe.query_async::<()>(&mut conn).await
-            }
-            other => other,
-        }
+    /// Sends `batch` (one round trip per hash slot of a cluster, concurrently); if Redis no
+    /// longer knows the scripts, sends them and the pipeline again.
+    async fn send(&self, batch: &Batch) -> Result<(), RedisError> {
+        self.conn.send(batch, &scripts()).await.map(drop)
     }
 
-    /// Writes a committed batch to the cache and publishes it, in one round trip.
+    /// Writes a committed batch to the cache and publishes it, in one round trip (per slot).
     pub async fn write_through(&self, changes: &ReadModelChanges) -> Result<(), RedisError> {
         if changes.seats.is_empty() && changes.holds.is_empty() && changes.orders.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut batch = self.conn.batch();
         for update in &changes.seats {
-            self.push_seat_update(&mut pipe, update);
-            pipe.publish(
-                self.seat_channel(update.event_id),
-                serde_json::to_string(update).expect("updates serialize"),
-            )
-            .ignore();
+            let keys = self.seat_keys(update.event_id);
+            let channel = self.seat_channel(update.event_id);
+            Self::push_seat_update(batch.item(&keys[0]), keys, update, &channel);
         }
         for hold in &changes.holds {
             let json = serde_json::to_string(hold).expect("holds serialize");
-            self.push_hold(&mut pipe, hold, &json);
-            pipe.publish(self.hold_channel(hold.hold_id), json).ignore();
+            let key = self.hold_key(hold.hold_id);
+            let channel = self.hold_channel(hold.hold_id);
+            Self::push_hold(batch.item(&key), key, hold, &json, Some(&channel));
         }
         for order in &changes.orders {
             let json = serde_json::to_string(order).expect("orders serialize");
-            pipe.publish(self.order_channel(order.order_id), json)
-                .ignore();
+            // No cached copy: published alone (in the channel's own slot on a cluster).
+            let channel = self.order_channel(order.order_id);
+            batch.item(&channel).publish(channel, json).ignore();
         }
-        self.send(&pipe).await
+        self.send(&batch).await
     }
 
-    fn push_seat_update(&self, pipe: &mut Pipeline, update: &SeatUpdate) {
-        Self::eval(pipe, &APPLY_SEAT_UPDATE, &self.seat_keys(update.event_id));
+    fn push_seat_update(
+        pipe: &mut Pipeline,
+        keys: [String; 3],
+        update: &SeatUpdate,
+        channel: &str,
+    ) {
+        Self::eval(pipe, &APPLY_SEAT_UPDATE, &keys);
         pipe.arg(update.from_version)
             .arg(update.version)
-            .arg(TTL_SECONDS);
+            .arg(TTL_SECONDS)
+            .arg(serde_json::to_string(update).expect("updates serialize"))
+            .arg(channel);
         for (seat, status) in &update.changes {
             pipe.arg(*seat).arg(status.to_string());
         }
         pipe.ignore();
     }
 
-    fn push_hold(&self, pipe: &mut Pipeline, hold: &HoldRecord, json: &str) {
-        Self::eval(pipe, &PUT_HOLD, &[self.hold_key(hold.hold_id)]);
-        pipe.arg(hold.version).arg(json).arg(TTL_SECONDS).ignore();
+    fn push_hold(
+        pipe: &mut Pipeline,
+        key: String,
+        hold: &HoldRecord,
+        json: &str,
+        channel: Option<&str>,
+    ) {
+        Self::eval(pipe, &PUT_HOLD, &[key]);
+        pipe.arg(hold.version).arg(json).arg(TTL_SECONDS);
+        if let Some(channel) = channel {
+            pipe.arg(channel);
+        }
+        pipe.ignore();
     }
 
     /// Cached seat maps that are known to be current; `None` where the cache cannot vouch.
     pub async fn seat_maps(&self, event_ids: &[Uuid]) -> Result<Vec<Option<SeatMap>>, RedisError> {
-        let mut pipe = redis::pipe();
-        for id in event_ids {
-            let [map, ver, head] = self.seat_keys(*id);
-            pipe.get(map).get(ver).get(head);
+        if event_ids.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut batch = self.conn.batch();
+        let at: Vec<_> = event_ids
+            .iter()
+            .map(|id| {
+                let [map, ver, head] = self.seat_keys(*id);
+                let (at, pipe) = batch.item_at(&map);
+                pipe.get(map).get(ver).get(head);
+                at
+            })
+            .collect();
         type Entry = (Option<Vec<u8>>, Option<i64>, Option<i64>);
         let found: Vec<Entry> = {
-            let flat: Vec<redis::Value> = pipe.query_async(&mut self.conn.clone()).await?;
-            flat.chunks(3)
-                .map(|c| {
+            let all = self.conn.send(&batch, &[]).await?;
+            at.iter()
+                .map(|at| {
+                    let c = answers(&all, *at, 3)?;
                     Ok((
                         redis::from_redis_value(c[0].clone())?,
                         redis::from_redis_value(c[1].clone())?,
@@ -254,39 +268,54 @@ impl Cache {
         if maps.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut batch = self.conn.batch();
         for m in maps {
-            Self::eval(&mut pipe, &FILL_SEAT_MAP, &self.seat_keys(m.event_id));
+            let keys = self.seat_keys(m.event_id);
+            let pipe = batch.item(&keys[0]);
+            Self::eval(pipe, &FILL_SEAT_MAP, &keys);
             pipe.arg(m.version)
                 .arg(m.seats.as_slice())
                 .arg(TTL_SECONDS)
                 .ignore();
         }
-        self.send(&pipe).await
+        self.send(&batch).await
     }
 
     pub async fn holds(&self, hold_ids: &[Uuid]) -> Result<Vec<Option<HoldRecord>>, RedisError> {
-        let mut pipe = redis::pipe();
-        for id in hold_ids {
-            pipe.hget(self.hold_key(*id), "json");
+        if hold_ids.is_empty() {
+            return Ok(Vec::new());
         }
-        let found: Vec<Option<String>> = pipe.query_async(&mut self.conn.clone()).await?;
-        Ok(found
-            .into_iter()
-            .map(|j| j.and_then(|j| serde_json::from_str(&j).ok()))
-            .collect())
+        let mut batch = self.conn.batch();
+        let at: Vec<_> = hold_ids
+            .iter()
+            .map(|id| {
+                let key = self.hold_key(*id);
+                let (at, pipe) = batch.item_at(&key);
+                pipe.hget(key, "json");
+                at
+            })
+            .collect();
+        let all = self.conn.send(&batch, &[]).await?;
+        at.iter()
+            .map(|at| {
+                let json: Option<String> =
+                    redis::from_redis_value(answers(&all, *at, 1)?[0].clone())?;
+                Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+            })
+            .collect()
     }
 
     pub async fn fill_holds(&self, holds: &[HoldRecord]) -> Result<(), RedisError> {
         if holds.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut batch = self.conn.batch();
         for h in holds {
             let json = serde_json::to_string(h).expect("holds serialize");
-            self.push_hold(&mut pipe, h, &json);
+            let key = self.hold_key(h.hold_id);
+            Self::push_hold(batch.item(&key), key, h, &json, None);
         }
-        self.send(&pipe).await
+        self.send(&batch).await
     }
 
     /// Drops the cached copies of these events' seat maps and of these holds: their next read
@@ -297,30 +326,13 @@ impl Cache {
             keys.extend(self.seat_keys(*id));
         }
         keys.extend(hold_ids.iter().map(|id| self.hold_key(*id)));
-        let mut conn = self.conn.clone();
-        for chunk in keys.chunks(500) {
-            conn.del::<_, ()>(chunk).await?;
-        }
-        Ok(())
+        self.conn.del(&keys).await
     }
 
     /// Deletes every key of this installation (tests, `rebuild`, and a projector that cannot tell
     /// which cached copies its predecessor left stale).
     pub async fn clear(&self) -> Result<(), RedisError> {
-        let mut conn = self.conn.clone();
-        let keys: Vec<String> = {
-            let mut iter = conn
-                .scan_match::<_, String>(format!("{}*", self.prefix))
-                .await?;
-            let mut keys = Vec::new();
-            while let Some(k) = futures::StreamExt::next(&mut iter).await {
-                keys.push(k?);
-            }
-            keys
-        };
-        for chunk in keys.chunks(500) {
-            conn.del::<_, ()>(chunk).await?;
-        }
-        Ok(())
+        let keys = self.conn.scan(&format!("{}*", self.prefix)).await?;
+        self.conn.del(&keys).await
     }
 }

@@ -19,6 +19,7 @@ pub mod orders;
 pub mod read_models;
 pub mod reader;
 pub mod records;
+pub mod redis_conn;
 pub mod runner;
 pub mod seat_maps;
 pub mod tracing_context;

@@ -42,10 +42,23 @@ impl LiveMessage {
 impl LiveUpdates {
     /// Subscribes to every channel matching `pattern` (failing if Redis cannot be reached now),
     /// then forwards messages in the background for as long as the process runs.
+    /// `redis_url` may name a Redis Cluster's nodes ([`projections::redis_conn`]): a cluster
+    /// delivers classic pub/sub to every node, so one node is subscribed at a time, and a lost
+    /// node's subscription moves to the next.
     pub async fn start(redis_url: &str, pattern: String) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(redis_url)?;
-        let mut first = client.get_async_pubsub().await?;
-        first.psubscribe(&pattern).await?;
+        let clients = projections::redis_conn::RedisTarget::parse(redis_url)
+            .nodes()
+            .into_iter()
+            .map(redis::Client::open)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut node = 0;
+        let first = loop {
+            match subscribe_to(&clients[node], &pattern).await {
+                Ok(p) => break p,
+                Err(e) if node + 1 == clients.len() => return Err(e),
+                Err(_) => node += 1,
+            }
+        };
         let (sender, _) = broadcast::channel(16_384);
         let forward = sender.clone();
         tokio::spawn(async move {
@@ -66,17 +79,18 @@ impl LiveUpdates {
                         }));
                     }
                     tracing::warn!("Redis pub/sub connection closed; reconnecting");
+                    node = (node + 1) % clients.len();
                 }
                 tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
-                match client.get_async_pubsub().await {
-                    Ok(mut p) => match p.psubscribe(&pattern).await {
-                        Ok(()) => {
-                            pubsub = Some(p);
-                            let _ = forward.send(Arc::new(LiveMessage::resync()));
-                        }
-                        Err(e) => tracing::warn!(error = %e, "cannot subscribe to live updates"),
-                    },
-                    Err(e) => tracing::warn!(error = %e, "cannot reach Redis for live updates"),
+                match subscribe_to(&clients[node], &pattern).await {
+                    Ok(p) => {
+                        pubsub = Some(p);
+                        let _ = forward.send(Arc::new(LiveMessage::resync()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot subscribe to live updates");
+                        node = (node + 1) % clients.len();
+                    }
                 }
             }
         });
@@ -86,4 +100,13 @@ impl LiveUpdates {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveMessage>> {
         self.sender.subscribe()
     }
+}
+
+async fn subscribe_to(
+    client: &redis::Client,
+    pattern: &str,
+) -> Result<redis::aio::PubSub, redis::RedisError> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.psubscribe(pattern).await?;
+    Ok(pubsub)
 }

@@ -15,6 +15,7 @@ mod own_redis;
 mod pages;
 mod payments_mock;
 mod processes;
+mod redis_cluster;
 mod roles;
 #[cfg(feature = "failpoints")]
 mod saga_crash;
