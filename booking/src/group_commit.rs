@@ -4,8 +4,9 @@
 //! - A writer ([`crate::writers`]) hands over one [`Append`]: the events of one aggregate, numbered
 //!   from its expected version, and optionally a new snapshot of it. A few committer tasks
 //!   ([`COMMITTERS`]) each take every append queued at that moment (up to [`MAX_EVENTS`] events)
-//!   and write them with one `INSERT ... SELECT FROM unnest(...)` and one commit: one round trip
-//!   and one WAL flush for many requests, whatever their blocks. Each writer is answered only
+//!   and write them with one `INSERT ... SELECT FROM unnest(...)` and one commit per event they
+//!   touch: one round trip and one WAL flush for many requests, whatever their blocks. No
+//!   transaction spans two events, so the store can be sharded by event (docs/SCALING.md). Each writer is answered only
 //!   after that commit is durable (`synchronous_commit` as the database is configured).
 //! - Optimistic versioning stays the arbiter: the events table's primary key (type, id,
 //!   sequence) refuses a second writer of the same version, and postgres-es reads the same rows.
@@ -142,7 +143,32 @@ async fn committer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) {
     }
 }
 
+/// The event an aggregate belongs to: the first 36 characters of its id (the stored `event_key`).
+fn event_key(append: &Append) -> &str {
+    let id = append
+        .events
+        .first()
+        .map_or("", |e| e.aggregate_id.as_str());
+    id.get(..36).unwrap_or(id)
+}
+
+/// Writes `batch` as one transaction per event it touches (usually one: a sale's requests are for
+/// one event), so that no transaction spans two events and the store can be sharded by event.
 async fn commit_batch(pool: &PgPool, batch: Vec<Pending>) {
+    let mut groups: Vec<Vec<Pending>> = Vec::new();
+    for pending in batch {
+        let key = event_key(&pending.append);
+        match groups.iter_mut().find(|g| event_key(&g[0].append) == key) {
+            Some(group) => group.push(pending),
+            None => groups.push(vec![pending]),
+        }
+    }
+    for group in groups {
+        commit_event(pool, group).await;
+    }
+}
+
+async fn commit_event(pool: &PgPool, batch: Vec<Pending>) {
     let appends: Vec<&Append> = batch.iter().map(|p| &p.append).collect();
     let events: usize = appends.iter().map(|a| a.events.len()).sum();
     metrics::histogram!("seatgrid_group_commit_events").record(events as f64);

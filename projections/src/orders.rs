@@ -143,7 +143,7 @@ pub(crate) async fn apply_orders(
                 currency, payment_due, refund_reason, payment_intent, placed_at, paid_at,
                 updated_at, nextval('read_model_version')
            FROM jsonb_populate_recordset(NULL::rm_orders, $1)
-         ON CONFLICT (order_id) DO UPDATE
+         ON CONFLICT (order_id, event_id) DO UPDATE
             SET status = EXCLUDED.status, holds = EXCLUDED.holds,
                 refund_reason = EXCLUDED.refund_reason, paid_at = EXCLUDED.paid_at,
                 payment_intent = EXCLUDED.payment_intent,

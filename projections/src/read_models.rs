@@ -338,7 +338,7 @@ async fn apply_holds(
          SELECT hold_id, event_id, customer_id, status, seats, held_seats, booked_seats,
                 expires_at, created_at, updated_at, nextval('read_model_version')
            FROM jsonb_populate_recordset(NULL::rm_holds, $1)
-         ON CONFLICT (hold_id) DO UPDATE
+         ON CONFLICT (hold_id, event_id) DO UPDATE
             SET status = EXCLUDED.status, seats = EXCLUDED.seats, held_seats = EXCLUDED.held_seats,
                 booked_seats = EXCLUDED.booked_seats, expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at,
                 version = EXCLUDED.version

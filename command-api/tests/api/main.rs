@@ -5,6 +5,7 @@ mod access;
 mod best_seats;
 mod booking_all_or_nothing;
 mod concurrency;
+mod distribution;
 mod events;
 mod health;
 mod helpers;
