@@ -3,7 +3,8 @@
 //! Policy: **Redis is a cache, never the truth.** Everything here can be flushed at any moment; the
 //! durable read models in Postgres are always there to answer and to refill from.
 //!
-//! How a cached seat map stays correct (per event, keys share a `{event}` hash tag):
+//! How a cached seat map stays correct (per event, keys and channel share a `{event}` hash tag, so
+//! on a Redis Cluster they live in one slot; a hold's key and channel share `{hold}`):
 //! - `…:seats` holds the map (one byte per seat, updated in place with `SETRANGE`), `…:seats:v` the
 //!   version it reflects, `…:seats:head` the newest version the projector has committed.
 //! - The projector, after commit, updates the cached map only if it is exactly at the batch's
@@ -124,22 +125,22 @@ impl Cache {
     }
 
     fn hold_key(&self, hold_id: Uuid) -> String {
-        format!("{}hold:{hold_id}", self.prefix)
+        format!("{}hold:{{{hold_id}}}", self.prefix)
     }
 
-    /// The channel a seat map's changes are published on.
+    /// The channel a seat map's changes are published on (in its keys' hash slot).
     pub fn seat_channel(&self, event_id: Uuid) -> String {
-        format!("{}pub:seats:{event_id}", self.prefix)
+        format!("{}pub:seats:{{{event_id}}}", self.prefix)
     }
 
-    /// The channel a hold's changes are published on.
+    /// The channel a hold's changes are published on (in its key's hash slot).
     pub fn hold_channel(&self, hold_id: Uuid) -> String {
-        format!("{}pub:hold:{hold_id}", self.prefix)
+        format!("{}pub:hold:{{{hold_id}}}", self.prefix)
     }
 
     /// The channel an order's changes are published on.
     pub fn order_channel(&self, order_id: Uuid) -> String {
-        format!("{}pub:order:{order_id}", self.prefix)
+        format!("{}pub:order:{{{order_id}}}", self.prefix)
     }
 
     /// The pattern matching every channel of this installation.
@@ -334,5 +335,29 @@ impl Cache {
     pub async fn clear(&self) -> Result<(), RedisError> {
         let keys = self.conn.scan(&format!("{}*", self.prefix)).await?;
         self.conn.del(&keys).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::cluster_routing::Slot;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn one_events_keys_and_channel_share_a_slot_and_so_do_a_holds() {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let cache = Cache::connect(&url, "sg:test:").await.unwrap();
+        let (event, hold) = (Uuid::new_v4(), Uuid::new_v4());
+        let [map, ver, head] = cache.seat_keys(event);
+        let slot = Slot::for_key(&map);
+        for other in [ver, head, cache.seat_channel(event)] {
+            assert_eq!(Slot::for_key(&other), slot, "{other}");
+        }
+        assert_eq!(
+            Slot::for_key(cache.hold_key(hold)),
+            Slot::for_key(cache.hold_channel(hold))
+        );
+        assert!(cache.seat_channel(event).starts_with("sg:test:pub:"));
     }
 }

@@ -100,13 +100,17 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
     match store.remember(&key, &stored).await {
         Ok(()) => Response::from_parts(parts, Body::from(body)),
         Err(e) => {
+            // The store went away after the command: the retry runs again with the same seed and
+            // answers with what this run did.
             tracing::error!(error = %e, "could not store an idempotent response");
-            ApiError::new(
+            let _ = store.reopen_eventually(&key).await;
+            let mut error = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 "the request may have been applied; retry with the same Idempotency-Key",
-            )
-            .into_response()
+            );
+            error.retry_after_seconds = Some(5);
+            error.into_response()
         }
     }
 }

@@ -131,8 +131,10 @@ async fn a_server_killed_during_group_commits_loses_no_acknowledged_hold() {
     let event = Arc::new(create_event(&url, "Race", 40, 50, 1000).await);
     let client = reqwest::Client::new();
     let mut buyers = Vec::new();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for b in 0..200u32 {
         let (client, url, event) = (client.clone(), url.clone(), event.clone());
+        let answered = answered.clone();
         buyers.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             for k in 0..10u32 {
@@ -140,7 +142,10 @@ async fn a_server_killed_during_group_commits_loses_no_acknowledged_hold() {
                 let (status, body) =
                     hold(&client, &url, &event, &format!("b{b}-{k}"), json!([seat])).await;
                 match status {
-                    201 => acknowledged.push((seat, body["hold_id"].as_str().unwrap().to_owned())),
+                    201 => {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        acknowledged.push((seat, body["hold_id"].as_str().unwrap().to_owned()))
+                    }
                     // The server is gone: what was not answered may or may not have been kept.
                     0 => break,
                     other => panic!("a hold of a free seat answered {other}: {body}"),
@@ -149,8 +154,15 @@ async fn a_server_killed_during_group_commits_loses_no_acknowledged_hold() {
             acknowledged
         }));
     }
-    // Kill it while the buyers are mid-flight.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill it while the buyers are mid-flight: once a sixth of the holds are answered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the buyers never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let server = server.kill_and_restart().await;
     let mut acknowledged = Vec::new();
     for b in buyers {
