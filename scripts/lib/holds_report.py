@@ -22,7 +22,7 @@ def seconds(text):
 
 
 holds, health = load("durable_holds"), load("durable_holds_health")
-took = seconds(os.environ.get("DURATION", "30s"))
+took = seconds(os.environ.get("DURATION", "20s"))
 ok = holds.get("http_reqs{name:hold,status:201}", {}).get("values", {}).get("count", 0)
 hold_lat = holds["http_req_duration{name:hold}"]["values"]
 statuses = {k.split("status:")[1].rstrip("}"): v["values"]["count"]
@@ -67,9 +67,13 @@ Crowding a few rows (`SHAPE=crowd`: every 2 s the next 5 rows, 2 consecutive sea
 | answers by status | {by_status}, other {unexpected} ({ok / took:,.0f} holds/s) |
 | every answer 201, 409 or 429; zero 5xx | {met(only_expected and fives == 0)} |
 | hold p50 / p95 / p99 (target p99 < 500 ms) | {lat['p(50)']:.0f} / {lat['p(95)']:.0f} / {lat['p(99)']:.0f} ms, {met(lat['p(99)'] < 500)} |"""
+# Buyers who got round their 200 seats meet their own holds (409): the event ran out, not the
+# system, so the rate is a floor.
+sold_out = statuses.get("409", 0) > 0
+floor = " (**a floor**: buyers ran out of seats, 409s; run with a shorter DURATION)" if sold_out else ""
 print(f"""| figure | value |
 |---|---|
-| successful holds/s | {rate:,.0f} ({ok:,.0f} in {took:.0f} s; answers by status: {statuses}) |
+| successful holds/s | {rate:,.0f}{floor} ({ok:,.0f} in {took:.0f} s; answers by status: {statuses}) |
 | hold p50 / p95 / p99 | {hold_lat['p(50)']:.0f} / {hold_lat['p(95)']:.0f} / {hold_lat['p(99)']:.0f} ms |
 | /health/live, same shape | {health_rate:,.0f} req/s, p99 {health_lat['p(99)']:.1f} ms |
 | pgbench, one append per transaction, 16 clients | {tps:,.0f} tps |
