@@ -7,8 +7,7 @@
 //! hold answered 201 is in the new primary's event store, and no seat is held twice.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use domain::{SeatBlockEvent, StoredEvent};
 use serde_json::{json, Value};
 
 use crate::payments_mock::free_port;
-use crate::processes::{bearer, create_event, server_env, Server};
+use crate::processes::{bearer, create_event, kill9, script_lib, server_env, Server};
 
 /// The documented bound (docs/SCALING.md): Patroni's ttl + loop_wait, the follower's check, slack.
 const BACK_WITHIN: Duration = Duration::from_secs(30);
@@ -29,19 +28,8 @@ struct PatroniPair {
     pg_ports: [u16; 2],
 }
 
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib")
-}
-
 fn bash(script: &str) -> std::process::Output {
-    Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "set -e; source {0}/services.sh; source {0}/patroni.sh; {script}",
-            scripts().display()
-        ))
-        .output()
-        .expect("bash runs")
+    script_lib("patroni.sh", script)
 }
 
 impl PatroniPair {
@@ -121,11 +109,7 @@ impl PatroniPair {
             let text = std::fs::read_to_string(self.dir.join(member).join(file)).unwrap();
             text.lines().next().unwrap().trim().to_owned()
         };
-        let status = Command::new("kill")
-            .args(["-9", &pid("patroni.pid"), &pid("data/postmaster.pid")])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        kill9(&[&pid("patroni.pid"), &pid("data/postmaster.pid")]);
     }
 }
 

@@ -105,3 +105,27 @@ pub async fn create_event(url: &str, name: &str, rows: u32, cols: u32, price_cen
         .unwrap();
     event["id"].as_str().unwrap().to_owned()
 }
+
+/// Runs `script` in bash with `scripts/lib/services.sh` and `scripts/lib/{lib}` sourced (the same
+/// functions `scripts/cluster` uses to start Patroni, a Redis Cluster ...).
+pub fn script_lib(lib: &str, script: &str) -> std::process::Output {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib");
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -e; source {0}/services.sh; source {0}/{lib}; {script}",
+            dir.display()
+        ))
+        .output()
+        .expect("bash runs")
+}
+
+/// `kill -9` of each process.
+pub fn kill9(pids: &[&str]) {
+    let status = Command::new("kill")
+        .arg("-9")
+        .args(pids.iter().map(|p| p.trim()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -9 {pids:?}");
+}

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::subscribe_to;
 use crate::payments_mock::free_port;
-use crate::processes::{bearer, create_event, server_env, Server};
+use crate::processes::{bearer, create_event, kill9, script_lib, server_env, Server};
 
 /// Six redis-server processes in cluster mode; killed when dropped.
 struct RedisCluster {
@@ -22,15 +22,7 @@ struct RedisCluster {
 }
 
 fn bash(script: &str) -> std::process::Output {
-    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib");
-    Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "set -e; source {0}/services.sh; source {0}/redis_cluster.sh; {script}",
-            lib.display()
-        ))
-        .output()
-        .expect("bash runs")
+    script_lib("redis_cluster.sh", script)
 }
 
 /// A free port whose cluster bus port (+10000) is free too.
@@ -107,11 +99,7 @@ impl RedisCluster {
 
     fn kill(&self, port: u16) {
         let pid = std::fs::read_to_string(self.dir.join(port.to_string()).join("pid")).unwrap();
-        let status = Command::new("kill")
-            .args(["-9", pid.trim()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        kill9(&[&pid]);
     }
 }
 
