@@ -97,10 +97,6 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-/// Redis is a cache: a command that does not answer in [`RESPONSE_TIMEOUT`] fails, and the
-/// reader falls back to PostgreSQL rather than wait for a stalled server.
-pub const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
-pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Cache {
     /// Connects (and reconnects by itself later). `prefix` namespaces every key and channel, so

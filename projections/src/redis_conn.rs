@@ -16,7 +16,10 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
 use redis::{ErrorKind, Pipeline, RedisError, RedisResult, Script, ServerErrorKind, Value};
 
-use crate::cache::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
+/// Redis is a cache: a command that does not answer in [`RESPONSE_TIMEOUT`] fails, and the
+/// reader falls back to PostgreSQL rather than wait for a stalled server.
+pub const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What `REDIS_URL` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
