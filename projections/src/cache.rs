@@ -97,7 +97,6 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-
 impl Cache {
     /// Connects (and reconnects by itself later). `prefix` namespaces every key and channel, so
     /// several installations or tests can share one Redis. `url` may name a Redis Cluster

@@ -150,17 +150,21 @@ impl Checkpoints {
         Ok(done.rows_affected() == 1)
     }
 
-    /// How far `name` is behind the head of the log.
+    /// How far `name` is behind the head of the log (counted up to [`LAG_COUNTED`] events, so
+    /// that a projection far behind costs a bounded scan).
     pub async fn lag(&self, name: &str) -> Result<ProjectionLag, sqlx::Error> {
         let at = self.load(name).await?;
         let (behind, ms): (i64, f64) = sqlx::query_as(
             "SELECT count(*) AS behind,
                     COALESCE(EXTRACT(EPOCH FROM (clock_timestamp() - min(recorded_at))) * 1000, 0)::float8 AS ms
-               FROM events
-              WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)",
+               FROM (SELECT recorded_at FROM events
+                      WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
+                      ORDER BY transaction_id, position
+                      LIMIT $3) behind",
         )
         .bind(at.stored_transaction_id())
         .bind(at.position)
+        .bind(LAG_COUNTED)
         .fetch_one(&self.pool)
         .await?;
         Ok(ProjectionLag {
@@ -170,7 +174,11 @@ impl Checkpoints {
     }
 }
 
-/// How far a projection is behind: events committed but not applied yet, and the age of the oldest.
+/// Most events [`Checkpoints::lag`] counts.
+pub const LAG_COUNTED: i64 = 100_000;
+
+/// How far a projection is behind: events committed but not applied yet (at most [`LAG_COUNTED`]),
+/// and the age of the oldest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ProjectionLag {
     pub events_behind: u64,

@@ -65,6 +65,8 @@ pub struct System {
     gauges: PgPool,
     /// Pools besides the shared one (the order process's).
     other_pools: Vec<PgPool>,
+    /// The projections whose lag this process reports: those it may run.
+    watched: Vec<&'static str>,
 }
 
 impl System {
@@ -183,6 +185,7 @@ impl System {
                 }),
             ));
         }
+        let ingests = roles.ingester && config.clickhouse.is_some();
         if let (true, Some(ch)) = (roles.ingester, config.clickhouse) {
             let (pool, ingest, catalog) = (pool.clone(), config.ingest, catalog.clone());
             singletons.push((
@@ -226,9 +229,17 @@ impl System {
         if let Some(handle) = metrics {
             routes = routes.route("/metrics", get(move || std::future::ready(handle.render())));
         }
+        let watched = [
+            (roles.projector, projections::READ_MODELS),
+            (ingests, analytics::CLICKHOUSE_STREAM),
+        ]
+        .into_iter()
+        .filter_map(|(runs, name)| runs.then_some(name))
+        .collect();
         Ok(Self {
             gauges: pool.clone(),
             other_pools,
+            watched,
             app: app.with_routes(routes),
             reads,
             singletons,
@@ -273,7 +284,7 @@ impl System {
                 ))
             })
             .collect();
-        let gauges = tokio::spawn(update_gauges(self.gauges));
+        let gauges = tokio::spawn(update_gauges(self.gauges, self.watched));
         let result = self.app.run_until_stopped(shutdown).await;
         // Stopping a role's leadership stops the role and frees its lock.
         for task in leaders {
@@ -284,12 +295,13 @@ impl System {
     }
 }
 
-/// Every two seconds: how far each projection is behind, how busy the pool is, and how much memory
-/// the process holds.
-async fn update_gauges(pool: PgPool) {
+/// Every two seconds: how far each `watched` projection is behind (only the ones this process may
+/// run: counting a stream that nothing runs, ClickHouse off, scanned the whole log every time), how
+/// busy the pool is, and how much memory the process holds.
+async fn update_gauges(pool: PgPool, watched: Vec<&'static str>) {
     let checkpoints = Checkpoints::new(pool.clone());
     loop {
-        for name in [projections::READ_MODELS, analytics::CLICKHOUSE_STREAM] {
+        for &name in &watched {
             if let Ok(lag) = checkpoints.lag(name).await {
                 metrics::gauge!("seatgrid_projection_lag_events", "projection" => name)
                     .set(lag.events_behind as f64);
