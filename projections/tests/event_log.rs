@@ -139,3 +139,35 @@ async fn concurrent_writers_and_a_tailing_reader_see_every_event_exactly_once() 
     assert_eq!(seen.len(), 400, "no event read twice");
     assert_eq!(unique.len(), 400, "every event read");
 }
+
+#[tokio::test]
+async fn a_batch_ends_with_a_whole_transaction() {
+    let (_url, pool) = fresh_database(2).await;
+    commit_one(&pool, "before").await;
+    let mut tx = pool.begin().await.unwrap();
+    for i in 0..5 {
+        append(&mut tx, &format!("together-{i}")).await;
+    }
+    tx.commit().await.unwrap();
+    commit_one(&pool, "after").await;
+    let log = EventLog::new(pool);
+    read_n(&log, GlobalPosition::START, 7).await;
+    // A limit of 3 cuts the five-event transaction: the rest of it comes too, nothing after it.
+    let batch = log.read_after(GlobalPosition::START, 3).await.unwrap();
+    assert_eq!(
+        ids(&batch),
+        [
+            "before",
+            "together-0",
+            "together-1",
+            "together-2",
+            "together-3",
+            "together-4"
+        ]
+    );
+    let next = log
+        .read_after(batch.last().unwrap().global, 3)
+        .await
+        .unwrap();
+    assert_eq!(ids(&next), ["after"]);
+}
