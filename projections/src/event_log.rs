@@ -28,36 +28,41 @@ use migrations::global_order::VISIBLE_TO_EVERY_READER;
 /// the events a reader does not need, but they are neither sent in full nor decoded.
 static READ_AFTER: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
-                sequence, event_type, event_version,
-                CASE WHEN $4::text[] IS NULL OR aggregate_type = ANY($4) THEN payload
-                     ELSE 'null' END AS payload,
-                CASE WHEN $4::text[] IS NULL OR aggregate_type = ANY($4) THEN metadata
-                     ELSE 'null' END AS metadata,
-                recorded_at
+        "SELECT {}
            FROM events
           WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
             AND {VISIBLE_TO_EVERY_READER}
           ORDER BY transaction_id, position
-          LIMIT $3"
+          LIMIT $3",
+        columns("$4")
     )
 });
+
+/// The columns an [`EventRow`] reads, with payload and metadata only for the aggregate types in
+/// the `text[]` parameter `types` (all when it is null).
+fn columns(types: &str) -> String {
+    format!(
+        "transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
+         sequence, event_type, event_version,
+         CASE WHEN {types}::text[] IS NULL OR aggregate_type = ANY({types}) THEN payload
+              ELSE 'null' END AS payload,
+         CASE WHEN {types}::text[] IS NULL OR aggregate_type = ANY({types}) THEN metadata
+              ELSE 'null' END AS metadata,
+         recorded_at"
+    )
+}
 
 /// The rest of transaction `$1` after position `$2`, columns as [`READ_AFTER`]'s. Unbounded: a
 /// transaction writes at most one group commit's events (`booking::group_commit::MAX_EVENTS`) or
 /// one aggregate's.
 static REST_OF_TRANSACTION: LazyLock<String> = LazyLock::new(|| {
-    "SELECT transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
-            sequence, event_type, event_version,
-            CASE WHEN $3::text[] IS NULL OR aggregate_type = ANY($3) THEN payload
-                 ELSE 'null' END AS payload,
-            CASE WHEN $3::text[] IS NULL OR aggregate_type = ANY($3) THEN metadata
-                 ELSE 'null' END AS metadata,
-            recorded_at
-       FROM events
-      WHERE transaction_id = $1::bigint::text::xid8 AND position > $2
-      ORDER BY position"
-        .to_owned()
+    format!(
+        "SELECT {}
+           FROM events
+          WHERE transaction_id = $1::bigint::text::xid8 AND position > $2
+          ORDER BY position",
+        columns("$3")
+    )
 });
 
 #[derive(Debug, Clone, PartialEq)]
