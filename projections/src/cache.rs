@@ -24,7 +24,7 @@ use redis::{Pipeline, RedisError, Script};
 use uuid::Uuid;
 
 use crate::records::{HoldRecord, ReadModelChanges, SeatMap, SeatUpdate};
-use crate::redis_conn::{answers, Batch, RedisConn};
+use crate::redis_conn::{Batch, RedisConn};
 
 /// How long a cached entry lives without being touched (bounds memory, not correctness).
 const TTL_SECONDS: i64 = 3_600;
@@ -221,30 +221,26 @@ impl Cache {
         if event_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut batch = self.conn.batch();
-        let at: Vec<_> = event_ids
-            .iter()
-            .map(|id| {
-                let [map, ver, head] = self.seat_keys(*id);
-                let (at, pipe) = batch.item_at(&map);
+        let keys: Vec<[String; 3]> = event_ids.iter().map(|id| self.seat_keys(*id)).collect();
+        let routes: Vec<String> = keys.iter().map(|k| k[0].clone()).collect();
+        let answers = self
+            .conn
+            .read_each(&routes, 3, |i, pipe| {
+                let [map, ver, head] = &keys[i];
                 pipe.get(map).get(ver).get(head);
-                at
             })
-            .collect();
+            .await?;
         type Entry = (Option<Vec<u8>>, Option<i64>, Option<i64>);
-        let found: Vec<Entry> = {
-            let all = self.conn.send(&batch, &[]).await?;
-            at.iter()
-                .map(|at| {
-                    let c = answers(&all, *at, 3)?;
-                    Ok((
-                        redis::from_redis_value(c[0].clone())?,
-                        redis::from_redis_value(c[1].clone())?,
-                        redis::from_redis_value(c[2].clone())?,
-                    ))
-                })
-                .collect::<Result<_, RedisError>>()?
-        };
+        let found: Vec<Entry> = answers
+            .into_iter()
+            .map(|c| {
+                Ok((
+                    redis::from_redis_value(c[0].clone())?,
+                    redis::from_redis_value(c[1].clone())?,
+                    redis::from_redis_value(c[2].clone())?,
+                ))
+            })
+            .collect::<Result<_, RedisError>>()?;
         Ok(event_ids
             .iter()
             .zip(found)
@@ -281,21 +277,17 @@ impl Cache {
         if hold_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut batch = self.conn.batch();
-        let at: Vec<_> = hold_ids
-            .iter()
-            .map(|id| {
-                let key = self.hold_key(*id);
-                let (at, pipe) = batch.item_at(&key);
-                pipe.hget(key, "json");
-                at
+        let keys: Vec<String> = hold_ids.iter().map(|id| self.hold_key(*id)).collect();
+        let answers = self
+            .conn
+            .read_each(&keys, 1, |i, pipe| {
+                pipe.hget(&keys[i], "json");
             })
-            .collect();
-        let all = self.conn.send(&batch, &[]).await?;
-        at.iter()
-            .map(|at| {
-                let json: Option<String> =
-                    redis::from_redis_value(answers(&all, *at, 1)?[0].clone())?;
+            .await?;
+        answers
+            .into_iter()
+            .map(|a| {
+                let json: Option<String> = redis::from_redis_value(a[0].clone())?;
                 Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
             })
             .collect()

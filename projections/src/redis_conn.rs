@@ -174,6 +174,30 @@ impl RedisConn {
         Ok(keys)
     }
 
+    /// Reads several items in one round trip per slot: `push(i, pipe)` adds item `i`'s `n`
+    /// commands (none ignored) to the pipeline of `routes[i]`'s slot. Each item's `n` answers.
+    pub async fn read_each(
+        &self,
+        routes: &[String],
+        n: usize,
+        push: impl Fn(usize, &mut Pipeline),
+    ) -> RedisResult<Vec<Vec<Value>>> {
+        let mut batch = self.batch();
+        let at: Vec<ItemAt> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let (at, pipe) = batch.item_at(route);
+                push(i, pipe);
+                at
+            })
+            .collect();
+        let all = self.send(&batch, &[]).await?;
+        at.into_iter()
+            .map(|at| answers(&all, at, n).map(<[Value]>::to_vec))
+            .collect()
+    }
+
     /// Deletes `keys` (slot by slot in a cluster).
     pub async fn del(&self, keys: &[String]) -> RedisResult<()> {
         for chunk in keys.chunks(500) {
@@ -219,9 +243,9 @@ pub struct Batch {
 
 /// Where an item's answers are: its pipeline and the index of its first answer there.
 #[derive(Debug, Clone, Copy)]
-pub struct ItemAt {
-    pub pipe: usize,
-    pub first: usize,
+struct ItemAt {
+    pipe: usize,
+    first: usize,
 }
 
 impl Batch {
@@ -231,7 +255,7 @@ impl Batch {
     }
 
     /// Like [`Self::item`], also saying where the item's answers will be (commands not ignored).
-    pub fn item_at(&mut self, key: &str) -> (ItemAt, &mut Pipeline) {
+    fn item_at(&mut self, key: &str) -> (ItemAt, &mut Pipeline) {
         let slot = self.cluster.then(|| Slot::for_key(key));
         let pipes = &mut self.pipes;
         let index = *self.by_slot.entry(slot).or_insert_with(|| {
@@ -242,14 +266,10 @@ impl Batch {
         let first = pipe.cmd_iter().count();
         (ItemAt { pipe: index, first }, pipe)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.pipes.is_empty()
-    }
 }
 
 /// `n` answers of the item at `at`.
-pub fn answers(all: &[Vec<Value>], at: ItemAt, n: usize) -> Result<&[Value], RedisError> {
+fn answers(all: &[Vec<Value>], at: ItemAt, n: usize) -> Result<&[Value], RedisError> {
     all.get(at.pipe)
         .and_then(|pipe| pipe.get(at.first..at.first + n))
         .ok_or_else(|| (ErrorKind::Parse, "fewer answers than commands").into())

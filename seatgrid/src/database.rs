@@ -162,12 +162,10 @@ impl Switches {
     }
 }
 
-/// The server's PostgreSQL: its pool, and what [`Database::follow_primary`] needs to keep it (and
-/// any pool made with [`PgPool::options`] of it) on the primary.
+/// The server's PostgreSQL: its pool, and what [`Database::follower`] needs to keep it (and any
+/// pool made with [`PgPool::options`] of it) on the primary.
 pub struct Database {
     pub pool: PgPool,
-    /// The primary's single-host URL at start (a secret).
-    pub primary_url: String,
     hosts: Vec<Host>,
     switches: Switches,
     statement_timeout: String,
@@ -211,7 +209,6 @@ impl Database {
             .context("cannot connect to PostgreSQL at DATABASE_URL")?;
         Ok(Self {
             pool,
-            primary_url: primary.url,
             hosts,
             switches,
             statement_timeout,

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::subscribe_to;
 use crate::payments_mock::free_port;
-use crate::processes::{bearer, create_event, server_env, Server};
+use crate::processes::{bearer, create_event, server_env, strong_seats, Server};
 
 /// An HAProxy process in front of `backends`; stopped when dropped.
 pub struct Haproxy {
@@ -267,18 +267,7 @@ async fn three_api_processes_behind_haproxy_never_hold_a_seat_twice_and_survive_
     assert_eq!(distinct.len(), held.len(), "a seat held twice");
 
     // The event store agrees: exactly the answered seats are held.
-    let map: Value = client
-        .get(format!(
-            "{}/api/events/{event}/seats?consistency=strong",
-            haproxy.url
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let seats = map["seats"].as_str().unwrap();
+    let seats = strong_seats(&haproxy.url, &event).await;
     let stored: HashSet<u64> = seats
         .char_indices()
         .filter(|(_, c)| *c == 'H')

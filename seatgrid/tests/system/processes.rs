@@ -106,6 +106,30 @@ pub async fn create_event(url: &str, name: &str, rows: u32, cols: u32, price_cen
     event["id"].as_str().unwrap().to_owned()
 }
 
+/// `GET /api/events/{event}/seats` at `url` (with `?consistency=strong` when `strong`), which must
+/// answer 200.
+pub async fn seat_map(
+    client: &reqwest::Client,
+    url: &str,
+    event: &str,
+    strong: bool,
+) -> serde_json::Value {
+    let consistency = if strong { "?consistency=strong" } else { "" };
+    let response = client
+        .get(format!("{url}/api/events/{event}/seats{consistency}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The event store's seat map (`A`, `H`, `B` per seat) as the server at `url` reads it.
+pub async fn strong_seats(url: &str, event: &str) -> String {
+    let map = seat_map(&reqwest::Client::new(), url, event, true).await;
+    map["seats"].as_str().unwrap().to_owned()
+}
+
 /// Runs `script` in bash with `scripts/lib/services.sh` and `scripts/lib/{lib}` sourced (the same
 /// functions `scripts/cluster` uses to start Patroni, a Redis Cluster ...).
 pub fn script_lib(lib: &str, script: &str) -> std::process::Output {

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::subscribe_to;
 use crate::payments_mock::free_port;
-use crate::processes::{bearer, create_event, kill9, script_lib, server_env, Server};
+use crate::processes::{bearer, create_event, kill9, script_lib, seat_map, server_env, Server};
 
 /// Six redis-server processes in cluster mode; killed when dropped.
 struct RedisCluster {
@@ -110,17 +110,6 @@ impl Drop for RedisCluster {
     }
 }
 
-async fn seats(client: &reqwest::Client, url: &str, event: &str, strong: bool) -> Value {
-    let consistency = if strong { "?consistency=strong" } else { "" };
-    let response = client
-        .get(format!("{url}/api/events/{event}/seats{consistency}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
 async fn hold(client: &reqwest::Client, url: &str, event: &str, seat: u32) {
     let response = client
         .post(format!("{url}/api/events/{event}/holds"))
@@ -136,8 +125,8 @@ async fn hold(client: &reqwest::Client, url: &str, event: &str, seat: u32) {
 async fn cached_map_catches_up(client: &reqwest::Client, url: &str, event: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let truth = seats(client, url, event, true).await;
-        let cached = seats(client, url, event, false).await;
+        let truth = seat_map(client, url, event, true).await;
+        let cached = seat_map(client, url, event, false).await;
         if cached["seats"] == truth["seats"] {
             return truth;
         }
@@ -182,7 +171,7 @@ async fn a_redis_cluster_master_failover_gives_no_wrong_read() {
     let until = Instant::now() + Duration::from_secs(6);
     let mut reads = 0;
     while Instant::now() < until {
-        let read = seats(&client, &url, &event, false).await;
+        let read = seat_map(&client, &url, &event, false).await;
         assert_eq!(
             read["seats"], before["seats"],
             "a wrong read during failover"

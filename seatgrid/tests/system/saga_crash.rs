@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::payments_mock::{free_port, MockProcess, SECRET as WEBHOOK_SECRET};
-use crate::processes::{bearer, create_event, Server, AUTH_SECRET};
+use crate::processes::{bearer, create_event, strong_seats, Server, AUTH_SECRET};
 
 /// A database, a mock provider and a server frozen at `failpoint`; an event (two rows, so two
 /// seat blocks) and two holds of alice, one per row.
@@ -144,16 +144,7 @@ async fn ends_well(server: &Server, pool: &PgPool, event_id: &str, holds: &[Stri
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, "confirmed");
-    let map: Value = reqwest::get(format!(
-        "{}/api/events/{event_id}/seats?consistency=strong",
-        server.url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    assert_eq!(map["seats"], "BBAAABAAAA");
+    assert_eq!(strong_seats(&server.url, event_id).await, "BBAAABAAAA");
     assert_eq!(count(pool, "OrderPlaced").await, 1, "one order");
     assert_eq!(count(pool, "PaymentSucceeded").await, 1, "charged once");
     assert_eq!(count(pool, "OrderConfirmed").await, 1);

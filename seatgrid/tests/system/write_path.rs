@@ -9,7 +9,7 @@ use booking::Role;
 use serde_json::{json, Value};
 
 use crate::payments_mock::free_port;
-use crate::processes::{bearer, create_event, server_env, Server};
+use crate::processes::{bearer, create_event, server_env, strong_seats, Server};
 
 /// One hold request: its status and, when 201, the hold.
 async fn hold(
@@ -33,16 +33,6 @@ async fn hold(
         }
         Err(_) => (0, Value::Null),
     }
-}
-
-async fn strong_seats(url: &str, event: &str) -> String {
-    let map: Value = reqwest::get(format!("{url}/api/events/{event}/seats?consistency=strong"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    map["seats"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
