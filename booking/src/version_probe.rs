@@ -3,30 +3,48 @@
 //! Policy:
 //! - A refusal answered from memory needs the aggregate's stored version read *after* the request
 //!   arrived (then the memory it was judged on was the latest at that moment). In a crowd, hundreds
-//!   of refusals of one seat block need that lookup at once; they share it: requests for one
-//!   aggregate wait for the next lookup that starts after they arrived, and one query answers all
-//!   of them. A lookup already running when a request arrives does not count for it.
-//! - Rounds run one after another per aggregate while requests keep arriving; an aggregate with
-//!   nobody waiting holds no memory.
+//!   of refusals need that lookup at once; they share it: a request waits for the next round that
+//!   starts after it arrived, and one query answers every request of that round, for every
+//!   aggregate asked about (the seat blocks of a whole venue). A round already running when a
+//!   request arrives does not count for it.
+//! - One round at a time per aggregate type, one after another while requests keep arriving, and
+//!   rounds start at least [`MIN_ROUND_INTERVAL`] apart: a crowd costs at most one query per
+//!   interval however many requests and blocks it spreads over (a refusal may wait that long for
+//!   its round; under a crowd it would wait for a core longer). With nobody waiting, no round runs
+//!   and nothing is held.
+//! - A round asks about at most [`MAX_IDS_PER_ROUND`] aggregates; the rest wait for the next.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
-use crate::persistence::stored_version;
+use crate::persistence::stored_versions;
+
+/// The least time between the starts of two rounds.
+pub const MIN_ROUND_INTERVAL: Duration = Duration::from_millis(2);
+
+/// The most aggregates one round's query asks about.
+pub const MAX_IDS_PER_ROUND: usize = 1_000;
 
 type Waiters = Vec<oneshot::Sender<Result<usize, String>>>;
+
+/// The requests waiting for the next round, and whether a round is running.
+#[derive(Default)]
+struct Pending {
+    waiting: HashMap<String, Waiters>,
+    running: bool,
+}
 
 /// The lookups of one aggregate type (clones share their rounds).
 #[derive(Clone)]
 pub struct VersionProbes {
     pool: PgPool,
     aggregate_type: &'static str,
-    /// Per aggregate: the requests waiting for the next round (present while a round runs).
-    waiting: Arc<Mutex<HashMap<String, Waiters>>>,
+    pending: Arc<Mutex<Pending>>,
     lookups: Arc<AtomicU64>,
 }
 
@@ -35,12 +53,12 @@ impl VersionProbes {
         Self {
             pool,
             aggregate_type,
-            waiting: Arc::default(),
+            pending: Arc::default(),
             lookups: Arc::default(),
         }
     }
 
-    /// Lookups run so far (each answered every request waiting for it).
+    /// Rounds run so far (each one query, answering every request waiting for it).
     pub fn lookups(&self) -> u64 {
         self.lookups.load(Ordering::Relaxed)
     }
@@ -49,57 +67,76 @@ impl VersionProbes {
     pub async fn stored_version(&self, id: &str) -> Result<usize, String> {
         let (tx, rx) = oneshot::channel();
         let start = {
-            let mut waiting = self.waiting.lock().expect("probe lock");
-            match waiting.get_mut(id) {
-                // A round is running: wait for the next one, which it starts when it ends.
-                Some(next) => {
-                    next.push(tx);
-                    None
-                }
-                None => {
-                    waiting.insert(id.to_owned(), Vec::new());
-                    Some(tx)
-                }
-            }
+            let mut pending = self.pending.lock().expect("probe lock");
+            pending.waiting.entry(id.to_owned()).or_default().push(tx);
+            !std::mem::replace(&mut pending.running, true)
         };
-        if let Some(first) = start {
-            tokio::spawn(rounds(
-                self.pool.clone(),
-                self.aggregate_type,
-                id.to_owned(),
-                (self.waiting.clone(), self.lookups.clone()),
-                vec![first],
-            ));
+        if start {
+            tokio::spawn(self.clone().rounds());
         }
         rx.await
             .unwrap_or_else(|_| Err("the version lookup stopped".into()))
     }
+
+    /// Runs rounds until nobody waits: each answers the requests that arrived before it started.
+    async fn rounds(self) {
+        let _stopped = StopGuard(self.pending.clone());
+        let mut next_start = None;
+        loop {
+            // Requests arriving meanwhile join this round: they came before it started.
+            if let Some(at) = next_start {
+                tokio::time::sleep_until(at).await;
+            }
+            next_start = Some(tokio::time::Instant::now() + MIN_ROUND_INTERVAL);
+            let these: Vec<(String, Waiters)> = {
+                let mut pending = self.pending.lock().expect("probe lock");
+                if pending.waiting.is_empty() {
+                    pending.running = false;
+                    return;
+                }
+                if pending.waiting.len() <= MAX_IDS_PER_ROUND {
+                    pending.waiting.drain().collect()
+                } else {
+                    let ids: Vec<String> = pending
+                        .waiting
+                        .keys()
+                        .take(MAX_IDS_PER_ROUND)
+                        .cloned()
+                        .collect();
+                    ids.into_iter()
+                        .filter_map(|id| pending.waiting.remove_entry(&id))
+                        .collect()
+                }
+            };
+            self.lookups.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("seatgrid_version_probes_total").increment(1);
+            let ids: Vec<String> = these.iter().map(|(id, _)| id.clone()).collect();
+            let versions = stored_versions(&self.pool, self.aggregate_type, &ids)
+                .await
+                .map_err(|e| e.to_string());
+            for (id, waiters) in these {
+                let answer = match &versions {
+                    Ok(found) => Ok(found.get(&id).copied().unwrap_or(0)),
+                    Err(e) => Err(e.clone()),
+                };
+                for waiter in waiters {
+                    let _ = waiter.send(answer.clone());
+                }
+            }
+        }
+    }
 }
 
-/// Runs lookups for `id` until nobody waits: each answers the requests that arrived before it
-/// started.
-async fn rounds(
-    pool: PgPool,
-    aggregate_type: &'static str,
-    id: String,
-    (waiting, lookups): (Arc<Mutex<HashMap<String, Waiters>>>, Arc<AtomicU64>),
-    mut these: Waiters,
-) {
-    loop {
-        lookups.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("seatgrid_version_probes_total").increment(1);
-        let version = stored_version(&pool, aggregate_type, &id)
-            .await
-            .map_err(|e| e.to_string());
-        for waiter in these.drain(..) {
-            let _ = waiter.send(version.clone());
-        }
-        let mut waiting = waiting.lock().expect("probe lock");
-        match waiting.get_mut(&id) {
-            Some(next) if !next.is_empty() => these = std::mem::take(next),
-            _ => {
-                waiting.remove(&id);
-                return;
+/// If a round panics, the requests still waiting get an error and the next request starts rounds
+/// again (none waits forever for a round that is gone).
+struct StopGuard(Arc<Mutex<Pending>>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut pending) = self.0.lock() {
+                pending.waiting.clear();
+                pending.running = false;
             }
         }
     }

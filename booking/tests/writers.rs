@@ -338,6 +338,48 @@ async fn a_crowd_of_version_lookups_shares_queries_and_each_sees_what_came_befor
     assert_eq!(probes.stored_version("nobody").await, Ok(0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_spread_over_many_aggregates_shares_one_query_per_round() {
+    let (_, pool) = migrations::testing::fresh_database(5).await;
+    let w = writers(&pool);
+    // Aggregate "a3" is at version 3, and so on; "a0" has no events.
+    for i in 1..10usize {
+        for _ in 0..i {
+            w.execute(&format!("a{i}"), CounterCommand::Add(1), meta())
+                .await
+                .unwrap();
+        }
+    }
+    let probes = Arc::new(booking::version_probe::VersionProbes::new(
+        pool.clone(),
+        "TestCounter",
+    ));
+    let asked: Vec<_> = (0..300usize)
+        .map(|n| {
+            let probes = probes.clone();
+            tokio::spawn(
+                async move { (n % 10, probes.stored_version(&format!("a{}", n % 10)).await) },
+            )
+        })
+        .collect();
+    for a in asked {
+        let (i, version) = a.await.unwrap();
+        assert_eq!(version, Ok(i), "aggregate a{i}");
+    }
+    // Ten aggregates, yet fewer rounds than a lookup per aggregate per request would need.
+    assert!(
+        probes.lookups() < 30,
+        "{} lookups for 300 requests over 10 aggregates",
+        probes.lookups()
+    );
+    // A write answered before a lookup was asked is seen by it, whichever aggregates share it.
+    w.execute("a1", CounterCommand::Add(1), meta())
+        .await
+        .unwrap();
+    let (a1, a2) = tokio::join!(probes.stored_version("a1"), probes.stored_version("a2"));
+    assert_eq!((a1, a2), (Ok(2), Ok(2)));
+}
+
 #[tokio::test]
 async fn a_writer_that_stopped_when_idle_hands_its_state_to_the_next_one() {
     let (_, pool) = migrations::testing::fresh_database(4).await;

@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::http::limits::{self, Limiters, RateLimits};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, AppStateParts};
 
 /// Everything the command API needs to know; read from the environment by the binary.
 #[derive(Debug, Clone)]
@@ -73,7 +73,7 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     service: Arc<BookingService>,
-    state: AppState,
+    state: AppStateParts,
     sweep_interval: Option<Duration>,
     request_timeout: Duration,
     limiters: Option<Arc<Limiters>>,
@@ -104,7 +104,7 @@ impl Application {
             listener,
             service: service.clone(),
             limiters: config.rate_limits.map(Limiters::new),
-            state: AppState {
+            state: AppStateParts {
                 // Commands finish even when their client goes away (see `booking::detached`).
                 service: Arc::new(RunToCompletion::new(service)),
                 auth: config.auth,
@@ -174,12 +174,14 @@ impl Application {
             .sweep_interval
             .map(|every| sweeper::spawn(self.service.clone(), every));
         let timeout = self.request_timeout;
+        let (auth, max_body_bytes) = (self.state.auth.clone(), self.state.max_body_bytes);
+        let state = AppState::new(self.state);
         let mut app = self
             .extra_routes
             .merge(if self.serve_api {
-                http::router(self.state.clone())
+                http::router(state)
             } else {
-                http::health_router(self.state.clone())
+                http::health_router(state)
             })
             .layer(axum::middleware::from_fn(
                 move |request: axum::extract::Request, next: axum::middleware::Next| async move {
@@ -190,7 +192,7 @@ impl Application {
             ))
             // Every route, GraphQL included: a body over the limit is refused as it streams in.
             .layer(tower_http::limit::RequestBodyLimitLayer::new(
-                self.state.max_body_bytes,
+                max_body_bytes,
             ))
             .layer(axum::middleware::map_response(
                 http::problem_for_every_error,
@@ -205,7 +207,7 @@ impl Application {
         // Outermost of the request's own layers: the token is verified once, for every route.
         let app = app
             .layer(axum::middleware::from_fn_with_state(
-                self.state.auth.clone(),
+                auth,
                 http::auth::identify,
             ))
             .layer(axum::middleware::from_fn(http::observability::track))

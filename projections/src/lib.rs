@@ -8,13 +8,14 @@
 //! - [`seat_maps`]: the seat map read model, kept in chunks of 1,000 seats.
 //! - [`orders`]: the orders read model.
 //! - [`cache`]: their Redis cache and the pub/sub channels that carry each change.
-//! - [`reader`]: reading them, cache first.
+//! - [`reader`]: reading them, cache first; [`joined`]: concurrent reads of one key sharing one.
 //! - [`backoff`]: how long-running read-side tasks wait before reconnecting.
 //! - [`tracing_context`]: trace context from command to projection, through event metadata.
 
 pub mod backoff;
 pub mod cache;
 pub mod event_log;
+pub mod joined;
 pub mod orders;
 pub mod read_models;
 pub mod reader;

@@ -22,7 +22,8 @@ use command_api::{Application, CommandApiConfig};
 use domain::EventCatalog;
 use metrics_exporter_prometheus::PrometheusHandle;
 use projections::{
-    Cache, Checkpoints, ProjectorRunner, ReadModelProjection, ReadModels, RunnerConfig,
+    joined::JoinedReads, Cache, Checkpoints, ProjectorRunner, ReadModelProjection, ReadModels,
+    RunnerConfig,
 };
 use query_api::{AnalyticsSources, LiveUpdates};
 use sqlx::PgPool;
@@ -213,7 +214,10 @@ impl System {
                 }),
             ));
         }
-        let app = app.with_projected_seat_maps(Arc::new(ProjectedFromReadModels(reads.clone())));
+        let app = app.with_projected_seat_maps(Arc::new(ProjectedFromReadModels {
+            reads: reads.clone(),
+            joined: JoinedReads::default(),
+        }));
         // Without the API role, a process answers health checks and metrics only.
         let (app, mut routes) = if roles.api {
             let routes = query_api::router(
@@ -327,18 +331,27 @@ async fn update_gauges(pool: PgPool, watched: Vec<&'static str>) {
     }
 }
 
-/// REST seat maps from the cached read model (see `command_api::http::ProjectedSeatMaps`).
-struct ProjectedFromReadModels(ReadModels);
+/// REST seat maps from the cached read model (see `command_api::http::ProjectedSeatMaps`); a
+/// crowd's concurrent reads of one event join the read in flight (`projections::joined`).
+struct ProjectedFromReadModels {
+    reads: ReadModels,
+    joined: JoinedReads<uuid::Uuid, String>,
+}
 
 #[async_trait::async_trait]
 impl command_api::http::ProjectedSeatMaps for ProjectedFromReadModels {
     async fn seat_map(&self, event_id: uuid::Uuid) -> Option<String> {
-        match self.0.seat_map(event_id).await {
-            Ok(map) => map.and_then(|m| String::from_utf8(m.seats).ok()),
-            Err(e) => {
-                tracing::warn!(error = %e, "read side unavailable; seat map from the event store");
-                None
-            }
-        }
+        let reads = self.reads.clone();
+        self.joined
+            .read(event_id, async move {
+                match reads.seat_map(event_id).await {
+                    Ok(map) => map.and_then(|m| String::from_utf8(m.seats).ok()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "read side unavailable; seat map from the event store");
+                        None
+                    }
+                }
+            })
+            .await
     }
 }

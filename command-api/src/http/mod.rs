@@ -37,8 +37,26 @@ use utoipa_axum::router::OpenApiRouter;
 
 use error::{ApiError, PROBLEM_JSON};
 
+/// What every handler reads: one shared allocation, so the clones axum makes for each request
+/// (one per layer and extractor) cost one reference count each.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateParts>);
+
+impl AppState {
+    pub fn new(parts: AppStateParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateParts;
+    fn deref(&self) -> &AppStateParts {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`], as the application assembles them before serving.
+pub struct AppStateParts {
     pub service: Arc<dyn BookingCommands>,
     /// Verifies bearer tokens ([`auth`]).
     pub auth: Arc<booking::Authenticator>,
