@@ -1,9 +1,11 @@
 // The seed's crash-test shape: 100 seats (10 x 10); ramp to 2,000 virtual users in 10 s, hold 20 s,
 // ramp down 10 s; every iteration reads the seat map, tries to hold one random seat, and pauses
-// 0.1 s as the seed's test does. Response bodies are discarded (k6's advice for load runs: the load
-// generator shares the machine) since nothing here reads them; KEEP_BODIES=1 keeps them.
+// 0.1 s as the seed's test does. A fan keeps trying until one seat is held (at most one each).
+// Response bodies are discarded (k6's advice for load runs: the load generator shares the
+// machine) since nothing here reads them; KEEP_BODIES=1 keeps them.
 import {
-  audit, createEvent, crashTestPause, flashSaleShape, hold, readSeatMap, summary, withFigures,
+  audit, createEvent, crashTestPause, flashSaleShape, hold, readSeatMap, signedBuyers, summary,
+  withFigures,
 } from './lib.js';
 
 export const options = {
@@ -21,10 +23,16 @@ export function setup() {
   return { event: createEvent('k6 flash sale', 10, 10, { max_seats_per_customer: 1 }) };
 }
 
+// Each virtual user is a fan who signed in before the sale (tokens signed in the VU's init, before
+// the load starts) and keeps trying seats until one is held; then the next fan takes the place.
+const FANS = signedBuyers(`vu${__VU}`, 4);
+let fan = 0;
+
 export default function (data) {
   readSeatMap(data.event.id);
   const seat = Math.floor(Math.random() * 100);
-  hold(data.event.id, `vu${__VU}-${__ITER}`, [seat]);
+  const buyer = fan < FANS.length ? FANS[fan] : `vu${__VU}-${fan}`;
+  if (hold(data.event.id, buyer, [seat]).status === 201) fan += 1;
   crashTestPause();
 }
 

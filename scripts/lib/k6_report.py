@@ -54,6 +54,17 @@ for label, summary in [("with the seed's 0.1 s pause", health), ("without a paus
     if summary:
         print(f"- `/health/live`, flash_sale shape {label}: {rate(summary):.0f} requests/s, "
               f"p95 {v(summary, 'http_req_duration', 'p(95)'):.1f} ms")
+# flash_sale's own script with every request sent to /health/live (k6/lib.js NO_WORK): k6's share
+# of the cores for this script, so the most any server could reach with it on this machine.
+for label, name, base in [("with the pause", "flash_sale_no_work", health),
+                          ("without a pause", "flash_sale_no_work_no_pause", ceiling)]:
+    s = load(name)
+    if s and base:
+        print(f"- flash_sale's own script against `/health/live` {label} (no store touched; what any "
+              f"server could reach with this script here): {rate(s):.0f} requests/s = "
+              f"{rate(s) / rate(base):.2f}x of `/health/live` under the same shape; "
+              f"\"hold\" p95 {v(s, 'http_req_duration{name:hold}', 'p(95)'):.1f} ms, "
+              f"\"seat map\" p95 {v(s, 'http_req_duration{name:seat_map}', 'p(95)'):.1f} ms")
 if pgbench_tps:
     print(f"- Database ceiling: pgbench, one optimistic event append per transaction: {pgbench_tps:.0f} appends/s")
     fs = load("flash_sale")
@@ -73,7 +84,8 @@ if co and co["figures"].get("checkouts_confirmed") is not None:
 
 # Where the two cores went: CPU seconds by program during each scenario (scripts/lib/cpu_by_process.py).
 cpu_rows = []
-for name in ["flash_sale", "health_baseline", "flash_sale_no_pause", "health_ceiling", "baseline", "checkout", "soak"]:
+for name in ["flash_sale", "health_baseline", "flash_sale_no_work", "flash_sale_no_pause", "health_ceiling",
+             "flash_sale_no_work_no_pause", "baseline", "checkout", "soak"]:
     s, path = load(name), os.path.join(out_dir, f"{name}.cpu.json")
     if not s or not os.path.exists(path):
         continue
