@@ -52,7 +52,8 @@ export function setup() {
 
 // Buyers' tokens are signed in the VU's init, before the load starts (a buyer signs in before the
 // sale); past them, each is signed as it is needed.
-const SIGNED = HEALTH ? [] : signedBuyers(CROWD ? `crowd-${__VU}` : `durable-${__VU}`, CROWD ? 4 : 250);
+const SIGNED = HEALTH ? [] : signedBuyers(CROWD ? `crowd-${__VU}` : `durable-${__VU}`,
+  Number(__ENV.SIGNED_BUYERS || (CROWD ? 4 : 250)));
 let crowdFan = 0;
 const buyer = (prefix, i) => (i < SIGNED.length ? SIGNED[i] : `${prefix}-${__VU}-${i}`);
 
