@@ -9,6 +9,9 @@
 // each, 5,000/s in all; 30 s runs capped at 3,333/s, which a faster host reached) would meet its
 // own holds: 409s, reported, not hidden, and the report says the rate is then only a floor.
 //
+// SIGNED_BUYERS (250; 4 with SHAPE=crowd): tokens each virtual user signs in its init, before the
+// load; past them a buyer's token is signed when it is needed (1 measures signing per iteration).
+//
 // AGAINST=health runs the same shape against /health/live: the HTTP ceiling of this machine for
 // this shape, the other baseline of scripts/bench-holds.
 //
