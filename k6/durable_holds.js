@@ -55,10 +55,9 @@ export function setup() {
 
 // Buyers' tokens are signed in the VU's init, before the load starts (a buyer signs in before the
 // sale); past them, each is signed as it is needed.
-const SIGNED = HEALTH ? [] : signedBuyers(CROWD ? `crowd-${__VU}` : `durable-${__VU}`,
+const buyerAt = HEALTH ? null : signedBuyers(CROWD ? `crowd-${__VU}` : `durable-${__VU}`,
   Number(__ENV.SIGNED_BUYERS || (CROWD ? 4 : 250)));
 let crowdFan = 0;
-const buyer = (prefix, i) => (i < SIGNED.length ? SIGNED[i] : `${prefix}-${__VU}-${i}`);
 
 export default function (data) {
   if (HEALTH) {
@@ -69,12 +68,12 @@ export default function (data) {
     const row = (Math.floor((Date.now() - data.started) / 2000) * 5 + Math.floor(Math.random() * 5)) % 1000;
     const seat = row * 100 + Math.floor(Math.random() * 99);
     // A fan of the crowd keeps trying until a hold succeeds; then the next fan takes the place.
-    if (hold(data.event.id, buyer('crowd', crowdFan), [seat, seat + 1]).status === 201) crowdFan += 1;
+    if (hold(data.event.id, buyerAt(crowdFan), [seat, seat + 1]).status === 201) crowdFan += 1;
     return;
   }
   // VU v (1-based) owns rows 2(v-1) and 2(v-1)+1: seats 200(v-1) .. 200(v-1)+199.
   const seat = 200 * ((__VU - 1) % 500) + (__ITER % 200);
-  hold(data.event.id, buyer('durable', __ITER), [seat]);
+  hold(data.event.id, buyerAt(__ITER), [seat]);
 }
 
 export function teardown(data) {

@@ -120,15 +120,16 @@ export function readSeatMap(eventId) {
   return res.status === 200 ? res : null;
 }
 
-// Buyers whose tokens are signed ahead (in a VU's init, before the load starts): a buyer signs
-// in once and keeps the token, so signing one per request would load k6, not the server.
+// Buyers `${prefix}-0`, `${prefix}-1`, ...: the first `n` with tokens signed ahead (call it in a
+// VU's init, before the load starts: a buyer signs in once and keeps the token, so signing one per
+// request would load k6, not the server), the rest by name (signed when held). Returns buyer `i`.
 export function signedBuyers(prefix, n) {
-  const buyers = [];
+  const signed = [];
   for (let i = 0; i < n; i++) {
     const customer = `${prefix}-${i}`;
-    buyers.push({ customer, params: authorized(HOLD_PARAMS, customer) });
+    signed.push({ customer, params: authorized(HOLD_PARAMS, customer) });
   }
-  return buyers;
+  return (i) => (i < n ? signed[i] : `${prefix}-${i}`);
 }
 
 // Holds `seats` for `customer`: a name (its token signed now) or one of `signedBuyers`.

@@ -8,7 +8,6 @@
 use backon::ExponentialBuilder;
 use cqrs_es::Aggregate;
 use sqlx::PgPool;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// How many events between two snapshots of a seat block or allowance.
@@ -116,35 +115,28 @@ pub(crate) async fn stored_version(
     aggregate_type: &str,
     id: &str,
 ) -> Result<usize, sqlx::Error> {
-    // The primary key read backwards, one entry (`max()` here was planned as a scan of every
-    // event of the aggregate).
-    let version: Option<i64> = sqlx::query_scalar(
-        "SELECT sequence FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
-          ORDER BY sequence DESC LIMIT 1",
-    )
-    .bind(aggregate_type)
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(version.unwrap_or(0) as usize)
+    let versions = stored_versions(pool, aggregate_type, &[id.to_owned()]).await?;
+    Ok(versions.first().copied().unwrap_or(0))
 }
 
-/// The versions the store holds now for several aggregates of one type, in one statement (one
-/// backward index read each, as [`stored_version`]); ids without events are at 0.
+/// The versions the store holds now for several aggregates of one type, in the order of `ids`,
+/// in one statement: the primary key read backwards, one entry each (`max()` was planned as a
+/// scan of every event of the aggregate); ids without events are at 0.
 pub(crate) async fn stored_versions(
     pool: &PgPool,
     aggregate_type: &str,
     ids: &[String],
-) -> Result<HashMap<String, usize>, sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT ids.id, COALESCE((SELECT e.sequence FROM events e
-                                   WHERE e.aggregate_type = $1 AND e.aggregate_id = ids.id
-                                   ORDER BY e.sequence DESC LIMIT 1), 0)
-           FROM unnest($2::text[]) AS ids(id)",
+) -> Result<Vec<usize>, sqlx::Error> {
+    let versions: Vec<i64> = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT e.sequence FROM events e
+                           WHERE e.aggregate_type = $1 AND e.aggregate_id = ids.id
+                           ORDER BY e.sequence DESC LIMIT 1), 0)
+           FROM unnest($2::text[]) WITH ORDINALITY AS ids(id, n)
+          ORDER BY ids.n",
     )
     .bind(aggregate_type)
     .bind(ids)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|(id, v)| (id, v as usize)).collect())
+    Ok(versions.into_iter().map(|v| v as usize).collect())
 }

@@ -88,39 +88,32 @@ impl VersionProbes {
                 tokio::time::sleep_until(at).await;
             }
             next_start = Some(tokio::time::Instant::now() + MIN_ROUND_INTERVAL);
-            let these: Vec<(String, Waiters)> = {
+            let (ids, waiters): (Vec<String>, Vec<Waiters>) = {
                 let mut pending = self.pending.lock().expect("probe lock");
                 if pending.waiting.is_empty() {
                     pending.running = false;
                     return;
                 }
-                if pending.waiting.len() <= MAX_IDS_PER_ROUND {
-                    pending.waiting.drain().collect()
-                } else {
-                    let ids: Vec<String> = pending
-                        .waiting
-                        .keys()
-                        .take(MAX_IDS_PER_ROUND)
-                        .cloned()
-                        .collect();
-                    ids.into_iter()
-                        .filter_map(|id| pending.waiting.remove_entry(&id))
-                        .collect()
+                let mut these: Vec<(String, Waiters)> = pending.waiting.drain().collect();
+                if these.len() > MAX_IDS_PER_ROUND {
+                    pending.waiting.extend(these.drain(MAX_IDS_PER_ROUND..));
                 }
+                these.into_iter().unzip()
             };
             self.lookups.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("seatgrid_version_probes_total").increment(1);
-            let ids: Vec<String> = these.iter().map(|(id, _)| id.clone()).collect();
-            let versions = stored_versions(&self.pool, self.aggregate_type, &ids)
-                .await
-                .map_err(|e| e.to_string());
-            for (id, waiters) in these {
-                let answer = match &versions {
-                    Ok(found) => Ok(found.get(&id).copied().unwrap_or(0)),
-                    Err(e) => Err(e.clone()),
-                };
-                for waiter in waiters {
-                    let _ = waiter.send(answer.clone());
+            match stored_versions(&self.pool, self.aggregate_type, &ids).await {
+                Ok(versions) => {
+                    for (waiters, version) in waiters.into_iter().zip(versions) {
+                        for waiter in waiters {
+                            let _ = waiter.send(Ok(version));
+                        }
+                    }
+                }
+                Err(e) => {
+                    for waiter in waiters.into_iter().flatten() {
+                        let _ = waiter.send(Err(e.to_string()));
+                    }
                 }
             }
         }
