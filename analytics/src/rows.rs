@@ -131,18 +131,19 @@ impl Layouts {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Option<StoredEvent>, RowError> {
-        let payload: Option<serde_json::Value> = sqlx::query_scalar(
-            "SELECT payload FROM events
+        let payload: Option<sqlx::types::Json<Box<serde_json::value::RawValue>>> =
+            sqlx::query_scalar(
+                "SELECT payload FROM events
               WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
-        )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_optional(&self.pool)
-        .await?;
+            )
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(payload) = payload else {
             return Ok(None);
         };
-        StoredEvent::decode(aggregate_type, &payload)
+        StoredEvent::decode(aggregate_type, payload.get())
             .map_err(|e| RowError::Corrupt(aggregate_id.to_owned(), e.to_string()))
     }
 
@@ -173,7 +174,7 @@ impl Layouts {
             recorded_at_ms: e.recorded_at.timestamp_millis(),
             ingested_at_ms: now_ms,
         };
-        let decoded = StoredEvent::decode(&e.aggregate_type, &e.payload).map_err(|err| {
+        let decoded = StoredEvent::decode(&e.aggregate_type, e.payload.get()).map_err(|err| {
             RowError::Corrupt(
                 format!("{}#{}", e.aggregate_id, e.sequence),
                 err.to_string(),

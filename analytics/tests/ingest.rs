@@ -197,7 +197,7 @@ async fn every_report_agrees_with_the_event_store() {
     let mut revenue: HashMap<String, u64> = HashMap::new();
     let mut customer_booked: HashMap<String, u64> = HashMap::new();
     for e in events.iter().filter(|e| e.aggregate_type == SEAT_BLOCK) {
-        let block: SeatBlockEvent = serde_json::from_value(e.payload.clone()).unwrap();
+        let block: SeatBlockEvent = serde_json::from_str(e.payload.get()).unwrap();
         let c = block.change();
         let minute = c.at.timestamp() / 60 * 60;
         match &block {

@@ -28,6 +28,8 @@
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
+use serde_json::value::RawValue;
+use sqlx::types::Json;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -38,7 +40,8 @@ pub const MAX_EVENTS: usize = 1_000;
 /// Appends waiting for a committer.
 pub const QUEUE: usize = 4_096;
 
-/// One stored event, serialized as postgres-es stores it.
+/// One stored event, serialized as postgres-es stores it. Payload and metadata are JSON text,
+/// serialized once from the typed values (no `serde_json::Value` tree) and sent as they are.
 #[derive(Debug, Clone)]
 pub struct EventRow {
     pub aggregate_type: String,
@@ -46,8 +49,8 @@ pub struct EventRow {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    pub payload: serde_json::Value,
-    pub metadata: serde_json::Value,
+    pub payload: Box<RawValue>,
+    pub metadata: Box<RawValue>,
 }
 
 /// The whole state of an aggregate as of `last_sequence`.
@@ -57,7 +60,7 @@ pub struct SnapshotRow {
     pub aggregate_id: String,
     pub last_sequence: i64,
     pub current_snapshot: i64,
-    pub payload: serde_json::Value,
+    pub payload: Box<RawValue>,
 }
 
 /// One writer's events, to be written atomically (with the rest of its transaction).
@@ -194,7 +197,7 @@ async fn commit_event(pool: &PgPool, batch: Vec<Pending>) {
     }
 }
 
-/// One transaction: every event in one statement, then the snapshots. Answers, for each append,
+/// One transaction: every event in one statement, then the snapshots in one more. Answers, for each append,
 /// whether it lost a version race (and so wrote nothing).
 async fn write(pool: &PgPool, appends: &[&Append]) -> Result<Vec<bool>, sqlx::Error> {
     let rows = appends.iter().flat_map(|a| a.events.iter());
@@ -211,8 +214,8 @@ async fn write(pool: &PgPool, appends: &[&Append]) -> Result<Vec<bool>, sqlx::Er
         sequences.push(row.sequence);
         event_types.push(row.event_type.as_str());
         versions.push(row.event_version.as_str());
-        payloads.push(&row.payload);
-        metadata.push(&row.metadata);
+        payloads.push(Json(&*row.payload));
+        metadata.push(Json(&*row.metadata));
     }
     let mut tx = pool.begin().await?;
     let written: Vec<(String, String, i64)> = sqlx::query_as(
@@ -259,22 +262,60 @@ async fn write(pool: &PgPool, appends: &[&Append]) -> Result<Vec<bool>, sqlx::Er
         .execute(&mut *tx)
         .await?;
     }
-    let kept = appends.iter().zip(&lost).filter(|(_, lost)| !**lost);
-    for snapshot in kept.filter_map(|(a, _)| a.snapshot.as_ref()) {
+    // The kept appends' snapshots in one statement (a writer has one append in flight, so an
+    // aggregate appears at most once): replace the aggregate's row, or add it.
+    let snapshots: Vec<&SnapshotRow> = appends
+        .iter()
+        .zip(&lost)
+        .filter(|(_, lost)| !**lost)
+        .filter_map(|(a, _)| a.snapshot.as_ref())
+        .collect();
+    if !snapshots.is_empty() {
         sqlx::query(
-            "WITH replaced AS (
-                 UPDATE snapshots SET last_sequence = $3, current_snapshot = $4, payload = $5
-                  WHERE aggregate_type = $1 AND aggregate_id = $2
-                 RETURNING 1)
+            "WITH s AS (
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],
+                                      $5::jsonb[]) AS s(t, i, last, current, payload)),
+             replaced AS (
+                 UPDATE snapshots
+                    SET last_sequence = s.last, current_snapshot = s.current, payload = s.payload
+                   FROM s
+                  WHERE snapshots.aggregate_type = s.t AND snapshots.aggregate_id = s.i
+                 RETURNING snapshots.aggregate_type AS t, snapshots.aggregate_id AS i)
              INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot,
                                     payload)
-             SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM replaced)",
+             SELECT t, i, last, current, payload FROM s
+              WHERE NOT EXISTS (SELECT 1 FROM replaced r WHERE r.t = s.t AND r.i = s.i)",
         )
-        .bind(&snapshot.aggregate_type)
-        .bind(&snapshot.aggregate_id)
-        .bind(snapshot.last_sequence)
-        .bind(snapshot.current_snapshot)
-        .bind(&snapshot.payload)
+        .bind(
+            snapshots
+                .iter()
+                .map(|s| s.aggregate_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            snapshots
+                .iter()
+                .map(|s| s.aggregate_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            snapshots
+                .iter()
+                .map(|s| s.last_sequence)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            snapshots
+                .iter()
+                .map(|s| s.current_snapshot)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            snapshots
+                .iter()
+                .map(|s| Json(&*s.payload))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
     }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
+use serde_json::value::to_raw_value;
 
 use crate::group_commit::{Append, EventRow, SnapshotRow};
 use crate::persistence::SNAPSHOT_EVERY;
@@ -33,7 +34,7 @@ where
         let events = sink.collect().await;
         match decided {
             Ok(()) => {
-                let metadata = serde_json::to_value(metadata).expect("metadata serializes");
+                let metadata = to_raw_value(metadata).expect("metadata serializes");
                 for event in events {
                     append.events.push(EventRow {
                         aggregate_type: A::TYPE.to_owned(),
@@ -41,7 +42,7 @@ where
                         sequence: (version + append.events.len() + 1) as i64,
                         event_type: event.event_type(),
                         event_version: event.event_version(),
-                        payload: serde_json::to_value(&event).expect("events serialize"),
+                        payload: to_raw_value(&event).expect("events serialize"),
                         metadata: metadata.clone(),
                     });
                 }
@@ -59,7 +60,7 @@ where
             aggregate_id: id.to_owned(),
             last_sequence: new_version as i64,
             current_snapshot: (new_version / SNAPSHOT_EVERY) as i64,
-            payload: serde_json::to_value(&state).expect("state serializes"),
+            payload: to_raw_value(&state).expect("state serializes"),
         });
     }
     Ok((state, append, decisions))

@@ -176,13 +176,34 @@ impl Application {
         let timeout = self.request_timeout;
         let (auth, max_body_bytes) = (self.state.auth.clone(), self.state.max_body_bytes);
         let state = AppState::new(self.state);
-        let mut app = self
-            .extra_routes
-            .merge(if self.serve_api {
-                http::router(state)
-            } else {
-                http::health_router(state)
-            })
+        let app = self.extra_routes.merge(if self.serve_api {
+            http::router(state)
+        } else {
+            http::health_router(state)
+        });
+        let cleanup = self.limiters.as_ref().map(|l| l.spawn_cleanup());
+        // The request's own layers, outermost first, as one stack applied to the routes once: a
+        // route clones its whole service per request, and each layer applied on its own is one more
+        // boxed service in that clone (an allocation and a free per layer and request).
+        let layers = tower::ServiceBuilder::new()
+            .layer(
+                tower_http::trace::TraceLayer::new_for_http()
+                    .make_span_with(http::observability::request_span),
+            )
+            .layer(axum::middleware::from_fn(http::observability::track))
+            // The token is verified once, for every route.
+            .layer(axum::middleware::from_fn_with_state(
+                auth,
+                http::auth::identify,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.limiters,
+                limits::rate_limit,
+            ))
+            .layer(axum::middleware::map_response(
+                http::problem_for_every_error,
+            ));
+        let app = app
             .layer(axum::middleware::from_fn(
                 move |request: axum::extract::Request, next: axum::middleware::Next| async move {
                     tokio::time::timeout(timeout, next.run(request))
@@ -190,31 +211,12 @@ impl Application {
                         .unwrap_or_else(|_| limits::timed_out(timeout))
                 },
             ))
-            // Every route, GraphQL included: a body over the limit is refused as it streams in.
+            // Every route, GraphQL included: a body over the limit is refused as it streams in
+            // (a layer of its own: it changes the request's body type).
             .layer(tower_http::limit::RequestBodyLimitLayer::new(
                 max_body_bytes,
             ))
-            .layer(axum::middleware::map_response(
-                http::problem_for_every_error,
-            ));
-        let cleanup = self.limiters.as_ref().map(|limiters| {
-            app = app.clone().layer(axum::middleware::from_fn_with_state(
-                limiters.clone(),
-                limits::rate_limit,
-            ));
-            limiters.spawn_cleanup()
-        });
-        // Outermost of the request's own layers: the token is verified once, for every route.
-        let app = app
-            .layer(axum::middleware::from_fn_with_state(
-                auth,
-                http::auth::identify,
-            ))
-            .layer(axum::middleware::from_fn(http::observability::track))
-            .layer(
-                tower_http::trace::TraceLayer::new_for_http()
-                    .make_span_with(http::observability::request_span),
-            );
+            .layer(layers);
         let result = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -25,6 +25,7 @@
 //!   this state; the core never re-sends a closed hold.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -87,7 +88,9 @@ pub struct SeatBlock {
     event_id: Option<EventId>,
     /// The hold that last took each seat; the seat is taken only while that hold is live.
     owners: BTreeMap<SeatId, HoldId>,
-    holds: HashMap<HoldId, BlockHold>,
+    /// Shared, so that a copy of the block (a writer decides each batch on its own copy) copies
+    /// pointers, not every hold; a hold that changes is copied then (`Arc::make_mut`).
+    holds: HashMap<HoldId, Arc<BlockHold>>,
     /// Closed holds still remembered, oldest first (at most [`CLOSED_KEPT`]).
     #[serde(default)]
     closed: VecDeque<HoldId>,
@@ -95,7 +98,7 @@ pub struct SeatBlock {
 
 impl SeatBlock {
     pub fn hold(&self, hold_id: HoldId) -> Option<&BlockHold> {
-        self.holds.get(&hold_id)
+        self.holds.get(&hold_id).map(Arc::as_ref)
     }
 
     pub fn seat_status(&self, seat: SeatId, now: DateTime<Utc>) -> SeatStatus {
@@ -285,7 +288,7 @@ impl Aggregate for SeatBlock {
             SeatBlockCommand::ExpireHolds { now } => {
                 let mut due: Vec<(HoldId, &BlockHold)> = self
                     .lapsed_holds(now)
-                    .map(|id| (id, &self.holds[&id]))
+                    .map(|id| (id, &*self.holds[&id]))
                     .collect();
                 due.sort_by_key(|(id, h)| (h.expires_at, *id));
                 let changes: Vec<HoldChange> =
@@ -347,19 +350,19 @@ impl Aggregate for SeatBlock {
                 }
                 self.holds.insert(
                     c.hold_id,
-                    BlockHold {
+                    Arc::new(BlockHold {
                         customer_id: c.customer_id,
                         seats: c.seats,
                         expires_at: c.expires_at,
                         progress: HoldProgress::Held,
                         order: None,
-                    },
+                    }),
                 );
             }
             SeatBlockEvent::SeatBooked(c) => self.set_progress(&c, HoldProgress::Booked),
             SeatBlockEvent::SeatReleased(c) => self.set_progress(&c, HoldProgress::Released),
             SeatBlockEvent::HoldExtended { change, order_id } => {
-                if let Some(hold) = self.holds.get_mut(&change.hold_id) {
+                if let Some(hold) = self.holds.get_mut(&change.hold_id).map(Arc::make_mut) {
                     hold.expires_at = change.expires_at;
                     hold.order = Some(order_id);
                 }
@@ -373,7 +376,7 @@ impl Aggregate for SeatBlock {
 
 impl SeatBlock {
     fn set_progress(&mut self, change: &HoldChange, progress: HoldProgress) {
-        if let Some(hold) = self.holds.get_mut(&change.hold_id) {
+        if let Some(hold) = self.holds.get_mut(&change.hold_id).map(Arc::make_mut) {
             hold.progress = progress;
         }
         if matches!(progress, HoldProgress::Released | HoldProgress::Expired) {

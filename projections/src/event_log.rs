@@ -16,7 +16,8 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::value::RawValue;
+use sqlx::types::Json;
 use sqlx::PgPool;
 
 pub use migrations::global_order::GlobalPosition;
@@ -65,7 +66,7 @@ static REST_OF_TRANSACTION: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct RecordedEvent {
     pub global: GlobalPosition,
     pub aggregate_type: String,
@@ -73,8 +74,11 @@ pub struct RecordedEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    pub payload: Value,
-    pub metadata: Value,
+    /// The payload's JSON text as stored: decoded once, straight into the typed event, by
+    /// [`domain::StoredEvent::decode`] (`null` for the types a reader asked not to receive).
+    pub payload: Box<RawValue>,
+    /// The metadata's JSON text (read for its trace context by [`crate::tracing_context`]).
+    pub metadata: Box<RawValue>,
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -88,8 +92,8 @@ struct EventRow {
     sequence: i64,
     event_type: String,
     event_version: String,
-    payload: Value,
-    metadata: Value,
+    payload: Json<Box<RawValue>>,
+    metadata: Json<Box<RawValue>>,
     recorded_at: DateTime<Utc>,
 }
 
@@ -102,8 +106,8 @@ impl EventRow {
             sequence: self.sequence,
             event_type: self.event_type,
             event_version: self.event_version,
-            payload: self.payload,
-            metadata: self.metadata,
+            payload: self.payload.0,
+            metadata: self.metadata.0,
             recorded_at: self.recorded_at,
         }
     }

@@ -136,7 +136,8 @@ pub(crate) async fn apply_orders(
         }
     }
     let dirty: Vec<&OrderRecord> = ids.iter().filter_map(|id| orders.get(id)).collect();
-    let json = serde_json::to_value(&dirty).expect("orders serialize");
+    // Serialized straight into the statement's parameter (no `serde_json::Value` in between).
+    let json = sqlx::types::Json(&dirty);
     let mut written: Vec<OrderRecord> = sqlx::query_as(&format!(
         "INSERT INTO rm_orders ({ORDER_COLUMNS})
          SELECT order_id, event_id, customer_id, status, holds, seats, seat_count, amount_cents,

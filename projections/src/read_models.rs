@@ -117,11 +117,13 @@ impl ReadModelProjection {
 /// Decodes a recorded event with the domain's decoder; events of aggregates this release does
 /// not know are skipped.
 fn decode(e: &RecordedEvent) -> Result<Option<StoredEvent>, ProjectionError> {
-    StoredEvent::decode(&e.aggregate_type, &e.payload).map_err(|reason| ProjectionError::Corrupt {
-        aggregate_type: e.aggregate_type.clone(),
-        aggregate_id: e.aggregate_id.clone(),
-        sequence: e.sequence,
-        reason: reason.to_string(),
+    StoredEvent::decode(&e.aggregate_type, e.payload.get()).map_err(|reason| {
+        ProjectionError::Corrupt {
+            aggregate_type: e.aggregate_type.clone(),
+            aggregate_id: e.aggregate_id.clone(),
+            sequence: e.sequence,
+            reason: reason.to_string(),
+        }
     })
 }
 
@@ -332,7 +334,8 @@ async fn apply_holds(
         }
     }
     let dirty: Vec<&HoldRecord> = tracks.keys().map(|id| &holds[id]).collect();
-    let json = serde_json::to_value(&dirty).expect("holds serialize");
+    // Serialized straight into the statement's parameter (no `serde_json::Value` in between).
+    let json = sqlx::types::Json(&dirty);
     let rows = sqlx::query_as(&format!(
         "INSERT INTO rm_holds ({HOLD_COLUMNS})
          SELECT hold_id, event_id, customer_id, status, seats, held_seats, booked_seats,

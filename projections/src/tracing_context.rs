@@ -36,13 +36,18 @@ pub struct TraceLink {
 impl TraceLink {
     /// The event's trace context; `None` when its metadata carries none (no exporter configured).
     pub fn of(event: &RecordedEvent) -> Option<Self> {
-        let fields = event.metadata.as_object()?;
-        if !fields.contains_key("traceparent") {
+        // Most events carry none: a look at the text before any parsing.
+        let text = event.metadata.get();
+        if !text.contains("\"traceparent\"") {
             return None;
         }
+        let fields: HashMap<String, serde_json::Value> = serde_json::from_str(text).ok()?;
         let carrier = fields
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(v) => Some((k, v)),
+                _ => None,
+            })
             .collect();
         Some(Self {
             carrier,

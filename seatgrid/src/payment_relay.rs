@@ -137,7 +137,7 @@ impl Projection for PaymentRelay {
     ) -> Result<(), ProjectionError> {
         for e in events {
             if let Ok(Some(StoredEvent::Order(order))) =
-                StoredEvent::decode(&e.aggregate_type, &e.payload)
+                StoredEvent::decode(&e.aggregate_type, e.payload.get())
             {
                 self.send(e, &order).await?;
             }

@@ -75,22 +75,32 @@ impl ApiError {
     }
 }
 
+/// A problem as sent: the fixed members, then the error's own (written straight to the body, no
+/// `serde_json::Value` tree: most answers of a flash sale are refusals).
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+    #[serde(flatten)]
+    extensions: &'a Map<String, Value>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = Map::new();
-        body.insert(
-            "type".into(),
-            format!("urn:seatgrid:problem:{}", self.code).into(),
-        );
-        body.insert(
-            "title".into(),
-            self.status.canonical_reason().unwrap_or("Error").into(),
-        );
-        body.insert("status".into(), self.status.as_u16().into());
-        body.insert("detail".into(), self.detail.into());
-        body.insert("code".into(), self.code.into());
-        body.extend(self.extensions);
-        let mut response = (self.status, Value::Object(body).to_string()).into_response();
+        let body = ProblemBody {
+            kind: format!("urn:seatgrid:problem:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+            extensions: &self.extensions,
+        };
+        let body = serde_json::to_string(&body).expect("a problem serializes");
+        let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(seconds) = self.retry_after_seconds {

@@ -120,10 +120,15 @@ pub fn router(state: AppState) -> Router {
             idempotency::layer,
         ))
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND, "no such resource") })
-        .layer(middleware::map_response(problem_for_every_error))
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // One stack, outermost first (see `crate::startup`: each layer applied on its own costs
+        // every request an allocation).
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(DefaultBodyLimit::max(state.max_body_bytes))
+                .layer(middleware::map_response(problem_for_every_error)),
+        )
         .with_state(state)
 }
 

@@ -293,7 +293,7 @@ pub async fn replay_and_check_no_double_sale(pool: &PgPool) -> Replay {
     let mut owners: HashMap<u32, Owner> = HashMap::new();
     let mut replay = Replay::default();
     for recorded in events.iter().filter(|e| e.aggregate_type == SEAT_BLOCK) {
-        let event: SeatBlockEvent = serde_json::from_value(recorded.payload.clone()).unwrap();
+        let event: SeatBlockEvent = serde_json::from_str(recorded.payload.get()).unwrap();
         let change = event.change();
         let hold = change.hold_id.to_string();
         let seats: Vec<u32> = change.seats.iter().map(|s| s.0).collect();

@@ -94,7 +94,7 @@ pub async fn run(args: AuditArgs) -> bool {
     let mut holds: HashMap<String, HoldFacts> = HashMap::new();
     let mut blocks: BTreeMap<String, Vec<SeatBlockEvent>> = BTreeMap::new();
     for e in &events {
-        let Ok(Some(stored)) = StoredEvent::decode(&e.aggregate_type, &e.payload) else {
+        let Ok(Some(stored)) = StoredEvent::decode(&e.aggregate_type, e.payload.get()) else {
             continue;
         };
         if let Some(hold_event) = stored.hold_event() {
@@ -352,7 +352,7 @@ fn customer_of(events: &[projections::RecordedEvent], hold: &str) -> String {
     events
         .iter()
         .find_map(|e| {
-            let stored = StoredEvent::decode(&e.aggregate_type, &e.payload).ok()??;
+            let stored = StoredEvent::decode(&e.aggregate_type, e.payload.get()).ok()??;
             let c = stored.hold_change()?;
             (c.hold_id.to_string() == hold).then(|| c.customer_id.to_string())
         })

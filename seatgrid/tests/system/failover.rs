@@ -271,7 +271,7 @@ async fn killing_the_postgres_primary_loses_no_acknowledged_hold() {
     let mut seats_taken = HashSet::new();
     for e in &events {
         if let Ok(Some(StoredEvent::Block(b @ SeatBlockEvent::SeatHeld(_)))) =
-            StoredEvent::decode(&e.aggregate_type, &e.payload)
+            StoredEvent::decode(&e.aggregate_type, e.payload.get())
         {
             let c = b.change();
             *held.entry(c.hold_id.to_string()).or_default() += c.seats.len();

@@ -66,7 +66,8 @@ impl OrderFacts {
 pub fn orders(events: &[RecordedEvent]) -> HashMap<String, OrderFacts> {
     let mut orders: HashMap<String, OrderFacts> = HashMap::new();
     for e in events {
-        if let Ok(Some(StoredEvent::Order(o))) = StoredEvent::decode(&e.aggregate_type, &e.payload)
+        if let Ok(Some(StoredEvent::Order(o))) =
+            StoredEvent::decode(&e.aggregate_type, e.payload.get())
         {
             orders.entry(e.aggregate_id.clone()).or_default().follow(&o);
         }
