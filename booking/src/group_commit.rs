@@ -197,8 +197,8 @@ async fn commit_event(pool: &PgPool, batch: Vec<Pending>) {
     }
 }
 
-/// One transaction: every event in one statement, then the snapshots in one more. Answers, for each append,
-/// whether it lost a version race (and so wrote nothing).
+/// One transaction: every event in one statement, then the snapshots in one more. Answers, for
+/// each append, whether it lost a version race (and so wrote nothing).
 async fn write(pool: &PgPool, appends: &[&Append]) -> Result<Vec<bool>, sqlx::Error> {
     let rows = appends.iter().flat_map(|a| a.events.iter());
     let mut types = Vec::new();
@@ -264,13 +264,17 @@ async fn write(pool: &PgPool, appends: &[&Append]) -> Result<Vec<bool>, sqlx::Er
     }
     // The kept appends' snapshots in one statement (a writer has one append in flight, so an
     // aggregate appears at most once): replace the aggregate's row, or add it.
-    let snapshots: Vec<&SnapshotRow> = appends
-        .iter()
-        .zip(&lost)
-        .filter(|(_, lost)| !**lost)
-        .filter_map(|(a, _)| a.snapshot.as_ref())
-        .collect();
-    if !snapshots.is_empty() {
+    let kept = appends.iter().zip(&lost).filter(|(_, lost)| !**lost);
+    let (mut types, mut ids, mut lasts, mut currents, mut payloads) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for snapshot in kept.filter_map(|(a, _)| a.snapshot.as_ref()) {
+        types.push(snapshot.aggregate_type.as_str());
+        ids.push(snapshot.aggregate_id.as_str());
+        lasts.push(snapshot.last_sequence);
+        currents.push(snapshot.current_snapshot);
+        payloads.push(Json(&*snapshot.payload));
+    }
+    if !types.is_empty() {
         sqlx::query(
             "WITH s AS (
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],
@@ -286,36 +290,11 @@ async fn write(pool: &PgPool, appends: &[&Append]) -> Result<Vec<bool>, sqlx::Er
              SELECT t, i, last, current, payload FROM s
               WHERE NOT EXISTS (SELECT 1 FROM replaced r WHERE r.t = s.t AND r.i = s.i)",
         )
-        .bind(
-            snapshots
-                .iter()
-                .map(|s| s.aggregate_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            snapshots
-                .iter()
-                .map(|s| s.aggregate_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            snapshots
-                .iter()
-                .map(|s| s.last_sequence)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            snapshots
-                .iter()
-                .map(|s| s.current_snapshot)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            snapshots
-                .iter()
-                .map(|s| Json(&*s.payload))
-                .collect::<Vec<_>>(),
-        )
+        .bind(types)
+        .bind(ids)
+        .bind(lasts)
+        .bind(currents)
+        .bind(payloads)
         .execute(&mut *tx)
         .await?;
     }
