@@ -85,8 +85,6 @@ impl BookingService {
         let event_id = event.event_id();
         let now = Utc::now();
         let expires_at = now + Duration::seconds(i64::from(event.definition.hold_seconds));
-        let allowance_id = CustomerAllowance::aggregate_id(event_id, &customer_id);
-        let meta = ctx.metadata("HoldSeats", Some(&customer_id));
 
         // An idempotency key's run may be a re-run of a hold placed before (after a crash or a
         // 5xx). The hold's own events say so, however long ago it closed (its blocks keep few
@@ -108,6 +106,8 @@ impl BookingService {
         // Cheap early answer for the common loser of a flash sale: seats already taken are refused
         // after one read, before anything is written. The appends below still decide.
         let rerun = self.refuse_taken_seats(event, hold_id, &seats, now).await?;
+        let allowance_id = CustomerAllowance::aggregate_id(event_id, &customer_id);
+        let meta = ctx.metadata("HoldSeats", Some(&customer_id));
         let reserve = || {
             self.store
                 .execute::<CustomerAllowance>(&allowance_id, &meta, || {

@@ -40,6 +40,8 @@ struct VerifyingKey {
     kid: Option<String>,
     algorithm: Algorithm,
     key: DecodingKey,
+    /// What a token signed with this key must also satisfy (built with the key, not per token).
+    validation: Validation,
 }
 
 /// Verifies bearer tokens, and mints them when it holds the development secret.
@@ -64,13 +66,46 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     fn with_keys(keys: Vec<VerifyingKey>, signer: Option<EncodingKey>) -> Self {
-        Self {
+        let this = Self {
             keys: RwLock::new(keys),
             issuer: None,
             audience: None,
             role_claim: vec!["role".into()],
             signer,
+        };
+        this.revalidate()
+    }
+
+    /// What a token signed with `algorithm` must satisfy besides its signature: not expired
+    /// (30 s of leeway), a subject, and the issuer and audience when configured.
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 30;
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
         }
+        match &self.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
+
+    /// Rebuilds every key's validation (after the issuer or audience changed).
+    fn revalidate(self) -> Self {
+        {
+            let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+            for key in keys.iter_mut() {
+                key.validation = self.validation(key.algorithm);
+            }
+        }
+        self
     }
 
     /// HS256 with a shared secret: verifies and mints (development, tests).
@@ -79,6 +114,7 @@ impl Authenticator {
             kid: None,
             algorithm: Algorithm::HS256,
             key: DecodingKey::from_secret(secret)?,
+            validation: Validation::new(Algorithm::HS256),
         };
         Ok(Self::with_keys(
             vec![key],
@@ -96,6 +132,7 @@ impl Authenticator {
             kid: None,
             algorithm,
             key,
+            validation: Validation::new(algorithm),
         };
         Ok(Self::with_keys(vec![key], None))
     }
@@ -129,6 +166,7 @@ impl Authenticator {
                     kid: jwk.common.key_id.clone(),
                     algorithm,
                     key,
+                    validation: self.validation(algorithm),
                 })
             })
             .collect();
@@ -141,12 +179,12 @@ impl Authenticator {
 
     pub fn with_issuer(mut self, issuer: Option<String>) -> Self {
         self.issuer = issuer;
-        self
+        self.revalidate()
     }
 
     pub fn with_audience(mut self, audience: Option<String>) -> Self {
         self.audience = audience;
-        self
+        self.revalidate()
     }
 
     /// The claim that carries the role: a name, or a dotted path into objects.
@@ -198,22 +236,7 @@ impl Authenticator {
                     && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
             })
             .ok_or_else(|| refuse(format!("no key for algorithm {:?}", header.alg)))?;
-        let mut validation = Validation::new(key.algorithm);
-        validation.leeway = 30;
-        let mut required = vec!["exp", "sub"];
-        if let Some(issuer) = &self.issuer {
-            validation.set_issuer(&[issuer]);
-            required.push("iss");
-        }
-        match &self.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
             .map_err(|e| refuse(e.to_string()))?;
         drop(keys);
         self.caller(&data.claims)

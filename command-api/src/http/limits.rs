@@ -120,15 +120,12 @@ fn limited(wait: Duration, whose: &str) -> Response {
 
 /// The rate-limit middleware (see the module's policy); it runs after
 /// [`super::auth::identify`], whose verified caller keys the per-customer bucket.
+/// (Off, `SEATGRID_RATE_LIMITS=off`, the layer is left out.)
 pub async fn rate_limit(
-    State(limiters): State<Option<Arc<Limiters>>>,
+    State(limiters): State<Arc<Limiters>>,
     request: Request,
     next: Next,
 ) -> Response {
-    // Off (`SEATGRID_RATE_LIMITS=off`): nothing to check.
-    let Some(limiters) = limiters else {
-        return next.run(request).await;
-    };
     let path = request.uri().path();
     if path.starts_with("/health/") || path == "/metrics" || path == "/api/payments/webhook" {
         return next.run(request).await;

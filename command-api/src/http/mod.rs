@@ -1,7 +1,8 @@
 //! The REST adapter over the application core: one module per resource, each exposing `router()`
 //! (routes and their OpenAPI operations registered together), composed here with a cloneable state
-//! and the cross-cutting layers (request ids, body limit, idempotency, problem+json for every
-//! error). Request spans and metrics wrap the whole server ([`observability`], applied at start).
+//! and idempotency on the routes; [`around_router`] puts the cross-cutting layers (request ids,
+//! request spans and metrics, identity, rate limits, problem+json for every error, body limits)
+//! around the whole router once.
 
 pub mod auth;
 pub mod dev_login;
@@ -104,7 +105,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static(headers::REQUEST_ID_HEADER);
     let (routes, doc) = routes();
     let doc = Arc::new(doc);
     Router::new()
@@ -120,16 +120,53 @@ pub fn router(state: AppState) -> Router {
             idempotency::layer,
         ))
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND, "no such resource") })
-        // One stack, outermost first (see `crate::startup`: each layer applied on its own costs
-        // every request an allocation).
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(DefaultBodyLimit::max(state.max_body_bytes))
-                .layer(middleware::map_response(problem_for_every_error)),
-        )
         .with_state(state)
+}
+
+/// The layers every request meets before routing, outermost first, in one stack around the
+/// whole router (see `crate::startup`): request ids (set, and copied onto every response, errors
+/// included), the request's span and metrics, the caller's identity, rate limits, problem+json
+/// for every error, and the body limits.
+pub fn around_router(
+    app: Router,
+    auth: Arc<booking::Authenticator>,
+    limiters: Option<Arc<limits::Limiters>>,
+    max_body_bytes: usize,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
+    let request_id = HeaderName::from_static(headers::REQUEST_ID_HEADER);
+    tower::ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(observability::request_span),
+        )
+        .layer(middleware::from_fn_with_state(
+            observability::RequestMetrics::default(),
+            observability::track,
+        ))
+        // The token is verified once, for every route.
+        .map_request(move |request| auth::identify(&auth, request))
+        .option_layer(limiters.map(|l| middleware::from_fn_with_state(l, limits::rate_limit)))
+        .and_then(|response| async move {
+            Ok::<_, std::convert::Infallible>(problem_for_every_error(response).await)
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .map_response(IntoResponse::into_response)
+        // Every route, GraphQL included: a body over the limit is refused as it streams in.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            max_body_bytes,
+        ))
+        .service(app)
 }
 
 /// `/health/live` and `/health/ready` alone, for a process without the API role.
@@ -168,6 +205,8 @@ pub async fn problem_for_every_error(response: Response) -> Response {
         detail
     };
     let mut problem = ApiError::from_status(status, detail).into_response();
+    // The route it answered for, among others (see `observability::track`).
+    *problem.extensions_mut() = parts.extensions;
     if let Some(allow) = parts.headers.get(header::ALLOW) {
         problem.headers_mut().insert(header::ALLOW, allow.clone());
     }
