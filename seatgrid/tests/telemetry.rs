@@ -195,7 +195,11 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
                             == Some(domain::stored::event_type::SEAT_HELD)
                 })
             };
-            let request = in_trace.iter().any(|s| s.name == "http_request");
+            // The request's span names its route (recorded once routing has found it).
+            let request = in_trace.iter().any(|s| {
+                s.name == "http_request"
+                    && attribute(s, "route").as_deref() == Some("/api/events/{event_id}/holds")
+            });
             if request && projected_by("read_models") && projected_by("clickhouse_events") {
                 found = Some(in_trace.len());
                 break;
@@ -224,6 +228,31 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
         metric(&client, &base, "seatgrid_commands_total", &ok).await,
         commands + 1.0
     );
+    // GraphQL answers carry a request id too (the layers wrap every route).
+    let graphql = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(graphql.headers().contains_key("x-request-id"));
+    // A method outside the standard ones is counted as OTHER, never under its own name.
+    let odd = reqwest::Method::from_bytes(b"BREW").unwrap();
+    let brewed = client
+        .request(odd, format!("{base}/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brewed.status(), 405);
+    let other = [
+        ("method", "OTHER"),
+        ("route", "/health/live"),
+        ("status", "405"),
+    ];
+    assert_eq!(
+        metric(&client, &base, "seatgrid_http_requests_total", &other).await,
+        1.0
+    );
     let text = client
         .get(format!("{base}/metrics"))
         .send()
@@ -232,6 +261,7 @@ async fn one_hold_is_one_trace_and_the_metrics_count_it() {
         .text()
         .await
         .unwrap();
+    assert!(!text.contains("BREW"), "no label for a client's own method");
     for name in [
         "seatgrid_http_request_duration_seconds_bucket",
         "seatgrid_events_projected_total",
