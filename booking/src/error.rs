@@ -6,7 +6,8 @@
 //! Causes of `Unavailable` and `Internal` are for the log, never for the caller.
 
 use domain::{EventId, HoldId, OrderId};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::store::{LoadError, StoreError};
 use crate::views::SeatView;
@@ -127,6 +128,37 @@ fn not_enough(requested: u32, free: u32, together: bool) -> String {
     }
 }
 
+/// The machine-readable fields of an error (see [`CommandError::detail_fields`]), each variant
+/// the members it adds to an error body.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum DetailFields<'a> {
+    Errors {
+        errors: &'a [String],
+    },
+    Unknown {
+        seats: &'a [String],
+    },
+    Seats {
+        seats: &'a [SeatView],
+    },
+    NotEnough {
+        requested: u32,
+        seats_free: u32,
+        together: bool,
+    },
+    TooMany {
+        max_seats_per_customer: u32,
+        requested: u32,
+    },
+    OverLimit {
+        max_seats_per_customer: u32,
+        seats_in_use: u32,
+        requested: u32,
+    },
+    None {},
+}
+
 fn seat_list(seats: &[SeatView]) -> String {
     seats
         .iter()
@@ -212,34 +244,46 @@ impl CommandError {
 
     /// Machine-readable fields beside the message (the seats refused, the limits, every problem).
     pub fn details(&self) -> Map<String, Value> {
-        let fields = match self {
-            Self::Invalid(problems) | Self::InvalidSeats(problems) => json!({ "errors": problems }),
-            Self::UnknownSeats(seats) => json!({ "seats": seats }),
+        match serde_json::to_value(self.detail_fields()) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+
+    /// [`Self::details`] as they serialize, borrowed: written straight into an error body
+    /// without building a `Value` (most answers of a flash sale are refusals).
+    pub fn detail_fields(&self) -> DetailFields<'_> {
+        match self {
+            Self::Invalid(problems) | Self::InvalidSeats(problems) => {
+                DetailFields::Errors { errors: problems }
+            }
+            Self::UnknownSeats(seats) => DetailFields::Unknown { seats },
             Self::DuplicateSeats(seats) | Self::SeatsUnavailable(seats) => {
-                json!({ "seats": seats })
+                DetailFields::Seats { seats }
             }
             Self::NotEnoughSeats {
                 requested,
                 free,
                 together,
-            } => json!({ "requested": requested, "seats_free": free, "together": together }),
-            Self::TooManySeats { max, requested } => {
-                json!({ "max_seats_per_customer": max, "requested": requested })
-            }
+            } => DetailFields::NotEnough {
+                requested: *requested,
+                seats_free: *free,
+                together: *together,
+            },
+            Self::TooManySeats { max, requested } => DetailFields::TooMany {
+                max_seats_per_customer: *max,
+                requested: *requested,
+            },
             Self::CustomerLimitExceeded {
                 limit,
                 in_use,
                 requested,
-            } => json!({
-                "max_seats_per_customer": limit,
-                "seats_in_use": in_use,
-                "requested": requested,
-            }),
-            _ => json!({}),
-        };
-        match fields {
-            Value::Object(map) => map,
-            _ => Map::new(),
+            } => DetailFields::OverLimit {
+                max_seats_per_customer: *limit,
+                seats_in_use: *in_use,
+                requested: *requested,
+            },
+            _ => DetailFields::None {},
         }
     }
 

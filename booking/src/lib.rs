@@ -52,7 +52,7 @@ pub mod writers;
 pub use context::RequestContext;
 pub use detached::RunToCompletion;
 pub use domain::SeatChoice;
-pub use error::{CommandError, ErrorKind};
+pub use error::{CommandError, DetailFields, ErrorKind};
 pub use identity::{Caller, Identity, Role};
 pub use service::{BookingCommands, BookingService};
 pub use store::{EventStore, RetryPolicy};

@@ -22,6 +22,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub detail: String,
     pub extensions: Map<String, Value>,
+    /// The core's refusal this answers, whose fields join the body (serialized from it directly).
+    pub refusal: Option<CommandError>,
     pub retry_after_seconds: Option<u32>,
 }
 
@@ -46,6 +48,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             extensions: Map::new(),
+            refusal: None,
             retry_after_seconds: None,
         }
     }
@@ -87,6 +90,8 @@ struct ProblemBody<'a> {
     code: &'a str,
     #[serde(flatten)]
     extensions: &'a Map<String, Value>,
+    #[serde(flatten)]
+    fields: Option<booking::DetailFields<'a>>,
 }
 
 impl IntoResponse for ApiError {
@@ -98,6 +103,7 @@ impl IntoResponse for ApiError {
             detail: &self.detail,
             code: self.code,
             extensions: &self.extensions,
+            fields: self.refusal.as_ref().map(CommandError::detail_fields),
         };
         let body = serde_json::to_string(&body).expect("a problem serializes");
         let mut response = (self.status, body).into_response();
@@ -125,8 +131,8 @@ impl From<CommandError> for ApiError {
             tracing::error!(%cause, code = e.code(), "command failed");
         }
         let mut error = Self::new(status, e.code(), e.to_string());
-        error.extensions = e.details();
         error.retry_after_seconds = e.retry_after_seconds();
+        error.refusal = Some(e);
         error
     }
 }

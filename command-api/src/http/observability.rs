@@ -8,7 +8,8 @@
 //!   `trace_id` field puts the trace id into every log line of the request.
 //! - Both wrap the router once (outside routing, see `crate::startup`); the route is known only
 //!   after routing, so [`on_route`], the one layer on the routes themselves, names it in the span
-//!   and hands it to [`track`] on the response (a request no route matched is `unmatched`).
+//!   and hands it to [`track`] on the response (a request answered before routing, an unknown
+//!   path, a rate limit or a body over the limit, is `unmatched`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
