@@ -10,8 +10,45 @@ use cqrs_es::Aggregate;
 use sqlx::PgPool;
 use std::time::Duration;
 
-/// How many events between two snapshots of a seat block or allowance.
-pub const SNAPSHOT_EVERY: usize = 20;
+/// The first snapshot of a seat block or allowance comes after this many events (plus the
+/// aggregate's offset, see [`snapshot_index`]).
+pub const SNAPSHOT_FIRST: usize = 20;
+/// The most events between two snapshots: what a cold start reads after its snapshot, at most.
+pub const SNAPSHOT_GAP_MAX: usize = 320;
+
+/// How many snapshots an aggregate has had by `version`: a batch that raises it writes one.
+///
+/// The gaps grow with the version (the first after [`SNAPSHOT_FIRST`] events, then each gap as
+/// long as the version reached, up to [`SNAPSHOT_GAP_MAX`]): a seat block's state grows with
+/// its holds, so snapshots at a fixed cadence wrote twice the bytes of the events they cover
+/// (a 100-seat row sold one seat at a time: 20 + 40 + ... + 100 holds serialized, against 100
+/// events), while doubling gaps write at most about the events' own bytes, and a cold start
+/// still reads at most [`SNAPSHOT_GAP_MAX`] events. Each aggregate's thresholds are shifted by
+/// an offset of its own (0 to [`SNAPSHOT_FIRST`] - 1, from its id), so blocks sold at the
+/// same pace do not all snapshot in the same second.
+pub fn snapshot_index(id: &str, version: usize) -> usize {
+    let mut threshold = SNAPSHOT_FIRST + offset(id);
+    let mut index = 0;
+    while threshold < SNAPSHOT_GAP_MAX {
+        if version < threshold {
+            return index;
+        }
+        index += 1;
+        threshold += threshold;
+    }
+    match version.checked_sub(threshold) {
+        Some(past) => index + 1 + past / SNAPSHOT_GAP_MAX,
+        None => index,
+    }
+}
+
+/// A stable offset from an aggregate id (FNV-1a; the same in every process and release).
+fn offset(id: &str) -> usize {
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % SNAPSHOT_FIRST as u64) as usize
+}
 
 /// How hard to try when concurrent commands on one aggregate conflict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,4 +176,61 @@ pub(crate) async fn stored_versions(
     .fetch_all(pool)
     .await?;
     Ok(versions.into_iter().map(|v| v as usize).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The versions at which `id` gets a snapshot, up to `until`.
+    fn snapshots_of(id: &str, until: usize) -> Vec<usize> {
+        (1..=until)
+            .filter(|&v| snapshot_index(id, v) > snapshot_index(id, v - 1))
+            .collect()
+    }
+
+    #[test]
+    fn given_a_new_aggregate_when_it_has_fewer_than_the_first_cadence_then_no_snapshot() {
+        for id in ["event-1:block-0", "event-1:alice", ""] {
+            assert_eq!(snapshot_index(id, 0), 0);
+            assert_eq!(snapshot_index(id, SNAPSHOT_FIRST - 1), 0);
+        }
+    }
+
+    #[test]
+    fn given_many_events_then_gaps_double_up_to_the_cap_and_a_cold_start_reads_at_most_the_cap() {
+        for n in 0..200 {
+            let id = format!("0b6f6a3c-0000-4000-8000-{n:012}:block-{n}");
+            let at = snapshots_of(&id, 5_000);
+            assert!(
+                (SNAPSHOT_FIRST..2 * SNAPSHOT_FIRST).contains(&at[0]),
+                "{id}: {at:?}"
+            );
+            let gaps: Vec<usize> = at.windows(2).map(|w| w[1] - w[0]).collect();
+            assert!(
+                gaps.iter().all(|&g| g <= SNAPSHOT_GAP_MAX),
+                "{id}: {gaps:?}"
+            );
+            assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{id}: {gaps:?}");
+            assert_eq!(*gaps.last().unwrap(), SNAPSHOT_GAP_MAX, "{id}: {gaps:?}");
+            // A row of 100 seats sold one at a time: at most 3 snapshots (was 5).
+            assert!(snapshot_index(&id, 100) <= 3, "{id}: {at:?}");
+            // The index counts the snapshots (the rows' `current_snapshot`).
+            assert_eq!(snapshot_index(&id, 5_000), at.len());
+        }
+    }
+
+    #[test]
+    fn given_blocks_sold_at_the_same_pace_then_their_first_snapshots_spread_out() {
+        let firsts: std::collections::HashSet<usize> = (0..100)
+            .map(|n| snapshots_of(&format!("event:block-{n}"), 100)[0])
+            .collect();
+        assert!(firsts.len() >= 10, "{firsts:?}");
+    }
+
+    #[test]
+    fn given_the_same_id_then_every_process_and_release_snapshots_at_the_same_versions() {
+        // FNV-1a of "a" is 0xaf63dc4c8601ec8c: offset 16 (its remainder by 20).
+        assert_eq!(snapshots_of("a", 1_000), vec![36, 72, 144, 288, 576, 896]);
+    }
 }

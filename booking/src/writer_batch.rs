@@ -9,7 +9,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::value::to_raw_value;
 
 use crate::group_commit::{Append, EventRow, SnapshotRow};
-use crate::persistence::SNAPSHOT_EVERY;
+use crate::persistence::snapshot_index;
 
 /// What a batch's decisions come to: the state after them, the append that records them, and
 /// each command's answer (in order).
@@ -54,12 +54,13 @@ where
         }
     }
     let new_version = version + append.events.len();
-    if new_version / SNAPSHOT_EVERY > version / SNAPSHOT_EVERY {
+    let snapshots = snapshot_index(id, new_version);
+    if snapshots > snapshot_index(id, version) {
         append.snapshot = Some(SnapshotRow {
             aggregate_type: A::TYPE.to_owned(),
             aggregate_id: id.to_owned(),
             last_sequence: new_version as i64,
-            current_snapshot: (new_version / SNAPSHOT_EVERY) as i64,
+            current_snapshot: snapshots as i64,
             payload: to_raw_value(&state).expect("state serializes"),
         });
     }
