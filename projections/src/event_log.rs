@@ -24,47 +24,66 @@ pub use migrations::global_order::GlobalPosition;
 use migrations::global_order::VISIBLE_TO_EVERY_READER;
 
 /// The events after `($1, $2)` in global order, at most `$3`; built once (the condition is shared).
-/// Payloads and metadata come for the events of the aggregate types in `$4` only (all when it is
-/// null; the others' are `null`): every event is still read in order, so a checkpoint moves past
-/// the events a reader does not need, but they are neither sent in full nor decoded.
-static READ_AFTER: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {}
-           FROM events
-          WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
-            AND {VISIBLE_TO_EVERY_READER}
-          ORDER BY transaction_id, position
-          LIMIT $3",
-        columns("$4")
-    )
-});
+static READ_AFTER: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} {}", after("$1", "$2", "$3")));
 
-/// The columns an [`EventRow`] reads, with payload and metadata only for the aggregate types in
-/// the `text[]` parameter `types` (all when it is null).
-fn columns(types: &str) -> String {
-    format!(
-        "transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
-         sequence, event_type, event_version,
-         CASE WHEN {types}::text[] IS NULL OR aggregate_type = ANY({types}) THEN payload
-              ELSE 'null' END AS payload,
-         CASE WHEN {types}::text[] IS NULL OR aggregate_type = ANY({types}) THEN metadata
-              ELSE 'null' END AS metadata,
-         recorded_at"
-    )
-}
+/// Like [`READ_AFTER`] (the same range read past), but of that range only the events of the
+/// aggregate types in `$4` come back, and its last event, with which a reader's checkpoint moves
+/// over the rest (its payload and metadata `null` unless it is of `$4`): the order process and the
+/// payment relay need orders only, a small share of a sale's log, and were sent every hold's
+/// events before, as rows without payloads. `scanned` counts the whole range.
+static READ_AFTER_OF: LazyLock<String> =
+    LazyLock::new(|| wanted_of(&format!("SELECT * {}", after("$1", "$2", "$3")), "$4"));
 
 /// The rest of transaction `$1` after position `$2`, columns as [`READ_AFTER`]'s. Unbounded: a
 /// transaction writes at most one group commit's events (`booking::group_commit::MAX_EVENTS`) or
 /// one aggregate's.
-static REST_OF_TRANSACTION: LazyLock<String> = LazyLock::new(|| {
+static REST_OF_TRANSACTION: LazyLock<String> = LazyLock::new(|| format!("SELECT {COLUMNS} {REST}"));
+
+/// [`REST_OF_TRANSACTION`] as [`READ_AFTER_OF`] reads a range, for the aggregate types in `$3`.
+static REST_OF_TRANSACTION_OF: LazyLock<String> =
+    LazyLock::new(|| wanted_of(&format!("SELECT * {REST}"), "$3"));
+
+/// The columns an [`EventRow`] reads (but `scanned`).
+const COLUMNS: &str = "transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
+    sequence, event_type, event_version, payload, metadata, recorded_at";
+
+const REST: &str = "FROM events
+                     WHERE transaction_id = $1::bigint::text::xid8 AND position > $2
+                     ORDER BY position";
+
+/// The events after `(tx, position)` in global order, at most `limit`, readable by every reader
+/// (a query's `FROM` onwards).
+fn after(tx: &str, position: &str, limit: &str) -> String {
     format!(
-        "SELECT {}
-           FROM events
-          WHERE transaction_id = $1::bigint::text::xid8 AND position > $2
-          ORDER BY position",
-        columns("$3")
+        "FROM events
+          WHERE (transaction_id, position) > ({tx}::bigint::text::xid8, {position})
+            AND {VISIBLE_TO_EVERY_READER}
+          ORDER BY transaction_id, position
+          LIMIT {limit}"
     )
-});
+}
+
+/// Of `range` (whole rows of `events`, in global order), the columns an [`EventRow`] reads for
+/// the events of the aggregate types in the `text[]` parameter `types` and for the range's last
+/// event (its payload and metadata `null` unless its type is wanted); `scanned` is each row's
+/// place in the range, so the last row's is the range's size. One window over the range in its
+/// own order (no sort), the payload chosen for the few rows sent: cheaper for PostgreSQL than
+/// sending the range, besides what the reader no longer decodes.
+fn wanted_of(range: &str, types: &str) -> String {
+    format!(
+        "SELECT transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
+                sequence, event_type, event_version,
+                CASE WHEN aggregate_type = ANY({types}) THEN payload ELSE 'null' END AS payload,
+                CASE WHEN aggregate_type = ANY({types}) THEN metadata ELSE 'null' END AS metadata,
+                recorded_at, n AS scanned
+           FROM (SELECT range.*, row_number() OVER w AS n, lead(position) OVER w IS NULL AS last
+                   FROM ({range}) range
+                 WINDOW w AS (ORDER BY transaction_id, position)) s
+          WHERE s.aggregate_type = ANY({types}) OR s.last
+          ORDER BY s.n"
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct RecordedEvent {
@@ -95,6 +114,10 @@ struct EventRow {
     payload: Json<Box<RawValue>>,
     metadata: Json<Box<RawValue>>,
     recorded_at: DateTime<Utc>,
+    /// How many events the range read past has, every type ([`READ_AFTER_OF`]; not read by
+    /// [`READ_AFTER`], whose rows are the range).
+    #[sqlx(default)]
+    scanned: i64,
 }
 
 impl EventRow {
@@ -111,6 +134,15 @@ impl EventRow {
             recorded_at: self.recorded_at,
         }
     }
+}
+
+/// What [`EventLog::read_after_of`] read: the events asked for, the last one of the range always
+/// among them (the checkpoint moves to it).
+#[derive(Debug)]
+pub struct ReadBatch {
+    pub events: Vec<RecordedEvent>,
+    /// How many events the range read past has (every type): the checkpoint's count moves by it.
+    pub scanned: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,11 +168,12 @@ impl EventLog {
         after: GlobalPosition,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, EventLogError> {
-        self.read_after_of(after, limit, None).await
+        Ok(self.read_after_of(after, limit, None).await?.events)
     }
 
-    /// Like [`EventLog::read_after`], with payloads and metadata for the events of `types` only
-    /// (`None`: all; the others' are `null`).
+    /// Like [`EventLog::read_after`], but of the range read past only the events of `types` come
+    /// back (`None`: all), and the range's last event, to move a checkpoint to (its payload and
+    /// metadata `null` unless it is of `types`).
     ///
     /// A batch ends with a whole transaction: when `limit` cuts one, the rest of it comes too. A
     /// group commit's events (a hold's seat block and allowance events among them) are then
@@ -152,25 +185,38 @@ impl EventLog {
         after: GlobalPosition,
         limit: i64,
         types: Option<&[&str]>,
-    ) -> Result<Vec<RecordedEvent>, EventLogError> {
+    ) -> Result<ReadBatch, EventLogError> {
         let types = types.map(<[&str]>::to_vec);
-        let mut rows: Vec<EventRow> = sqlx::query_as(&READ_AFTER)
+        let (range, rest) = match types {
+            Some(_) => (&*READ_AFTER_OF, &*REST_OF_TRANSACTION_OF),
+            None => (&*READ_AFTER, &*REST_OF_TRANSACTION),
+        };
+        let scanned_by = |rows: &[EventRow]| match types {
+            Some(_) => rows.last().map_or(0, |r| r.scanned),
+            None => rows.len() as i64,
+        };
+        let mut query = sqlx::query_as(range)
             .bind(after.stored_transaction_id())
             .bind(after.position)
-            .bind(limit)
-            .bind(&types)
-            .fetch_all(&self.pool)
-            .await?;
-        if let (true, Some(last)) = (rows.len() as i64 >= limit, rows.last()) {
-            let rest: Vec<EventRow> = sqlx::query_as(&REST_OF_TRANSACTION)
-                .bind(last.tx)
-                .bind(last.position)
-                .bind(&types)
-                .fetch_all(&self.pool)
-                .await?;
+            .bind(limit);
+        if let Some(types) = &types {
+            query = query.bind(types);
+        }
+        let mut rows: Vec<EventRow> = query.fetch_all(&self.pool).await?;
+        let mut scanned = scanned_by(&rows);
+        if let (true, Some(last)) = (scanned >= limit, rows.last()) {
+            let mut query = sqlx::query_as(rest).bind(last.tx).bind(last.position);
+            if let Some(types) = &types {
+                query = query.bind(types);
+            }
+            let rest: Vec<EventRow> = query.fetch_all(&self.pool).await?;
+            scanned += scanned_by(&rest);
             rows.extend(rest);
         }
-        Ok(rows.into_iter().map(EventRow::recorded).collect())
+        Ok(ReadBatch {
+            events: rows.into_iter().map(EventRow::recorded).collect(),
+            scanned: scanned as usize,
+        })
     }
 
     /// Every event readable now, in global order (for replays and checks; loads them all).

@@ -26,7 +26,7 @@ pub mod seat_maps;
 pub mod tracing_context;
 
 pub use cache::Cache;
-pub use event_log::{EventLog, EventLogError, GlobalPosition, RecordedEvent};
+pub use event_log::{EventLog, EventLogError, GlobalPosition, ReadBatch, RecordedEvent};
 pub use orders::OrderRecord;
 pub use read_models::{ReadModelProjection, READ_MODELS};
 pub use reader::{ReadError, ReadModels};

@@ -12,7 +12,11 @@
 //! - Every change of a seat map or a hold takes a fresh version from one never-resetting sequence, so
 //!   a cached copy can always tell whether it is older than the durable row (see [`crate::cache`]).
 //! - Apply is idempotent: events at or below the last applied sequence of their aggregate are
-//!   skipped (`rm_applied`), and the whole batch commits with the checkpoint.
+//!   skipped (`rm_applied`), and the whole batch commits with the checkpoint. Allowance events
+//!   are not tracked there: they only set a hold's seats, expiry and status, which applying one
+//!   again leaves as they are (the hold lifecycle, [`HoldTrack::apply`]), and a flash sale has
+//!   one allowance per buyer, so tracking them was one `rm_applied` row written and looked up
+//!   per hold.
 //! - Events are decoded by the domain's one decoder ([`domain::StoredEvent`]) and a hold's status
 //!   follows the domain's one lifecycle ([`domain::HoldTrack`]). Its *effective* status also
 //!   honours lazy expiry ([`HoldRecord::status_at`]). Seats of an expired hold show `held` in the
@@ -222,6 +226,7 @@ async fn skip_redelivered<'a>(
 ) -> Result<Vec<&'a RecordedEvent>, ProjectionError> {
     let keys: HashSet<(&str, &str)> = events
         .iter()
+        .filter(|e| tracked(e))
         .map(|e| (e.aggregate_type.as_str(), e.aggregate_id.as_str()))
         .collect();
     let (types, ids): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
@@ -246,6 +251,10 @@ async fn skip_redelivered<'a>(
         .collect();
     let mut fresh = Vec::with_capacity(events.len());
     for e in events {
+        if !tracked(e) {
+            fresh.push(e);
+            continue;
+        }
         let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
         let last = applied.entry(key).or_insert(0);
         if e.sequence > *last {
@@ -271,6 +280,11 @@ async fn skip_redelivered<'a>(
     .execute(&mut *tx)
     .await?;
     Ok(fresh)
+}
+
+/// Whether applying the event twice could change a read model (see the module policy).
+fn tracked(e: &RecordedEvent) -> bool {
+    e.aggregate_type != domain::stored::aggregate_type::CUSTOMER_ALLOWANCE
 }
 
 async fn create_event(tx: &mut PgConnection, d: &EventDefinition) -> Result<(), ProjectionError> {

@@ -300,16 +300,17 @@ impl<P: Projection> ProjectorRunner<P> {
             .log
             .read_after_of(from, self.config.batch_size, types)
             .await?;
-        let Some(last) = read.last().map(|e| e.global) else {
+        let Some(last) = read.events.last().map(|e| e.global) else {
             return Ok(Step::Idle);
         };
-        let read_count = read.len();
+        let read_count = read.scanned;
         let events: Vec<RecordedEvent> = match types {
             Some(types) => read
+                .events
                 .into_iter()
                 .filter(|e| types.contains(&e.aggregate_type.as_str()))
                 .collect(),
-            None => read,
+            None => read.events,
         };
         let mut tx = self.pool.begin().await?;
         let effects = self.projection.apply(&mut tx, &events).await?;
@@ -324,13 +325,21 @@ impl<P: Projection> ProjectorRunner<P> {
         }
         tx.commit().await?;
         self.projection.after_commit(effects).await;
+        // One counter update per event type of the batch (a batch has few), not per event.
+        let mut by_type: Vec<(&str, u64)> = Vec::new();
         for e in &events {
+            match by_type.iter_mut().find(|(t, _)| *t == e.event_type) {
+                Some((_, n)) => *n += 1,
+                None => by_type.push((&e.event_type, 1)),
+            }
+        }
+        for (event_type, n) in by_type {
             metrics::counter!(
                 "seatgrid_events_projected_total",
                 "projection" => name,
-                "event_type" => e.event_type.clone()
+                "event_type" => event_type.to_owned()
             )
-            .increment(1);
+            .increment(n);
         }
         crate::tracing_context::applied(name, &events);
         Ok(Step::Applied(last))

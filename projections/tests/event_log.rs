@@ -171,3 +171,78 @@ async fn a_batch_ends_with_a_whole_transaction() {
         .unwrap();
     assert_eq!(ids(&next), ["after"]);
 }
+
+async fn append_of(tx: &mut Transaction<'_, Postgres>, aggregate_type: &str, id: &str) {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ($1, $2, 1, 'Tested', '1', '{\"x\": 1}', '{}')",
+    )
+    .bind(aggregate_type)
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_reader_of_some_types_gets_their_events_and_the_last_one_it_read_past() {
+    let (_url, pool) = fresh_database(2).await;
+    // Ten events: every third an order; the five-event transaction is cut by the limit below.
+    let kinds = |i: usize| {
+        if i.is_multiple_of(3) {
+            "Order"
+        } else {
+            "SeatBlock"
+        }
+    };
+    for i in 0..3 {
+        commit_one_of(&pool, kinds(i), &format!("e{i}")).await;
+    }
+    let mut tx = pool.begin().await.unwrap();
+    for i in 3..8 {
+        append_of(&mut tx, kinds(i), &format!("e{i}")).await;
+    }
+    tx.commit().await.unwrap();
+    for i in 8..10 {
+        commit_one_of(&pool, kinds(i), &format!("e{i}")).await;
+    }
+    let log = EventLog::new(pool);
+    read_n(&log, GlobalPosition::START, 10).await;
+
+    let orders: &[&str] = &["Order"];
+    let first = log
+        .read_after_of(GlobalPosition::START, 4, Some(orders))
+        .await
+        .unwrap();
+    // Read past: e0..e7 (the limit cut the transaction of e3..e7: all of it). Sent: the orders
+    // among them, and e7, the last, without its payload.
+    assert_eq!(first.scanned, 8);
+    assert_eq!(ids(&first.events), ["e0", "e3", "e6", "e7"]);
+    assert_eq!(first.events[0].payload.get(), r#"{"x": 1}"#);
+    assert_eq!(first.events[3].payload.get(), "null");
+    let second = log
+        .read_after_of(first.events.last().unwrap().global, 4, Some(orders))
+        .await
+        .unwrap();
+    assert_eq!(second.scanned, 2);
+    assert_eq!(ids(&second.events), ["e9"], "e9 is an order and the last");
+    let done = log
+        .read_after_of(second.events.last().unwrap().global, 4, Some(orders))
+        .await
+        .unwrap();
+    assert_eq!((done.scanned, done.events.len()), (0, 0));
+
+    // Every type: the same ranges, every event.
+    let all = log
+        .read_after_of(GlobalPosition::START, 4, None)
+        .await
+        .unwrap();
+    assert_eq!(all.scanned, 8);
+    assert_eq!(all.events.len(), 8);
+}
+
+async fn commit_one_of(pool: &PgPool, aggregate_type: &str, id: &str) {
+    let mut tx = pool.begin().await.unwrap();
+    append_of(&mut tx, aggregate_type, id).await;
+    tx.commit().await.unwrap();
+}
