@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::records::by_keys;
 use crate::runner::ProjectionError;
 
 /// An order as the read models keep it.
@@ -99,8 +100,12 @@ pub(crate) async fn apply_orders(
     let mut ids: Vec<Uuid> = events.iter().map(|(id, _)| *id).collect();
     ids.sort();
     ids.dedup();
-    let rows: Vec<OrderRecord> = sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM rm_orders WHERE order_id = ANY($1) FOR UPDATE"
+    let rows: Vec<OrderRecord> = sqlx::query_as(&by_keys(
+        ORDER_COLUMNS,
+        "rm_orders",
+        "order_id",
+        "uuid",
+        true,
     ))
     .bind(&ids)
     .fetch_all(&mut *tx)

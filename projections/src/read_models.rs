@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::cache::Cache;
 use crate::event_log::RecordedEvent;
 use crate::orders::apply_orders;
-use crate::records::{HoldRecord, ReadModelChanges, HOLD_COLUMNS};
+use crate::records::{by_keys, HoldRecord, ReadModelChanges, HOLD_COLUMNS};
 use crate::runner::{Projection, ProjectionError};
 use crate::seat_maps::{apply_seats, create_seat_map};
 
@@ -322,12 +322,11 @@ async fn apply_holds(
     if hold_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<HoldRecord> = sqlx::query_as(&format!(
-        "SELECT {HOLD_COLUMNS} FROM rm_holds WHERE hold_id = ANY($1) FOR UPDATE"
-    ))
-    .bind(&hold_ids)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows: Vec<HoldRecord> =
+        sqlx::query_as(&by_keys(HOLD_COLUMNS, "rm_holds", "hold_id", "uuid", true))
+            .bind(&hold_ids)
+            .fetch_all(&mut *tx)
+            .await?;
     let mut holds: HashMap<Uuid, HoldRecord> = rows.into_iter().map(|h| (h.hold_id, h)).collect();
     // Each touched hold is followed once through the batch, then written back once.
     let mut tracks: HashMap<Uuid, HoldTrack> = HashMap::new();

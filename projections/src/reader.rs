@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::cache::Cache;
-use crate::records::{EventRecord, HoldRecord, SeatMap, HOLD_COLUMNS};
+use crate::records::{by_keys, EventRecord, HoldRecord, SeatMap, HOLD_COLUMNS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -116,12 +116,11 @@ impl ReadModels {
         if missing.is_empty() {
             return Ok(found);
         }
-        let loaded: Vec<HoldRecord> = sqlx::query_as(&format!(
-            "SELECT {HOLD_COLUMNS} FROM rm_holds WHERE hold_id = ANY($1)"
-        ))
-        .bind(&missing)
-        .fetch_all(&self.pool)
-        .await?;
+        let loaded: Vec<HoldRecord> =
+            sqlx::query_as(&by_keys(HOLD_COLUMNS, "rm_holds", "hold_id", "uuid", false))
+                .bind(&missing)
+                .fetch_all(&self.pool)
+                .await?;
         if let Some(cache) = &self.cache {
             if let Err(e) = cache.fill_holds(&loaded).await {
                 tracing::debug!(error = %e, "could not refill the hold cache");
