@@ -16,6 +16,7 @@ pub mod backoff;
 pub mod cache;
 pub mod event_log;
 pub mod joined;
+mod lookup;
 pub mod orders;
 pub mod read_models;
 pub mod reader;

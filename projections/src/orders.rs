@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::records::by_keys;
+use crate::lookup::by_keys;
 use crate::runner::ProjectionError;
 
 /// An order as the read models keep it.

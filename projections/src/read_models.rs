@@ -32,8 +32,9 @@ use uuid::Uuid;
 
 use crate::cache::Cache;
 use crate::event_log::RecordedEvent;
+use crate::lookup::by_keys;
 use crate::orders::apply_orders;
-use crate::records::{by_keys, HoldRecord, ReadModelChanges, HOLD_COLUMNS};
+use crate::records::{HoldRecord, ReadModelChanges, HOLD_COLUMNS};
 use crate::runner::{Projection, ProjectionError};
 use crate::seat_maps::{apply_seats, create_seat_map};
 

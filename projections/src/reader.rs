@@ -11,7 +11,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::cache::Cache;
-use crate::records::{by_keys, EventRecord, HoldRecord, SeatMap, HOLD_COLUMNS};
+use crate::lookup::by_keys;
+use crate::records::{EventRecord, HoldRecord, SeatMap, HOLD_COLUMNS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

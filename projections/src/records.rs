@@ -79,20 +79,6 @@ impl HoldRecord {
 pub(crate) const HOLD_COLUMNS: &str = "hold_id, event_id, customer_id, status, seats, held_seats, \
                                        booked_seats, expires_at, created_at, updated_at, version";
 
-/// `SELECT {columns} FROM {table}` of the rows whose `{key}` is in the `{key_type}[]` parameter
-/// `$1` (unique keys; locked `FOR UPDATE` when `lock`): one index lookup per key, whatever plan
-/// the connection keeps. `{key} = ANY($1)` was planned as a scan of the whole table on a young
-/// table (or without statistics), and connections keep that plan as the table grows: under the
-/// durable-holds benchmark the projector's lookup of a batch's holds took 50 ms a call on
-/// average (up to 422 ms) at 70,000 holds.
-pub(crate) fn by_keys(columns: &str, table: &str, key: &str, key_type: &str, lock: bool) -> String {
-    let lock = if lock { " FOR UPDATE" } else { "" };
-    format!(
-        "SELECT r.* FROM unnest($1::{key_type}[]) AS k(key)
-          CROSS JOIN LATERAL (SELECT {columns} FROM {table} WHERE {key} = k.key LIMIT 1{lock}) r"
-    )
-}
-
 /// An event's seat map: one byte per seat id (`A`, `H`, `B`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatMap {
