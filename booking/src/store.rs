@@ -19,7 +19,8 @@
 //! - The command is rebuilt for every attempt, so it is judged at a fresh `now`.
 //! - Business refusals are never retried: they come back as [`StoreError::Rejected`].
 //! - Seat blocks and allowances are loaded from a snapshot plus the events after it (rows in
-//!   postgres-es' snapshot format, written by the group commit as [`snapshot_index`] says;
+//!   postgres-es' snapshot format, written by the group commit as
+//!   [`snapshot_index`](crate::persistence::snapshot_index) says;
 //!   they have no cqrs-es framework: their commands go through the writers), so a command's cost
 //!   does not grow with the aggregate's history; their states are bounded (see the domain). Reads
 //!   load the same way ([`EventStore::load`]). A change to an aggregate's state shape that old snapshots
@@ -44,7 +45,7 @@ use sqlx::PgPool;
 
 use crate::group_commit::GroupCommit;
 use crate::persistence::load_with_version;
-pub use crate::persistence::{snapshot_index, LoadError, RetryPolicy, StoreError};
+pub use crate::persistence::{LoadError, RetryPolicy, StoreError};
 use crate::version_probe::VersionProbes;
 use crate::writers::{
     ColdStart, Writers, ALLOWANCES_PARKED, ALLOWANCE_IDLE, BLOCKS_PARKED, BLOCK_IDLE,

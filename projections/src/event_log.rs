@@ -25,63 +25,66 @@ use migrations::global_order::VISIBLE_TO_EVERY_READER;
 
 /// The events after `($1, $2)` in global order, at most `$3`; built once (the condition is shared).
 static READ_AFTER: LazyLock<String> =
-    LazyLock::new(|| format!("SELECT {COLUMNS} {}", after("$1", "$2", "$3")));
+    LazyLock::new(|| format!("SELECT {} {}", columns("payload", "metadata"), *AFTER));
 
 /// Like [`READ_AFTER`] (the same range read past), but of that range only the events of the
 /// aggregate types in `$4` come back, and its last event, with which a reader's checkpoint moves
 /// over the rest (its payload and metadata `null` unless it is of `$4`): the order process and the
 /// payment relay need orders only, a small share of a sale's log, and were sent every hold's
 /// events before, as rows without payloads. `scanned` counts the whole range.
-static READ_AFTER_OF: LazyLock<String> =
-    LazyLock::new(|| wanted_of(&format!("SELECT * {}", after("$1", "$2", "$3")), "$4"));
+static READ_AFTER_OF: LazyLock<String> = LazyLock::new(|| wanted_of(&AFTER, "$4"));
 
 /// The rest of transaction `$1` after position `$2`, columns as [`READ_AFTER`]'s. Unbounded: a
 /// transaction writes at most one group commit's events (`booking::group_commit::MAX_EVENTS`) or
 /// one aggregate's.
-static REST_OF_TRANSACTION: LazyLock<String> = LazyLock::new(|| format!("SELECT {COLUMNS} {REST}"));
+static REST_OF_TRANSACTION: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} {REST}", columns("payload", "metadata")));
 
 /// [`REST_OF_TRANSACTION`] as [`READ_AFTER_OF`] reads a range, for the aggregate types in `$3`.
-static REST_OF_TRANSACTION_OF: LazyLock<String> =
-    LazyLock::new(|| wanted_of(&format!("SELECT * {REST}"), "$3"));
+static REST_OF_TRANSACTION_OF: LazyLock<String> = LazyLock::new(|| wanted_of(REST, "$3"));
 
-/// The columns an [`EventRow`] reads (but `scanned`).
-const COLUMNS: &str = "transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
-    sequence, event_type, event_version, payload, metadata, recorded_at";
+/// [`READ_AFTER`]'s range, from `FROM` on.
+static AFTER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "FROM events
+          WHERE (transaction_id, position) > ($1::bigint::text::xid8, $2)
+            AND {VISIBLE_TO_EVERY_READER}
+          ORDER BY transaction_id, position
+          LIMIT $3"
+    )
+});
 
+/// [`REST_OF_TRANSACTION`]'s range, from `FROM` on.
 const REST: &str = "FROM events
                      WHERE transaction_id = $1::bigint::text::xid8 AND position > $2
                      ORDER BY position";
 
-/// The events after `(tx, position)` in global order, at most `limit`, readable by every reader
-/// (a query's `FROM` onwards).
-fn after(tx: &str, position: &str, limit: &str) -> String {
+/// The columns an [`EventRow`] reads (but `scanned`), payload and metadata as given.
+fn columns(payload: &str, metadata: &str) -> String {
     format!(
-        "FROM events
-          WHERE (transaction_id, position) > ({tx}::bigint::text::xid8, {position})
-            AND {VISIBLE_TO_EVERY_READER}
-          ORDER BY transaction_id, position
-          LIMIT {limit}"
+        "transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id, sequence,
+         event_type, event_version, {payload} AS payload, {metadata} AS metadata, recorded_at"
     )
 }
 
-/// Of `range` (whole rows of `events`, in global order), the columns an [`EventRow`] reads for
-/// the events of the aggregate types in the `text[]` parameter `types` and for the range's last
-/// event (its payload and metadata `null` unless its type is wanted); `scanned` is each row's
-/// place in the range, so the last row's is the range's size. One window over the range in its
-/// own order (no sort), the payload chosen for the few rows sent: cheaper for PostgreSQL than
-/// sending the range, besides what the reader no longer decodes.
-fn wanted_of(range: &str, types: &str) -> String {
+/// Of the range `from` selects (whole rows of `events`, in global order; from `FROM` on), the
+/// columns an [`EventRow`] reads for the events of the aggregate types in the `text[]` parameter
+/// `types` and for the range's last event (its payload and metadata `null` unless its type is
+/// wanted); `scanned` is each row's place in the range, so the last row's is the range's size.
+/// One window over the range in its own order (no sort), the payload chosen for the few rows
+/// sent: cheaper for PostgreSQL than sending the range, besides what the reader no longer decodes.
+fn wanted_of(from: &str, types: &str) -> String {
+    let wanted = |column: &str| {
+        format!("CASE WHEN aggregate_type = ANY({types}) THEN {column} ELSE 'null' END")
+    };
     format!(
-        "SELECT transaction_id::text::bigint AS tx, position, aggregate_type, aggregate_id,
-                sequence, event_type, event_version,
-                CASE WHEN aggregate_type = ANY({types}) THEN payload ELSE 'null' END AS payload,
-                CASE WHEN aggregate_type = ANY({types}) THEN metadata ELSE 'null' END AS metadata,
-                recorded_at, n AS scanned
+        "SELECT {}, n AS scanned
            FROM (SELECT range.*, row_number() OVER w AS n, lead(position) OVER w IS NULL AS last
-                   FROM ({range}) range
+                   FROM (SELECT * {from}) range
                  WINDOW w AS (ORDER BY transaction_id, position)) s
           WHERE s.aggregate_type = ANY({types}) OR s.last
-          ORDER BY s.n"
+          ORDER BY s.n",
+        columns(&wanted("payload"), &wanted("metadata"))
     )
 }
 

@@ -100,16 +100,11 @@ pub(crate) async fn apply_orders(
     let mut ids: Vec<Uuid> = events.iter().map(|(id, _)| *id).collect();
     ids.sort();
     ids.dedup();
-    let rows: Vec<OrderRecord> = sqlx::query_as(&by_keys(
-        ORDER_COLUMNS,
-        "rm_orders",
-        "order_id",
-        "uuid",
-        true,
-    ))
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows: Vec<OrderRecord> =
+        sqlx::query_as(&by_keys(ORDER_COLUMNS, "rm_orders", "order_id", true))
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
     let mut orders: HashMap<Uuid, OrderRecord> =
         rows.into_iter().map(|o| (o.order_id, o)).collect();
     for (order_id, event) in events {

@@ -323,11 +323,10 @@ async fn apply_holds(
     if hold_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<HoldRecord> =
-        sqlx::query_as(&by_keys(HOLD_COLUMNS, "rm_holds", "hold_id", "uuid", true))
-            .bind(&hold_ids)
-            .fetch_all(&mut *tx)
-            .await?;
+    let rows: Vec<HoldRecord> = sqlx::query_as(&by_keys(HOLD_COLUMNS, "rm_holds", "hold_id", true))
+        .bind(&hold_ids)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut holds: HashMap<Uuid, HoldRecord> = rows.into_iter().map(|h| (h.hold_id, h)).collect();
     // Each touched hold is followed once through the batch, then written back once.
     let mut tracks: HashMap<Uuid, HoldTrack> = HashMap::new();

@@ -118,7 +118,7 @@ impl ReadModels {
             return Ok(found);
         }
         let loaded: Vec<HoldRecord> =
-            sqlx::query_as(&by_keys(HOLD_COLUMNS, "rm_holds", "hold_id", "uuid", false))
+            sqlx::query_as(&by_keys(HOLD_COLUMNS, "rm_holds", "hold_id", false))
                 .bind(&missing)
                 .fetch_all(&self.pool)
                 .await?;
