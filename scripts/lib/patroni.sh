@@ -5,21 +5,39 @@
 
 PATRONI_PG_BIN=${PATRONI_PG_BIN:-$(dirname "$(readlink -f "$(command -v pg_ctl)")")}
 
-# start_patroni DIR ETCD_PORT PG_PORT1 REST_PORT1 PG_PORT2 REST_PORT2: starts etcd and two
-# members (pg1, pg2), then waits until one leads and the other is its synchronous standby.
+# start_patroni DIR ETCD_PORT PG_PORT1 REST_PORT1 PG_PORT2 REST_PORT2 [ETCD_PEER_PORT]: starts
+# etcd (peer port ETCD_PORT + 1 unless given) and two members (pg1, pg2), then waits until one
+# leads and the other is its synchronous standby. On failure it prints the end of every log.
 start_patroni() {
-  local dir=$1 etcd=$2
+  local dir=$1 etcd=$2 peer=${7:-$(($2 + 1))}
   mkdir -p "$dir"
   etcd --name seatgrid --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd" --advertise-client-urls "http://127.0.0.1:$etcd" \
-    --listen-peer-urls "http://127.0.0.1:$((etcd + 1))" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$((etcd + 1))" \
-    --initial-cluster "seatgrid=http://127.0.0.1:$((etcd + 1))" >"$dir/etcd.log" 2>&1 &
+    --listen-peer-urls "http://127.0.0.1:$peer" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "seatgrid=http://127.0.0.1:$peer" >"$dir/etcd.log" 2>&1 &
   echo $! >"$dir/etcd.pid"
   chown postgres "$dir"
+  if ! wait_for 30 "etcd" curl -sf "http://127.0.0.1:$etcd/health"; then
+    patroni_logs "$dir"
+    return 1
+  fi
   start_patroni_member "$dir" pg1 "$etcd" "$3" "$4"
   start_patroni_member "$dir" pg2 "$etcd" "$5" "$6"
-  wait_for 90 "a Patroni leader with a synchronous standby" patroni_has_sync_standby "$4"
+  if ! wait_for 90 "a Patroni leader with a synchronous standby" patroni_has_sync_standby "$4"; then
+    patroni_logs "$dir"
+    return 1
+  fi
+}
+
+# patroni_logs DIR: the last lines of etcd's and each member's log, to stderr.
+patroni_logs() {
+  local f
+  for f in "$1/etcd.log" "$1"/pg*/patroni.log; do
+    [ -f "$f" ] || continue
+    echo "--- $f (last 40 lines)" >&2
+    tail -n 40 "$f" >&2
+  done
 }
 
 # start_patroni_member DIR NAME ETCD_PORT PG_PORT REST_PORT

@@ -33,9 +33,25 @@ fn bash(script: &str) -> std::process::Output {
 }
 
 impl PatroniPair {
+    /// Starts the pair on free ports. A port found free can be taken by another process before
+    /// etcd, Patroni or PostgreSQL binds it (tests run side by side), so a start that failed on
+    /// "address already in use" is tried again on new ports, once; any other failure fails the test
+    /// with the end of every log.
     fn start() -> Self {
+        match Self::try_start() {
+            Ok(pair) => pair,
+            Err(first) if first.to_lowercase().contains("already in use") => {
+                eprintln!("the Patroni pair lost a port to another process; new ports:\n{first}");
+                Self::try_start().unwrap_or_else(|second| panic!("{second}"))
+            }
+            Err(first) => panic!("{first}"),
+        }
+    }
+
+    fn try_start() -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("seatgrid-patroni-{}", uuid::Uuid::new_v4()));
-        let (etcd, pg_ports, rest_ports) = (
+        let (etcd, etcd_peer, pg_ports, rest_ports) = (
+            free_port(),
             free_port(),
             [free_port(), free_port()],
             [free_port(), free_port()],
@@ -47,20 +63,22 @@ impl PatroniPair {
         };
         let out = bash(&format!(
             "command -v patroni >/dev/null || {{ echo 'install Debian patroni + etcd-server: scripts/test does (ensure_patroni)'; exit 1; }}; \
-             start_patroni {} {etcd} {} {} {} {}",
+             start_patroni {} {etcd} {} {} {} {} {etcd_peer}",
             pair.dir.display(),
             pg_ports[0],
             rest_ports[0],
             pg_ports[1],
             rest_ports[1]
         ));
-        assert!(
-            out.status.success(),
+        if out.status.success() {
+            return Ok(pair);
+        }
+        // Dropping `pair` kills whatever of it did start.
+        Err(format!(
             "the Patroni pair did not start: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
-        pair
+        ))
     }
 
     fn url(&self, database: &str) -> String {
