@@ -40,6 +40,9 @@ pub struct ConversionRow {
     pub booked: u64,
     pub released: u64,
     pub expired: u64,
+    /// Holds undone after some of their seats were taken: a hold over several seat blocks that
+    /// a later block refused. One refused at its first block wrote nothing (its allowance
+    /// reservation commits with that block's seats) and is not counted.
     pub failed: u64,
     pub seats_held: u64,
     pub seats_booked: u64,

@@ -22,6 +22,10 @@
 //!   [`crate::store::EventStore::load`] read them as before.
 //! - Why not postgres-es' `persist`: it writes one aggregate per transaction with one statement per
 //!   event. The rows are the same; only the batching is ours.
+//! - Linked appends ([`GroupCommit::append_unit`]): several aggregates' appends that must commit
+//!   together or not at all (a hold's allowance reservation and its seat block's events,
+//!   [`crate::linked`]). They go in one transaction, and if any of them loses its version race,
+//!   none of their rows stay; the answer says which of them lost.
 //! - The queue is bounded ([`QUEUE`] appends): when full, a writer waits for room (its own queue,
 //!   which is bounded too, then answers callers `Busy`).
 
@@ -78,9 +82,16 @@ pub enum AppendError {
     Unavailable(String),
 }
 
+/// Appends written all or none, and who to tell which of them lost a version race.
 struct Pending {
-    append: Append,
-    reply: oneshot::Sender<Result<(), AppendError>>,
+    unit: Vec<Append>,
+    reply: oneshot::Sender<Result<Vec<bool>, AppendError>>,
+}
+
+impl Pending {
+    fn events(&self) -> usize {
+        self.unit.iter().map(|a| a.events.len()).sum()
+    }
 }
 
 /// The shared committers of one event store (started on first use).
@@ -99,12 +110,22 @@ impl GroupCommit {
 
     /// Writes `append` with whatever else is queued; answers once its transaction committed.
     pub async fn append(&self, append: Append) -> Result<(), AppendError> {
-        if append.events.is_empty() {
-            return Ok(());
+        match self.append_unit(vec![append]).await?.first() {
+            Some(true) => Err(AppendError::Conflict),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the appends of `unit` in one transaction, all or none (the events of one ticketed
+    /// event only). Answers, once that transaction committed, which of them lost a version race:
+    /// none, and all were written; any, and none of them was.
+    pub async fn append_unit(&self, unit: Vec<Append>) -> Result<Vec<bool>, AppendError> {
+        if unit.iter().all(|a| a.events.is_empty()) {
+            return Ok(vec![false; unit.len()]);
         }
         let (reply, answer) = oneshot::channel();
         self.sender()
-            .send(Pending { append, reply })
+            .send(Pending { unit, reply })
             .await
             .map_err(|_| AppendError::Unavailable("the committers stopped".into()))?;
         answer
@@ -129,12 +150,12 @@ async fn committer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) {
         let batch = {
             let mut rx = queue.lock().await;
             let Some(first) = rx.recv().await else { return };
-            let mut events = first.append.events.len();
+            let mut events = first.events();
             let mut batch = vec![first];
             while events < MAX_EVENTS {
                 match rx.try_recv() {
                     Ok(next) => {
-                        events += next.append.events.len();
+                        events += next.events();
                         batch.push(next);
                     }
                     Err(_) => break,
@@ -147,10 +168,11 @@ async fn committer(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) {
 }
 
 /// The event an aggregate belongs to: the first 36 characters of its id (the stored `event_key`).
-fn event_key(append: &Append) -> &str {
-    let id = append
-        .events
-        .first()
+fn event_key(pending: &Pending) -> &str {
+    let id = pending
+        .unit
+        .iter()
+        .find_map(|a| a.events.first())
         .map_or("", |e| e.aggregate_id.as_str());
     id.get(..36).unwrap_or(id)
 }
@@ -160,8 +182,8 @@ fn event_key(append: &Append) -> &str {
 async fn commit_batch(pool: &PgPool, batch: Vec<Pending>) {
     let mut groups: Vec<Vec<Pending>> = Vec::new();
     for pending in batch {
-        let key = event_key(&pending.append);
-        match groups.iter_mut().find(|g| event_key(&g[0].append) == key) {
+        let key = event_key(&pending);
+        match groups.iter_mut().find(|g| event_key(&g[0]) == key) {
             Some(group) => group.push(pending),
             None => groups.push(vec![pending]),
         }
@@ -172,20 +194,18 @@ async fn commit_batch(pool: &PgPool, batch: Vec<Pending>) {
 }
 
 async fn commit_event(pool: &PgPool, batch: Vec<Pending>) {
-    let appends: Vec<&Append> = batch.iter().map(|p| &p.append).collect();
-    let events: usize = appends.iter().map(|a| a.events.len()).sum();
+    let units: Vec<&[Append]> = batch.iter().map(|p| p.unit.as_slice()).collect();
+    let events: usize = batch.iter().map(Pending::events).sum();
     metrics::histogram!("seatgrid_group_commit_events").record(events as f64);
-    metrics::histogram!("seatgrid_group_commit_appends").record(appends.len() as f64);
-    match write(pool, &appends).await {
+    metrics::histogram!("seatgrid_group_commit_appends")
+        .record(units.iter().map(|u| u.len()).sum::<usize>() as f64);
+    match write(pool, &units).await {
         Ok(lost) => {
-            if lost.iter().any(|l| *l) {
+            if lost.iter().flatten().any(|l| *l) {
                 metrics::counter!("seatgrid_group_commit_conflicts_total").increment(1);
             }
             for (p, lost) in batch.into_iter().zip(lost) {
-                let _ = p.reply.send(match lost {
-                    true => Err(AppendError::Conflict),
-                    false => Ok(()),
-                });
+                let _ = p.reply.send(Ok(lost));
             }
         }
         Err(e) => {
@@ -198,9 +218,12 @@ async fn commit_event(pool: &PgPool, batch: Vec<Pending>) {
 }
 
 /// One transaction: every event in one statement, then the snapshots in one more. Answers, for
-/// each append, whether it lost a version race (and so wrote nothing).
-async fn write(pool: &PgPool, appends: &[&Append]) -> Result<Vec<bool>, sqlx::Error> {
-    let rows = appends.iter().flat_map(|a| a.events.iter());
+/// each append of each unit, whether it lost a version race (a unit with a loser wrote nothing).
+async fn write(pool: &PgPool, units: &[&[Append]]) -> Result<Vec<Vec<bool>>, sqlx::Error> {
+    let rows = units
+        .iter()
+        .flat_map(|u| u.iter())
+        .flat_map(|a| a.events.iter());
     let mut types = Vec::new();
     let mut ids = Vec::new();
     let mut sequences = Vec::new();
@@ -236,16 +259,22 @@ async fn write(pool: &PgPool, appends: &[&Append]) -> Result<Vec<bool>, sqlx::Er
     .fetch_all(&mut *tx)
     .await?;
     let written: HashSet<(String, String, i64)> = written.into_iter().collect();
-    let lost: Vec<bool> = appends
+    let lost: Vec<Vec<bool>> = units
         .iter()
-        .map(|a| a.events.iter().any(|row| !written.contains(&key(row))))
+        .map(|u| {
+            u.iter()
+                .map(|a| a.events.iter().any(|row| !written.contains(&key(row))))
+                .collect()
+        })
         .collect();
-    // A loser's rows that did go in (a later version than the one taken) come out again.
-    let undo: Vec<&EventRow> = appends
+    let unit_lost: Vec<bool> = lost.iter().map(|l| l.contains(&true)).collect();
+    // The rows of a unit with a loser that did go in (the loser's later versions, the others'
+    // rows) come out again.
+    let undo: Vec<&EventRow> = units
         .iter()
-        .zip(&lost)
+        .zip(&unit_lost)
         .filter(|(_, lost)| **lost)
-        .flat_map(|(a, _)| a.events.iter())
+        .flat_map(|(u, _)| u.iter().flat_map(|a| a.events.iter()))
         .filter(|row| written.contains(&key(row)))
         .collect();
     if !undo.is_empty() {
@@ -262,12 +291,16 @@ async fn write(pool: &PgPool, appends: &[&Append]) -> Result<Vec<bool>, sqlx::Er
         .execute(&mut *tx)
         .await?;
     }
-    // The kept appends' snapshots in one statement (a writer has one append in flight, so an
+    // The kept units' snapshots in one statement (a writer has one append in flight, so an
     // aggregate appears at most once): replace the aggregate's row, or add it.
-    let kept = appends.iter().zip(&lost).filter(|(_, lost)| !**lost);
+    let kept = units
+        .iter()
+        .zip(&unit_lost)
+        .filter(|(_, lost)| !**lost)
+        .flat_map(|(u, _)| u.iter());
     let (mut types, mut ids, mut lasts, mut currents, mut payloads) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for snapshot in kept.filter_map(|(a, _)| a.snapshot.as_ref()) {
+    for snapshot in kept.filter_map(|a| a.snapshot.as_ref()) {
         types.push(snapshot.aggregate_type.as_str());
         ids.push(snapshot.aggregate_id.as_str());
         lasts.push(snapshot.last_sequence);

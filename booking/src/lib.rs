@@ -14,7 +14,8 @@
 //! - [`persistence`]: the store's errors, retry policy and version reads, below both ways of
 //!   writing: [`store`]: the Postgres event store, with the bounded conflict retry; [`writers`]: one
 //!   in-memory writer per seat block and allowance ([`writer_batch`]: one batch's decisions;
-//!   `parked`: stopped writers' states); [`group_commit`]: their shared transactions;
+//!   `parked`: stopped writers' states; [`linked`]: a hold's two appends in one transaction);
+//!   [`group_commit`]: their shared transactions;
 //!   [`version_probe`]: the version lookups refusals from memory share.
 //! - [`admission`]: how many holds of one event may be decided at once; [`best_seats`]: holds of
 //!   the best available seats;
@@ -30,6 +31,7 @@ pub mod expiry;
 pub mod group_commit;
 pub mod idempotency;
 pub mod identity;
+pub mod linked;
 pub mod orders;
 mod parked;
 pub mod payments;

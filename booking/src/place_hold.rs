@@ -108,68 +108,93 @@ impl BookingService {
         let rerun = self.refuse_taken_seats(event, hold_id, &seats, now).await?;
         let allowance_id = CustomerAllowance::aggregate_id(event_id, &customer_id);
         let meta = ctx.metadata("HoldSeats", Some(&customer_id));
-        let reserve = || {
-            self.store
-                .execute::<CustomerAllowance>(&allowance_id, &meta, || {
-                    CustomerAllowanceCommand::Reserve {
-                        event_id,
-                        customer_id: customer_id.clone(),
-                        hold_id,
-                        seats: seats.clone(),
-                        expires_at,
-                        limit: event.definition.max_seats_per_customer,
-                        now: Utc::now(),
-                    }
-                })
+        let mut blocks = event.by_block(&seats).into_iter();
+        let hold = |block_seats: Vec<SeatId>| SeatBlockCommand::HoldSeats {
+            event_id,
+            hold_id,
+            customer_id: customer_id.clone(),
+            seats: block_seats,
+            expires_at,
+            now: Utc::now(),
         };
-        let mut reserved = reserve().await;
-        if let Err(StoreError::Rejected(AllowanceError::LimitExceeded { .. })) = reserved {
-            // Seats of a booking that never finished may be counted: give them back, try once more.
-            if self
-                .reconcile_allowance(event, &allowance_id, &meta)
-                .await?
-            {
-                reserved = reserve().await;
-            }
-        }
-        reserved.map_err(|e| match e {
-            StoreError::Rejected(AllowanceError::LimitExceeded {
-                limit,
-                in_use,
-                requested,
-            }) => CommandError::CustomerLimitExceeded {
-                limit,
-                in_use,
-                requested,
-            },
-            other => other.into(),
-        })?;
-
+        // The reservation rides with the first block's events: one transaction ([`crate::linked`]).
         let mut taken = Vec::new();
-        for (block, block_seats) in event.by_block(&seats) {
+        let (mut attempts, mut reconciled) = (0, false);
+        loop {
+            attempts += 1;
+            let reserve = CustomerAllowanceCommand::Reserve {
+                event_id,
+                customer_id: customer_id.clone(),
+                hold_id,
+                seats: seats.clone(),
+                expires_at,
+                limit: event.definition.max_seats_per_customer,
+                now: Utc::now(),
+            };
+            let riding = self
+                .store
+                .allowance_writers()
+                .execute_riding(&allowance_id, reserve, meta.clone())
+                .map_err(allowance_error)?;
+            let (rider, answer) = match riding.decided().await {
+                Ok(rode) => rode,
+                // Reserved before (a re-run): the blocks follow as they are.
+                Err(Ok(())) => break,
+                Err(Err(e @ StoreError::Rejected(AllowanceError::LimitExceeded { .. })))
+                    if !reconciled =>
+                {
+                    // Seats of a booking that never finished may be counted: give them back, try
+                    // once more.
+                    reconciled = true;
+                    match self
+                        .reconcile_allowance(event, &allowance_id, &meta)
+                        .await?
+                    {
+                        true => continue,
+                        false => return Err(allowance_error(e)),
+                    }
+                }
+                Err(Err(e)) => return Err(allowance_error(e)),
+            };
+            let (block, block_seats) = blocks.next().expect("a hold has seats");
             let result = self
                 .store
-                .execute::<SeatBlock>(&event.block_id(block), &meta, || {
-                    SeatBlockCommand::HoldSeats {
-                        event_id,
-                        hold_id,
-                        customer_id: customer_id.clone(),
-                        seats: block_seats.clone(),
-                        expires_at,
-                        now: Utc::now(),
-                    }
-                })
+                .block_writers()
+                .execute_carrying(
+                    &event.block_id(block),
+                    hold(block_seats),
+                    meta.clone(),
+                    rider,
+                )
+                .await;
+            let _ = answer.get().await;
+            match result {
+                Ok(()) => {
+                    taken.push(block);
+                    break;
+                }
+                // The reservation's version was taken (another process, or a writer that assumed
+                // the allowance new): nothing was written; its writer reloads.
+                Err(StoreError::Contention(_)) if attempts < RESERVE_ATTEMPTS => {
+                    blocks = event.by_block(&seats).into_iter();
+                }
+                // Nothing of the hold was written (or, if the outcome is unknown, both or
+                // neither): nothing to give back.
+                Err(e) => return Err(block_error(event, e)),
+            }
+        }
+        for (block, block_seats) in blocks {
+            let result = self
+                .store
+                .block_writers()
+                .execute(&event.block_id(block), hold(block_seats), meta.clone())
                 .await;
             let error = match result {
                 Ok(()) => {
                     taken.push(block);
                     continue;
                 }
-                Err(StoreError::Rejected(SeatBlockError::SeatsUnavailable(unavailable))) => {
-                    CommandError::SeatsUnavailable(seat_views(event, &unavailable))
-                }
-                Err(StoreError::Rejected(e)) => CommandError::Invalid(vec![e.to_string()]),
-                Err(e) => e.into(),
+                Err(e) => block_error(event, e),
             };
             self.undo_hold(event, hold_id, &customer_id, &taken, &allowance_id, ctx)
                 .await;
@@ -286,6 +311,36 @@ impl BookingService {
         if let Err(e) = result {
             tracing::error!(%hold_id, error = %e, "could not return the allowance of a failed hold; it frees itself at expiry");
         }
+    }
+}
+
+/// Tries of a hold whose allowance reservation lost its version race (see [`crate::linked`]).
+const RESERVE_ATTEMPTS: u32 = 3;
+
+/// A seat block's answer to a hold, as the core tells it.
+fn block_error(event: &KnownEvent, e: StoreError<SeatBlockError>) -> CommandError {
+    match e {
+        StoreError::Rejected(SeatBlockError::SeatsUnavailable(unavailable)) => {
+            CommandError::SeatsUnavailable(seat_views(event, &unavailable))
+        }
+        StoreError::Rejected(e) => CommandError::Invalid(vec![e.to_string()]),
+        e => e.into(),
+    }
+}
+
+/// An allowance's answer to a reservation, as the core tells it.
+fn allowance_error(e: StoreError<AllowanceError>) -> CommandError {
+    match e {
+        StoreError::Rejected(AllowanceError::LimitExceeded {
+            limit,
+            in_use,
+            requested,
+        }) => CommandError::CustomerLimitExceeded {
+            limit,
+            in_use,
+            requested,
+        },
+        other => other.into(),
     }
 }
 

@@ -3,11 +3,12 @@
 //! [`crate::place_hold`], [`crate::book_release`], [`crate::reads`], [`crate::expiry`].
 //!
 //! Policy:
-//! - A hold is placed in steps, each an atomic append: reserve the customer's allowance, then hold
-//!   the seats block by block (in block order, so concurrent multi-block holds cannot deadlock each
-//!   other into endless conflicts). If any block refuses, every block already taken is released and
-//!   the allowance returned before answering: from the customer's view a hold is all or nothing.
-//!   The common hold (seats of one row) touches one block and is a single append.
+//! - A hold is placed in steps, each an atomic append: reserve the customer's allowance with the
+//!   seats of the first block (one transaction: [`crate::linked`]), then hold the seats of the
+//!   other blocks block by block (in block order, so concurrent multi-block holds cannot deadlock
+//!   each other into endless conflicts). If any block refuses, every block already taken is
+//!   released and the allowance returned before answering: from the customer's view a hold is all
+//!   or nothing. The common hold (seats of one row) touches one block and is a single append.
 //! - A booking commits the allowance first, then books every block, all judged at one decision
 //!   instant. A hold that had expired at that instant cannot be booked.
 //! - With an idempotency seed, the new event's or hold's id is derived from it, so a request

@@ -193,6 +193,12 @@ impl EventStore {
         &self.block_writers
     }
 
+    /// The customer allowances' writers (a hold's reservation rides with its first block's
+    /// events: [`crate::linked`]).
+    pub fn allowance_writers(&self) -> &Writers<CustomerAllowance> {
+        &self.allowance_writers
+    }
+
     /// Stored versions of seat blocks, one lookup shared by the requests waiting for it.
     pub fn block_probes(&self) -> &VersionProbes {
         &self.block_probes

@@ -29,6 +29,9 @@
 //!   milliseconds before).
 //! - A writer that panics answers its batch with an error (never a success) and starts again from
 //!   the store; the commands queued behind the batch are decided by the restarted writer.
+//! - A command may be linked to another writer's ([`crate::linked`]): a riding one (a hold's
+//!   allowance reservation) is decided alone and its events are handed over instead of
+//!   committed; a carrying one (the hold's first seat block) commits them with its own.
 //! - Admission control: a writer's queue holds at most [`QUEUE`] commands; one more is refused at
 //!   once with [`StoreError::Busy`] (429 with `Retry-After`), instead of a long wait.
 //! - The committed state in memory ([`Writers::committed`]) answers the early refusal of a hold
@@ -43,11 +46,12 @@ use cqrs_es::Aggregate;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::group_commit::{AppendError, GroupCommit};
+use crate::group_commit::GroupCommit;
+use crate::linked::{Link, RideOutcome, Rider};
 pub use crate::parked::Committed;
 use crate::parked::Parked;
-use crate::persistence::{load_with_version, stored_version, LoadError, RetryPolicy, StoreError};
-use crate::writer_batch::decide;
+use crate::persistence::{RetryPolicy, StoreError};
+use crate::writer_batch::{run_batch, Answer, BatchEnv, Job};
 
 /// Commands waiting for one aggregate's writer; more are refused with `Busy`.
 pub const QUEUE: usize = 512;
@@ -62,15 +66,8 @@ pub const BLOCKS_PARKED: usize = 2_000;
 /// The same for allowances (a buyer coming back for more seats).
 pub const ALLOWANCES_PARKED: usize = 20_000;
 
-type Answer<A> = Result<(), StoreError<<A as Aggregate>::Error>>;
 /// The writers running, by aggregate id.
 type Running<A> = Mutex<HashMap<String, Handle<A>>>;
-
-struct Job<A: Aggregate> {
-    command: A::Command,
-    metadata: HashMap<String, String>,
-    reply: oneshot::Sender<Answer<A>>,
-}
 
 /// One writer's committed state as it changes: empty once that writer stopped or lost its state
 /// (then ask [`Writers::committed_cell`] again: another writer may run by now).
@@ -168,26 +165,59 @@ where
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Answer<A> {
+        answered::<A>(self.queue(id, command, metadata, Link::None)?).await
+    }
+
+    /// Queues `command` to ride with another writer's command ([`crate::linked`]): its events,
+    /// if it writes any, are handed over as a [`Rider`] instead of committed.
+    pub fn execute_riding(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+    ) -> Result<Riding<A>, StoreError<A::Error>> {
+        let (ride, rider) = oneshot::channel();
+        let answer = self.queue(id, command, metadata, Link::Rides(ride))?;
+        Ok(Riding { rider, answer })
+    }
+
+    /// Queues `command` carrying `rider`: the rider's append commits with the command's events
+    /// if it writes any, and is cancelled otherwise.
+    pub async fn execute_carrying(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+        rider: Rider,
+    ) -> Answer<A> {
+        answered::<A>(self.queue(id, command, metadata, Link::Carries(rider))?).await
+    }
+
+    fn queue(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: HashMap<String, String>,
+        link: Link,
+    ) -> Result<oneshot::Receiver<Answer<A>>, StoreError<A::Error>> {
         let (reply, answer) = oneshot::channel();
         let mut job = Job {
             command,
             metadata,
             reply,
+            link,
         };
         // A writer that just stopped (idle) closed its queue: start another, once.
         for _ in 0..2 {
             let handle = self.handle(id);
             match handle.jobs.try_send(job) {
-                Ok(()) => {
-                    return answer.await.unwrap_or_else(|_| {
-                        Err(StoreError::Unavailable(
-                            "the writer stopped before answering".into(),
-                        ))
-                    })
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Ok(()) => return Ok(answer),
+                Err(mpsc::error::TrySendError::Full(mut back)) => {
                     metrics::counter!("seatgrid_writer_busy_total", "aggregate" => A::TYPE)
                         .increment(1);
+                    if let Some(rider) = back.link.take_rider() {
+                        rider.finish(RideOutcome::Cancelled);
+                    }
                     return Err(StoreError::Busy);
                 }
                 Err(mpsc::error::TrySendError::Closed(back)) => {
@@ -195,6 +225,9 @@ where
                     forget(&self.running, id, &handle.jobs);
                 }
             }
+        }
+        if let Some(rider) = job.link.take_rider() {
+            rider.finish(RideOutcome::Cancelled);
         }
         Err(StoreError::Unavailable("no writer could be started".into()))
     }
@@ -284,8 +317,15 @@ where
         running: Arc<Running<A>>,
         me: mpsc::Sender<Job<A>>,
     ) {
+        // A riding command is a batch of its own ([`crate::linked`]): one met while taking a
+        // batch waits here for the next.
+        let mut next: Option<Job<A>> = None;
         loop {
-            let first = match tokio::time::timeout(self.idle, jobs.recv()).await {
+            let queued = match next.take() {
+                Some(job) => Ok(Some(job)),
+                None => tokio::time::timeout(self.idle, jobs.recv()).await,
+            };
+            let first = match queued {
                 Ok(Some(job)) => job,
                 Ok(None) => break,
                 Err(_) => {
@@ -303,9 +343,14 @@ where
                     }
                 }
             };
+            let alone = first.link.rides();
             let mut batch = vec![first];
-            while batch.len() < MAX_JOBS {
+            while !alone && batch.len() < MAX_JOBS {
                 match jobs.try_recv() {
+                    Ok(job) if job.link.rides() => {
+                        next = Some(job);
+                        break;
+                    }
                     Ok(job) => batch.push(job),
                     Err(_) => break,
                 }
@@ -314,7 +359,15 @@ where
                 .record(batch.len() as f64);
             // The batch runs as its own task so that a panic in it is caught here: its callers'
             // answers are dropped with it (an error to each, never a success).
-            if let Err(e) = tokio::spawn(self.step(batch)).await {
+            let env = BatchEnv {
+                id: self.id.clone(),
+                pool: self.pool.clone(),
+                commit: self.commit.clone(),
+                attempts: self.retry.max_attempts.max(1),
+                assume_new: self.cold == ColdStart::AssumeNew,
+                committed: self.committed.clone(),
+            };
+            if let Err(e) = tokio::spawn(run_batch(env, batch)).await {
                 tracing::error!(aggregate = A::TYPE, id = %self.id, error = %e, "writer failed; restarting from the store");
                 metrics::counter!("seatgrid_writer_restarts_total", "aggregate" => A::TYPE)
                     .increment(1);
@@ -323,105 +376,41 @@ where
         }
         forget(&running, &self.id, &me);
     }
+}
 
-    /// Decides and commits one batch, answers every job, and leaves the state to keep in
-    /// `committed` (none when it is unknown).
-    fn step(&self, batch: Vec<Job<A>>) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let id = self.id.clone();
-        let pool = self.pool.clone();
-        let commit = self.commit.clone();
-        let committed = self.committed.clone();
-        let attempts = self.retry.max_attempts.max(1);
-        let mut assume_new = self.cold == ColdStart::AssumeNew;
-        // The state is set before callers are answered, so an answered change is never missing
-        // from what readers see; an unknown state is taken out.
-        let publish = move |state: Option<(A, usize)>| {
-            *committed.lock().expect("committed lock") = state.map(|(state, version)| Committed {
-                state: Arc::new(state),
-                version,
-            });
-        };
-        // The batch decides on its own copy of the shared state (readers keep theirs).
-        let shared = self.committed.lock().expect("committed lock").clone();
-        let mut state = shared.map(|c| (A::clone(&c.state), c.version));
-        async move {
-            for attempt in 1..=attempts {
-                let (current, version) = match state.take() {
-                    Some(s) => s,
-                    // Once only: after a conflict or a later stored version, it is read.
-                    None if std::mem::take(&mut assume_new) => (A::default(), 0),
-                    None => match load_with_version::<A>(&pool, &id).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let corrupt = matches!(e, LoadError::Corrupt(..));
-                            let cause = e.to_string();
-                            publish(None);
-                            answer_all(batch, || match corrupt {
-                                true => StoreError::Corrupt(cause.clone()),
-                                false => StoreError::Unavailable(cause.clone()),
-                            });
-                            return;
-                        }
-                    },
-                };
-                let commands = batch.iter().map(|j| (&j.command, &j.metadata));
-                let Ok((next, append, decisions)) = decide(&id, current, version, commands).await
-                else {
-                    tracing::error!(aggregate = A::TYPE, %id, "a decision wrote events and then refused; its batch fails");
-                    publish(None);
-                    answer_all(batch, || {
-                        StoreError::Unavailable("a decision wrote events and then refused".into())
-                    });
-                    return;
-                };
-                let new_version = version + append.events.len();
-                if append.events.is_empty() {
-                    // Nothing to write: every answer comes from memory, which is only as good as
-                    // its version. Another process may have written since (freed a seat, closed
-                    // a hold): one index lookup says; if so, reload and decide again.
-                    match stored_version(&pool, A::TYPE, &id).await {
-                        Ok(stored) if stored == version => {
-                            publish(Some((next, version)));
-                            answer(batch, decisions);
-                            return;
-                        }
-                        Ok(_) => {
-                            metrics::counter!("seatgrid_writer_stale_total", "aggregate" => A::TYPE)
-                                .increment(1);
-                            continue;
-                        }
-                        Err(e) => {
-                            publish(None);
-                            answer_all(batch, || StoreError::Unavailable(e.to_string()));
-                            return;
-                        }
-                    }
-                }
-                fail::fail_point!("writer.before_commit");
-                match commit.append(append).await {
-                    Ok(()) => {
-                        publish(Some((next, new_version)));
-                        answer(batch, decisions);
-                        return;
-                    }
-                    Err(AppendError::Conflict) => {
-                        metrics::counter!("seatgrid_optimistic_conflicts_total", "aggregate" => A::TYPE)
-                            .increment(1);
-                        tracing::debug!(aggregate = A::TYPE, %id, attempt, "another process appended first; reloading");
-                    }
-                    Err(AppendError::Unavailable(e)) => {
-                        publish(None);
-                        answer_all(batch, || StoreError::Unavailable(e.clone()));
-                        return;
-                    }
-                }
-            }
-            metrics::counter!("seatgrid_command_contention_total", "aggregate" => A::TYPE)
-                .increment(1);
-            publish(None);
-            answer_all(batch, || StoreError::Contention(attempts));
+/// A command queued to ride with another ([`Writers::execute_riding`]).
+pub struct Riding<A: Aggregate> {
+    rider: oneshot::Receiver<Rider>,
+    answer: oneshot::Receiver<Answer<A>>,
+}
+
+/// A riding command's answer, once the command it rode with is decided and committed.
+pub struct RideAnswer<A: Aggregate>(oneshot::Receiver<Answer<A>>);
+
+impl<A: Aggregate> Riding<A> {
+    /// The rider, once the command was decided and wrote events (give it to the command it rides
+    /// with; its answer follows), or else the command's answer: a refusal, a success that wrote
+    /// nothing, or a failure.
+    pub async fn decided(self) -> Result<(Rider, RideAnswer<A>), Answer<A>> {
+        match self.rider.await {
+            Ok(rider) => Ok((rider, RideAnswer(self.answer))),
+            Err(_) => Err(answered::<A>(self.answer).await),
         }
     }
+}
+
+impl<A: Aggregate> RideAnswer<A> {
+    pub async fn get(self) -> Answer<A> {
+        answered::<A>(self.0).await
+    }
+}
+
+async fn answered<A: Aggregate>(answer: oneshot::Receiver<Answer<A>>) -> Answer<A> {
+    answer.await.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(
+            "the writer stopped before answering".into(),
+        ))
+    })
 }
 
 /// Drops the registry's entry for `id` if it is still the writer behind `jobs`.
@@ -429,17 +418,5 @@ fn forget<A: Aggregate>(running: &Running<A>, id: &str, jobs: &mpsc::Sender<Job<
     let mut running = running.lock().expect("writers lock");
     if running.get(id).is_some_and(|h| h.jobs.same_channel(jobs)) {
         running.remove(id);
-    }
-}
-
-fn answer<A: Aggregate>(batch: Vec<Job<A>>, decisions: Vec<Result<(), A::Error>>) {
-    for (job, decision) in batch.into_iter().zip(decisions) {
-        let _ = job.reply.send(decision.map_err(StoreError::Rejected));
-    }
-}
-
-fn answer_all<A: Aggregate>(batch: Vec<Job<A>>, error: impl Fn() -> StoreError<A::Error>) {
-    for job in batch {
-        let _ = job.reply.send(Err(error()));
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Policy:
 //! - A customer may have at most the event's `max_seats_per_customer` seats held (under holds that
-//!   have not expired) plus booked. The allowance is reserved **before** seats are held and
-//!   committed **before** they are booked, and returned only after seats were released or a hold
-//!   failed. A crash between the two steps therefore leaves the count too high, never too low:
+//!   have not expired) plus booked. The allowance is reserved **no later than** seats are held
+//!   (the core commits the reservation in the same transaction as the hold's first seat block)
+//!   and committed **before** they are booked, and returned only after seats were released or a
+//!   hold failed. A crash between two steps therefore leaves the count too high, never too low:
 //!   the limit can be met early, never exceeded.
 //! - An unexpired reservation counts; an expired one stops counting by itself (no event needed).
 //! - The allowance is also the directory of a customer's holds: each entry knows its seats and

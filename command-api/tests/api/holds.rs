@@ -1,5 +1,5 @@
 use domain::stored::aggregate_type::SEAT_BLOCK;
-use domain::stored::event_type::{HOLD_EXPIRED, SEAT_HELD};
+use domain::stored::event_type::{ALLOWANCE_RESERVED, HOLD_EXPIRED, SEAT_HELD};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -41,6 +41,18 @@ async fn holding_free_seats_returns_201_with_expiry_and_the_seats() {
     assert_eq!(fetched["status"], "held");
     assert_eq!(fetched["customer_id"], "alice");
     assert_eq!(&app.seat_map(&event).await[..11], "AAAHAAAAAAH");
+    // The allowance's reservation was committed with the first block's seats, in one
+    // transaction (booking::linked); the second block's seats followed.
+    let writers: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event_type, xmin::text FROM events WHERE hold_id = $1 ORDER BY event_type, aggregate_id",
+    )
+    .bind(uuid::Uuid::parse_str(hold["hold_id"].as_str().unwrap()).unwrap())
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = writers.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, [ALLOWANCE_RESERVED, SEAT_HELD, SEAT_HELD]);
+    assert_eq!(writers[0].1, writers[1].1, "{writers:?}");
 }
 
 #[tokio::test]
