@@ -1,13 +1,16 @@
 //! Linked appends against a real PostgreSQL, with the test counter: a riding command's events
 //! commit in the transaction of the command that carries them, or not at all.
 
+use std::sync::Arc;
+
+use booking::linked::Rider;
 use booking::store::StoreError;
-use booking::writers::ColdStart;
+use booking::writers::{ColdStart, RideAnswer, Writers};
 use sqlx::PgPool;
 
 mod common;
 
-use common::{meta, stored_events, writers, writers_starting, CounterCommand, Full};
+use common::{meta, stored_events, writers, writers_starting, Counter, CounterCommand, Full};
 
 /// The transaction ids that wrote the counter's events, in order.
 async fn writing_transactions(pool: &PgPool, id: &str) -> Vec<String> {
@@ -21,15 +24,33 @@ async fn writing_transactions(pool: &PgPool, id: &str) -> Vec<String> {
     .unwrap()
 }
 
+/// A counter at 5 that another process stored as `id`, and this process's writers: riders that
+/// assume counters new (so its version 1 is taken), carriers that read.
+async fn assuming_new_over_stored(
+    pool: &PgPool,
+    id: &str,
+) -> (Arc<Writers<Counter>>, Arc<Writers<Counter>>) {
+    writers(pool)
+        .execute(id, CounterCommand::Add(5), meta())
+        .await
+        .unwrap();
+    (writers_starting(pool, ColdStart::AssumeNew), writers(pool))
+}
+
+/// Adds 1 to `id` as a riding command: its rider and the answer that follows it.
+async fn ride(riders: &Writers<Counter>, id: &str) -> (Rider, RideAnswer<Counter>) {
+    let riding = riders
+        .execute_riding(id, CounterCommand::Add(1), meta())
+        .unwrap();
+    riding.decided().await.expect("it wrote an event")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_riding_command_commits_in_the_transaction_of_the_command_that_carries_it() {
     let (_, pool) = migrations::testing::fresh_database(5).await;
     let (riders, carriers) = (writers(&pool), writers(&pool));
     // Given a command decided to ride: it hands its events over instead of committing them.
-    let riding = riders
-        .execute_riding("rider", CounterCommand::Add(1), meta())
-        .unwrap();
-    let (rider, answer) = riding.decided().await.expect("it wrote an event");
+    let (rider, answer) = ride(&riders, "rider").await;
     assert!(stored_events(&pool, "rider").await.is_empty());
     // When another writer's command carries it and writes...
     carriers
@@ -60,10 +81,7 @@ async fn a_carrier_that_writes_nothing_cancels_its_rider() {
         .execute("rider", CounterCommand::Add(3), meta())
         .await
         .unwrap();
-    let riding = riders
-        .execute_riding("rider", CounterCommand::Add(1), meta())
-        .unwrap();
-    let (rider, answer) = riding.decided().await.expect("it wrote an event");
+    let (rider, answer) = ride(&riders, "rider").await;
     // When the carrier refuses its command...
     let carried = carriers
         .execute_carrying("carrier", CounterCommand::Add(1), meta(), rider)
@@ -89,18 +107,8 @@ async fn a_carrier_that_writes_nothing_cancels_its_rider() {
 async fn a_rider_that_lost_its_version_race_is_written_with_nothing_and_reads_again() {
     let (_, pool) = migrations::testing::fresh_database(5).await;
     // Given a rider at 5, stored by another process; this process assumes it new.
-    writers(&pool)
-        .execute("rider", CounterCommand::Add(5), meta())
-        .await
-        .unwrap();
-    let (riders, carriers) = (
-        writers_starting(&pool, ColdStart::AssumeNew),
-        writers(&pool),
-    );
-    let riding = riders
-        .execute_riding("rider", CounterCommand::Add(1), meta())
-        .unwrap();
-    let (rider, answer) = riding.decided().await.expect("it wrote an event");
+    let (riders, carriers) = assuming_new_over_stored(&pool, "rider").await;
+    let (rider, answer) = ride(&riders, "rider").await;
     // When the carrier writes, with the rider's version taken...
     let carried = carriers
         .execute_carrying("carrier", CounterCommand::Add(2), meta(), rider)
@@ -113,10 +121,7 @@ async fn a_rider_that_lost_its_version_race_is_written_with_nothing_and_reads_ag
     let committed = riders.committed("rider").unwrap();
     assert_eq!((committed.version, committed.state.value), (1, 5));
     // And tried again, both are written, together.
-    let riding = riders
-        .execute_riding("rider", CounterCommand::Add(1), meta())
-        .unwrap();
-    let (rider, answer) = riding.decided().await.expect("it wrote an event");
+    let (rider, answer) = ride(&riders, "rider").await;
     carriers
         .execute_carrying("carrier", CounterCommand::Add(2), meta(), rider)
         .await
@@ -131,10 +136,7 @@ async fn a_rider_that_lost_its_version_race_is_written_with_nothing_and_reads_ag
 async fn a_carrier_that_panics_never_tells_its_rider_it_was_written() {
     let (_, pool) = migrations::testing::fresh_database(5).await;
     let (riders, carriers) = (writers(&pool), writers(&pool));
-    let riding = riders
-        .execute_riding("rider", CounterCommand::Add(1), meta())
-        .unwrap();
-    let (rider, answer) = riding.decided().await.expect("it wrote an event");
+    let (rider, answer) = ride(&riders, "rider").await;
     // When the carrying command's decision panics...
     let carried = carriers
         .execute_carrying("carrier", CounterCommand::Panic, meta(), rider)
@@ -172,20 +174,10 @@ async fn a_rider_that_lost_fails_only_the_command_that_carried_it() {
     let (_, pool) = migrations::testing::fresh_database(5).await;
     // Given twenty riders, one of them on a counter another process wrote and this one assumes
     // new (its version is taken).
-    writers(&pool)
-        .execute("rider-7", CounterCommand::Add(5), meta())
-        .await
-        .unwrap();
-    let (riders, carriers) = (
-        writers_starting(&pool, ColdStart::AssumeNew),
-        writers(&pool),
-    );
+    let (riders, carriers) = assuming_new_over_stored(&pool, "rider-7").await;
     let mut rode = Vec::new();
     for i in 0..20 {
-        let riding = riders
-            .execute_riding(&format!("rider-{i}"), CounterCommand::Add(1), meta())
-            .unwrap();
-        rode.push(riding.decided().await.expect("it wrote an event"));
+        rode.push(ride(&riders, &format!("rider-{i}")).await);
     }
     // When one carrier carries them all at once (batched as they come)...
     let mut carried = Vec::new();
