@@ -24,7 +24,8 @@ start_patroni() {
   fi
   start_patroni_member "$dir" pg1 "$etcd" "$3" "$4"
   start_patroni_member "$dir" pg2 "$etcd" "$5" "$6"
-  if ! wait_for 90 "a Patroni leader with a synchronous standby" patroni_has_sync_standby "$4"; then
+  # 11-14 s here, even during a build; the rest is room for a loaded CI machine.
+  if ! wait_for 150 "a Patroni leader with a synchronous standby" patroni_has_sync_standby "$4"; then
     patroni_logs "$dir"
     return 1
   fi
