@@ -12,8 +12,8 @@
 //!   sequence) refuses a second writer of the same version, and postgres-es reads the same rows.
 //!   The insert skips rows whose version is taken (`ON CONFLICT DO NOTHING`) and returns the rows
 //!   it wrote; an append that did not get all its rows is a loser: the rows it did get are
-//!   deleted in the same transaction, the others commit, and only the loser is told
-//!   [`AppendError::Conflict`] (and reloads). A conflict costs one skipped row, not the batch.
+//!   deleted in the same transaction, the others commit, and only the loser is told it lost (and
+//!   reloads). A conflict costs one skipped row, not the batch.
 //! - Any other failure answers every append of the transaction [`AppendError::Unavailable`]: the
 //!   outcome may be unknown (a connection lost during `COMMIT`), so writers drop what they hold in
 //!   memory and reload before their next decision.
@@ -74,10 +74,10 @@ pub struct Append {
     pub snapshot: Option<SnapshotRow>,
 }
 
+/// A transaction that failed (a lost version race is an answer, not an error:
+/// [`GroupCommit::append_unit`]).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
-    #[error("another writer appended to the aggregate first")]
-    Conflict,
     #[error("event store unavailable: {0}")]
     Unavailable(String),
 }
@@ -108,17 +108,10 @@ impl GroupCommit {
         }
     }
 
-    /// Writes `append` with whatever else is queued; answers once its transaction committed.
-    pub async fn append(&self, append: Append) -> Result<(), AppendError> {
-        match self.append_unit(vec![append]).await?.first() {
-            Some(true) => Err(AppendError::Conflict),
-            _ => Ok(()),
-        }
-    }
-
-    /// Writes the appends of `unit` in one transaction, all or none (the events of one ticketed
-    /// event only). Answers, once that transaction committed, which of them lost a version race:
-    /// none, and all were written; any, and none of them was.
+    /// Writes the appends of `unit` (one writer's, and any linked to it) with whatever else is
+    /// queued, in one transaction, all or none (the events of one ticketed event only). Answers,
+    /// once that transaction committed, which of them lost a version race: none, and all were
+    /// written; any, and none of them was.
     pub async fn append_unit(&self, unit: Vec<Append>) -> Result<Vec<bool>, AppendError> {
         if unit.iter().all(|a| a.events.is_empty()) {
             return Ok(vec![false; unit.len()]);

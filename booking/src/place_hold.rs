@@ -109,6 +109,7 @@ impl BookingService {
         let allowance_id = CustomerAllowance::aggregate_id(event_id, &customer_id);
         let meta = ctx.metadata("HoldSeats", Some(&customer_id));
         let mut blocks = event.by_block(&seats).into_iter();
+        let (first, first_seats) = blocks.next().expect("a hold has seats");
         let hold = |block_seats: Vec<SeatId>| SeatBlockCommand::HoldSeats {
             event_id,
             hold_id,
@@ -120,7 +121,7 @@ impl BookingService {
         // The reservation rides with the first block's events: one transaction ([`crate::linked`]).
         let mut taken = Vec::new();
         let (mut attempts, mut reconciled) = (0, false);
-        loop {
+        let carried = loop {
             attempts += 1;
             let reserve = CustomerAllowanceCommand::Reserve {
                 event_id,
@@ -139,7 +140,7 @@ impl BookingService {
             let (rider, answer) = match riding.decided().await {
                 Ok(rode) => rode,
                 // Reserved before (a re-run): the blocks follow as they are.
-                Err(Ok(())) => break,
+                Err(Ok(())) => break false,
                 Err(Err(e @ StoreError::Rejected(AllowanceError::LimitExceeded { .. })))
                     if !reconciled =>
                 {
@@ -156,13 +157,12 @@ impl BookingService {
                 }
                 Err(Err(e)) => return Err(allowance_error(e)),
             };
-            let (block, block_seats) = blocks.next().expect("a hold has seats");
             let result = self
                 .store
                 .block_writers()
                 .execute_carrying(
-                    &event.block_id(block),
-                    hold(block_seats),
+                    &event.block_id(first),
+                    hold(first_seats.clone()),
                     meta.clone(),
                     rider,
                 )
@@ -170,20 +170,20 @@ impl BookingService {
             let _ = answer.get().await;
             match result {
                 Ok(()) => {
-                    taken.push(block);
-                    break;
+                    taken.push(first);
+                    break true;
                 }
                 // The reservation's version was taken (another process, or a writer that assumed
                 // the allowance new): nothing was written; its writer reloads.
-                Err(StoreError::Contention(_)) if attempts < RESERVE_ATTEMPTS => {
-                    blocks = event.by_block(&seats).into_iter();
-                }
+                Err(StoreError::Contention(_)) if attempts < RESERVE_ATTEMPTS => {}
                 // Nothing of the hold was written (or, if the outcome is unknown, both or
                 // neither): nothing to give back.
                 Err(e) => return Err(block_error(event, e)),
             }
-        }
-        for (block, block_seats) in blocks {
+        };
+        // The first block too when the reservation was there before (nothing carried).
+        let uncarried = (!carried).then_some((first, first_seats));
+        for (block, block_seats) in uncarried.into_iter().chain(blocks) {
             let result = self
                 .store
                 .block_writers()

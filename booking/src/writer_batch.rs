@@ -194,7 +194,7 @@ where
         }
         fail::fail_point!("writer.before_commit");
         if batch.len() == 1 && batch[0].link.rides() {
-            let reload = || load_with_version::<A>(&pool, &id);
+            let reload = load_with_version::<A>(&pool, &id);
             ride(
                 batch,
                 append,
@@ -283,16 +283,15 @@ where
 }
 
 /// A riding command (alone in its batch) hands its append over and answers as it ends.
-async fn ride<A: Aggregate, F>(
+/// `reload` reads the aggregate (run only if the rider lost).
+async fn ride<A: Aggregate>(
     mut batch: Vec<Job<A>>,
     append: Append,
     next: (A, usize),
     decisions: Vec<Result<usize, A::Error>>,
     publish: impl Fn(Option<(A, usize)>),
-    reload: impl FnOnce() -> F,
-) where
-    F: std::future::Future<Output = Result<(A, usize), LoadError>>,
-{
+    reload: impl std::future::Future<Output = Result<(A, usize), LoadError>>,
+) {
     let Link::Rides(channel) = std::mem::take(&mut batch[0].link) else {
         unreachable!("a riding batch")
     };
@@ -320,7 +319,7 @@ async fn ride<A: Aggregate, F>(
             // again, when its caller tries again.
             metrics::counter!("seatgrid_optimistic_conflicts_total", "aggregate" => A::TYPE)
                 .increment(1);
-            publish(reload().await.ok());
+            publish(reload.await.ok());
             answer_all(batch, RideOutcome::Cancelled, || StoreError::Contention(1));
         }
         RideOutcome::Unknown(cause) => {

@@ -212,13 +212,10 @@ where
             let handle = self.handle(id);
             match handle.jobs.try_send(job) {
                 Ok(()) => return Ok(answer),
-                Err(mpsc::error::TrySendError::Full(mut back)) => {
+                Err(mpsc::error::TrySendError::Full(back)) => {
                     metrics::counter!("seatgrid_writer_busy_total", "aggregate" => A::TYPE)
                         .increment(1);
-                    if let Some(rider) = back.link.take_rider() {
-                        rider.finish(RideOutcome::Cancelled);
-                    }
-                    return Err(StoreError::Busy);
+                    return Err(not_queued(back, StoreError::Busy));
                 }
                 Err(mpsc::error::TrySendError::Closed(back)) => {
                     job = back;
@@ -226,10 +223,8 @@ where
                 }
             }
         }
-        if let Some(rider) = job.link.take_rider() {
-            rider.finish(RideOutcome::Cancelled);
-        }
-        Err(StoreError::Unavailable("no writer could be started".into()))
+        let error = StoreError::Unavailable("no writer could be started".into());
+        Err(not_queued(job, error))
     }
 
     /// The running writer's committed-state cell, to read again later without the registry's
@@ -403,6 +398,14 @@ impl<A: Aggregate> RideAnswer<A> {
     pub async fn get(self) -> Answer<A> {
         answered::<A>(self.0).await
     }
+}
+
+/// `error`, for a job that was never queued: a rider it carried is not written.
+fn not_queued<A: Aggregate>(mut job: Job<A>, error: StoreError<A::Error>) -> StoreError<A::Error> {
+    if let Some(rider) = job.link.take_rider() {
+        rider.finish(RideOutcome::Cancelled);
+    }
+    error
 }
 
 async fn answered<A: Aggregate>(answer: oneshot::Receiver<Answer<A>>) -> Answer<A> {

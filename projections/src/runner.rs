@@ -94,13 +94,13 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
             // 2,000 rather than 500 for a runner that fell behind (a slow statement, a restart
-            // with a backlog): a hold's allowance event and its seat block's come ~380 events
-            // apart in the log under the durable-holds benchmark (the two appends are
-            // sequential), so 500-event batches split most holds and wrote their read-model row
-            // twice; larger ones split fewer (1.65 -> 1.2 writes a hold in a run where the
-            // projector lagged), rewrite the seat map's chunks and advance the checkpoint less
-            // often. A runner that keeps up reads what is there (a few hundred events a batch
-            // in that benchmark), whatever the limit.
+            // with a backlog): larger batches rewrite the seat map's chunks and advance the
+            // checkpoint less often, and split fewer holds whose events lie apart in the log (a
+            // hold's allowance and seat-block events came ~380 events apart while they were two
+            // sequential appends; 500-event batches then wrote most holds' row twice, 2,000
+            // cut that from 1.65 to 1.2 writes a hold; they are one transaction now,
+            // `booking::linked`). A runner that keeps up reads what is there (a few hundred
+            // events a batch in the durable-holds benchmark), whatever the limit.
             batch_size: 2_000,
             poll_interval: Duration::from_millis(500),
             retry_delay: Duration::from_millis(500),
