@@ -149,6 +149,52 @@ pub(crate) async fn load_with_version<A: Aggregate>(
     Ok((state, version))
 }
 
+/// Several aggregates of one type in one statement, each from its snapshot (if any) plus the
+/// events after it, with its version; ids without events are left out. Each id is a lateral
+/// key lookup of its own (why: [`crate::store::EventStore::load`]).
+pub(crate) async fn load_many_with_version<A: Aggregate>(
+    pool: &PgPool,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, (A, usize)>, LoadError> {
+    let rows: Vec<(String, serde_json::Value, bool, i64)> = sqlx::query_as(
+        "WITH wanted AS (
+              SELECT w.id, s.payload, COALESCE(s.last_sequence, 0) AS after
+                FROM (SELECT DISTINCT unnest($2::text[]) AS id) w
+                LEFT JOIN snapshots s
+                  ON s.aggregate_type = $1 AND s.aggregate_id = w.id)
+         SELECT aggregate_id, payload, snapshot, sequence FROM (
+              SELECT id AS aggregate_id, payload, true AS snapshot, after AS sequence
+                FROM wanted WHERE payload IS NOT NULL
+              UNION ALL
+              SELECT e.aggregate_id, e.payload, false, e.sequence
+                FROM wanted
+               CROSS JOIN LATERAL (
+                     SELECT aggregate_id, payload, sequence FROM events
+                      WHERE aggregate_type = $1 AND aggregate_id = wanted.id
+                        AND sequence > wanted.after
+                     OFFSET 0) e) rows
+          ORDER BY aggregate_id, snapshot DESC, sequence",
+    )
+    .bind(A::TYPE)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    let mut loaded = std::collections::HashMap::<String, (A, usize)>::new();
+    for (id, payload, snapshot, sequence) in rows {
+        let corrupt = |e| LoadError::Corrupt(format!("{} {id}", A::TYPE), e);
+        if snapshot {
+            let state = serde_json::from_value::<A>(payload).map_err(corrupt)?;
+            loaded.insert(id, (state, sequence as usize));
+        } else {
+            let event = serde_json::from_value::<A::Event>(payload).map_err(corrupt)?;
+            let (state, version) = loaded.entry(id).or_default();
+            state.apply(event);
+            *version = sequence as usize;
+        }
+    }
+    Ok(loaded)
+}
+
 /// The version the store holds for an aggregate now (its last sequence; 0 without events): one
 /// index lookup, to tell whether a state held in memory is still the latest.
 pub(crate) async fn stored_version(

@@ -5,6 +5,10 @@
 //! cell of its writer (no registry lock per row), and claims what it picked; the claim is given
 //! back when the request is answered ([`Claim`] on drop). Free seats are cached per block while
 //! its version and holds are unchanged, for at most [`CACHED_EVENTS`] events at once.
+//! Blocks no writer has in memory are read from the store by one request of the event at a time
+//! ([`Picker::read_turn`]), all of them at once: the crowd behind that request finds them in
+//! memory instead of reading them again (measured before: 2,000 buyers at once read a 100-block
+//! event's blocks 142,769 times, 14 s of a 19 s sale).
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -32,6 +36,10 @@ struct EventPicks {
     blocks: Vec<Option<BlockFree>>,
     /// Per block index: its writer's committed state, read without the writers' registry.
     cells: Vec<Option<CommittedCell<SeatBlock>>>,
+    /// Held while a request reads blocks from the store for its picks.
+    read_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Blocks read from the store for picks (for tests and metrics).
+    blocks_read: u64,
 }
 
 struct BlockFree {
@@ -48,8 +56,8 @@ pub(crate) enum Picked {
     NotEnough {
         free: u32,
     },
-    /// These blocks must be read first.
-    Missing(Vec<u32>),
+    /// Some blocks the pick needs are in no writer's memory: read them first.
+    Missing,
 }
 
 /// Seats picked for a request in flight; offered to nobody else until it is dropped.
@@ -89,7 +97,7 @@ impl Picker {
     ) -> Result<Picked, domain::LayoutError> {
         let picks = self.event(event.event_id());
         let mut guard = picks.lock().expect("picks lock");
-        let (picked, missing) = guard.pick(event, ask, writers, read, Utc::now());
+        let picked = guard.pick(event, ask, writers, read, Utc::now());
         Ok(match picked? {
             BestPick::Seats(seats) => {
                 guard.claimed.extend(seats.iter().map(|s| s.0));
@@ -97,8 +105,31 @@ impl Picker {
                 Picked::Claimed(Claim { picks, seats })
             }
             BestPick::NotEnough { free } => Picked::NotEnough { free },
-            BestPick::Unknown => Picked::Missing(missing),
+            BestPick::Unknown => Picked::Missing,
         })
+    }
+
+    /// The turn to read blocks of `event_id` from the store: one request at a time, so that a
+    /// block read by the request before is found in memory, not read again.
+    pub(crate) fn read_turn(&self, event_id: EventId) -> Arc<tokio::sync::Mutex<()>> {
+        let picks = self.event(event_id);
+        let turn = picks.lock().expect("picks lock").read_turn.clone();
+        turn
+    }
+
+    /// Counts blocks of `event_id` just read from the store for picks.
+    pub(crate) fn count_reads(&self, event_id: EventId, blocks: u64) {
+        metrics::counter!("seatgrid_best_seats_block_reads_total").increment(blocks);
+        let picks = self.event(event_id);
+        picks.lock().expect("picks lock").blocks_read += blocks;
+    }
+
+    /// Blocks of `event_id` read from the store for picks so far (while its picks are cached).
+    pub(crate) fn blocks_read(&self, event_id: EventId) -> u64 {
+        let events = self.events.lock().expect("picker lock");
+        events
+            .get(&event_id)
+            .map_or(0, |p| p.lock().expect("picks lock").blocks_read)
     }
 
     /// Seats claimed now in `event_id` (for tests and metrics).
@@ -112,7 +143,7 @@ impl Picker {
 
 impl EventPicks {
     /// One pick against the blocks' states in memory (the writers', else `read`), minus the
-    /// claims; and the blocks it lacked.
+    /// claims.
     fn pick(
         &mut self,
         event: &KnownEvent,
@@ -120,7 +151,7 @@ impl EventPicks {
         writers: &Writers<SeatBlock>,
         read: &HashMap<u32, Known>,
         now: DateTime<Utc>,
-    ) -> (Result<BestPick, domain::LayoutError>, Vec<u32>) {
+    ) -> Result<BestPick, domain::LayoutError> {
         let layout = &event.layout;
         let blocks = layout.block_count() as usize;
         self.blocks.resize_with(blocks, || None);
@@ -129,6 +160,7 @@ impl EventPicks {
             claimed,
             blocks,
             cells,
+            ..
         } = self;
         let mut known = |block: u32| -> Option<Known> {
             let cell = &mut cells[block as usize];
@@ -141,7 +173,6 @@ impl EventPicks {
                 None => read.get(&block).cloned(),
             }
         };
-        let mut missing = Vec::new();
         let picked = layout.best_seats(ask, &mut |seats: Range<u32>, free: &mut Vec<bool>| {
             let mut complete = true;
             let Some(first) = layout.block_of(SeatId(seats.start)) else {
@@ -154,10 +185,7 @@ impl EventPicks {
                 }
                 match block_free(&mut blocks[block as usize], range, known(block), now) {
                     Some(flags) => free.extend_from_slice(flags),
-                    None => {
-                        missing.push(block);
-                        complete = false;
-                    }
+                    None => complete = false,
                 }
             }
             if complete {
@@ -167,7 +195,7 @@ impl EventPicks {
             }
             complete
         });
-        (picked, missing)
+        picked
     }
 }
 

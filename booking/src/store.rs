@@ -44,7 +44,7 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
 use crate::group_commit::GroupCommit;
-use crate::persistence::load_with_version;
+use crate::persistence::{load_many_with_version, load_with_version};
 pub use crate::persistence::{LoadError, RetryPolicy, StoreError};
 use crate::version_probe::VersionProbes;
 use crate::writers::{
@@ -288,32 +288,11 @@ impl EventStore {
                 _ => HashMap::from([(id.clone(), state)]),
             });
         }
-        let rows: Vec<StoredPayload> = {
-            sqlx::query_as(
-                "WITH wanted AS (
-                      SELECT w.id, s.payload, COALESCE(s.last_sequence, 0) AS after
-                        FROM (SELECT DISTINCT unnest($2::text[]) AS id) w
-                        LEFT JOIN snapshots s
-                          ON s.aggregate_type = $1 AND s.aggregate_id = w.id)
-                 SELECT aggregate_id, payload, snapshot FROM (
-                      SELECT id AS aggregate_id, payload, true AS snapshot, 0::bigint AS sequence
-                        FROM wanted WHERE payload IS NOT NULL
-                      UNION ALL
-                      SELECT e.aggregate_id, e.payload, false, e.sequence
-                        FROM wanted
-                       CROSS JOIN LATERAL (
-                             SELECT aggregate_id, payload, sequence FROM events
-                              WHERE aggregate_type = $1 AND aggregate_id = wanted.id
-                                AND sequence > wanted.after
-                             OFFSET 0) e) rows
-                  ORDER BY aggregate_id, snapshot DESC, sequence",
-            )
-            .bind(A::TYPE)
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await?
-        };
-        Self::fold(rows)
+        let loaded = load_many_with_version::<A>(&self.pool, ids).await?;
+        Ok(loaded
+            .into_iter()
+            .map(|(id, (state, _))| (id, state))
+            .collect())
     }
 
     /// Applies loaded rows in order: a snapshot row replaces the state, an event row is applied.

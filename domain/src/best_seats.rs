@@ -31,8 +31,8 @@ use crate::layout::{LayoutError, RowIndex, SeatRef, VenueLayout};
 
 /// The most seats one best-available request may ask for.
 pub const MAX_BEST_SEATS: u32 = 10;
-/// A pick that meets this many rows it does not know stops and asks for them (so a cold hall is
-/// read a few rows at a time, best first, not whole).
+/// A pick that meets this many rows it does not know stops and asks for them (what to read then
+/// is the caller's choice: the core reads every block no writer holds, `booking::best_seats`).
 pub const UNKNOWN_ROWS_PER_PICK: usize = 16;
 
 /// What a buyer asks to hold: seats by name, or the best available.

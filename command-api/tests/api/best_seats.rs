@@ -362,3 +362,53 @@ async fn a_keyed_best_available_hold_run_again_answers_the_same_hold() {
     assert_eq!(app.seat_map(&event).await, "AAHHAAHHAAAAAAAAAAAA");
     assert_eq!(core.best_seats_claimed(event_id), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_at_a_cold_event_reads_each_seat_block_from_the_store_once() {
+    use booking::{
+        BookingCommands, BookingService, Caller, EventStore, RequestContext, SeatChoice,
+    };
+    use domain::{BestSeats, EventId};
+    const BUYERS: usize = 40;
+    // Given an event of 10 rows (10 seat blocks) that no writer of this process has read yet,
+    let app = spawn_app().await;
+    let event = app.create_grid_event(10, 10, json!({})).await;
+    let event_id = EventId(event.parse().unwrap());
+    let core = std::sync::Arc::new(BookingService::new(
+        EventStore::new(app.pool.clone(), Default::default()),
+        Default::default(),
+    ));
+    // when a crowd asks for 2 best seats at once,
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(BUYERS));
+    let tasks: Vec<_> = (0..BUYERS)
+        .map(|i| {
+            let (core, start) = (core.clone(), start.clone());
+            tokio::spawn(async move {
+                let caller = Caller::buyer(&format!("cold-{i}")).unwrap();
+                let ask = SeatChoice::Best(BestSeats {
+                    quantity: 2,
+                    ..Default::default()
+                });
+                let ctx = RequestContext {
+                    correlation_id: format!("cold-{i}"),
+                    id_seed: None,
+                };
+                start.wait().await;
+                core.hold_seats(event_id, &caller, ask, &ctx).await
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for task in tasks {
+        let view = task.await.unwrap().expect("every buyer gets 2 seats");
+        held.extend(view.seats.iter().map(|s| s.seat_id));
+    }
+    // then every buyer got seats, none twice, and each block was read from the store at most
+    // once: the crowd waited for the first reader instead of reading every block again.
+    held.sort();
+    held.dedup();
+    assert_eq!(held.len(), 2 * BUYERS);
+    let reads = core.best_seats_blocks_read(event_id);
+    assert!((1..=10).contains(&reads), "{reads} block reads");
+    replay_and_check_no_double_sale(&app.pool).await;
+}
