@@ -119,34 +119,41 @@ impl BookingService {
                 // `read` for this request, so the next round knows those blocks and the loop ends.
                 Picked::Missing => {
                     let turn = self.picker.read_turn(event.event_id());
-                    let _turn = turn.lock().await;
-                    let unread: Vec<(u32, String)> = (0..event.layout.block_count())
-                        .map(|block| (block, event.block_id(block)))
-                        .filter(|(_, id)| writers.committed(id).is_none())
-                        .collect();
-                    if unread.is_empty() {
-                        // Read by the request before us: in its writers' memory now.
-                        continue;
-                    }
-                    let mut loaded = HashMap::new();
-                    for chunk in unread.chunks(READ_CHUNK) {
-                        let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
-                        loaded.extend(
-                            load_many_with_version::<SeatBlock>(self.store.pool(), &ids).await?,
-                        );
-                    }
-                    for (block, id) in &unread {
-                        // A block without events is a new block: the default state at version 0.
-                        let (state, version) = loaded.remove(id).unwrap_or_default();
-                        let state = Arc::new(state);
-                        writers.seed(id, state.clone(), version);
-                        read.insert(*block, (state, version));
-                    }
-                    self.picker
-                        .count_reads(event.event_id(), unread.len() as u64);
+                    let fresh = turn.take(|| false, self.read_unheld_blocks(event)).await?;
+                    read.extend(fresh.into_iter().flatten());
                 }
             }
         }
+    }
+
+    /// Reads every block of `event` that no writer holds (none when the request before did) and
+    /// hands them to their writers.
+    async fn read_unheld_blocks(
+        &self,
+        event: &KnownEvent,
+    ) -> Result<Vec<(u32, Known)>, CommandError> {
+        let writers = self.store.block_writers();
+        let unread: Vec<(u32, String)> = (0..event.layout.block_count())
+            .map(|block| (block, event.block_id(block)))
+            .filter(|(_, id)| writers.committed(id).is_none())
+            .collect();
+        let mut loaded = HashMap::new();
+        for chunk in unread.chunks(READ_CHUNK) {
+            let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
+            loaded.extend(load_many_with_version::<SeatBlock>(self.store.pool(), &ids).await?);
+        }
+        self.picker
+            .count_reads(event.event_id(), unread.len() as u64);
+        Ok(unread
+            .into_iter()
+            .map(|(block, id)| {
+                // A block without events is a new block: the default state at version 0.
+                let (state, version) = loaded.remove(&id).unwrap_or_default();
+                let state = Arc::new(state);
+                writers.seed(&id, state.clone(), version);
+                (block, (state, version))
+            })
+            .collect())
     }
 
     /// Seats claimed by best-available requests in flight for `event_id`.

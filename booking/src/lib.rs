@@ -16,7 +16,8 @@
 //!   in-memory writer per seat block and allowance ([`writer_batch`]: one batch's decisions;
 //!   `parked`: stopped writers' states; [`linked`]: a hold's two appends in one transaction);
 //!   [`group_commit`]: their shared transactions;
-//!   [`version_probe`]: the version lookups refusals from memory share.
+//!   [`version_probe`]: the version lookups refusals from memory share; `cold_reads`: blocks no
+//!   writer holds, read once per crowd.
 //! - [`admission`]: how many holds of one event may be decided at once; [`best_seats`]: holds of
 //!   the best available seats;
 //! - [`views`]: what the core answers with; [`sweeper`]: records expiries nobody else recorded.
@@ -24,6 +25,7 @@
 pub mod admission;
 pub mod best_seats;
 pub mod book_release;
+mod cold_reads;
 pub mod context;
 pub mod detached;
 pub mod error;

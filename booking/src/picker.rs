@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use domain::{BestPick, BestSeats, EventId, KnownEvent, SeatBlock, SeatId};
 
+use crate::cold_reads::ReadTurn;
 use crate::writers::{CommittedCell, Writers};
 
 /// Events whose free seats are cached at once; past it, events nobody is picking in are dropped.
@@ -37,7 +38,7 @@ struct EventPicks {
     /// Per block index: its writer's committed state, read without the writers' registry.
     cells: Vec<Option<CommittedCell<SeatBlock>>>,
     /// Held while a request reads blocks from the store for its picks.
-    read_turn: Arc<tokio::sync::Mutex<()>>,
+    read_turn: Arc<ReadTurn>,
     /// Blocks read from the store for picks (for tests and metrics).
     blocks_read: u64,
 }
@@ -111,7 +112,7 @@ impl Picker {
 
     /// The turn to read blocks of `event_id` from the store: one request at a time, so that a
     /// block read by the request before is found in memory, not read again.
-    pub(crate) fn read_turn(&self, event_id: EventId) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn read_turn(&self, event_id: EventId) -> Arc<ReadTurn> {
         let picks = self.event(event_id);
         let turn = picks.lock().expect("picks lock").read_turn.clone();
         turn

@@ -232,40 +232,60 @@ impl BookingService {
     ) -> Result<bool, CommandError> {
         let by_block = event.by_block(seats);
         let ids: Vec<String> = by_block.keys().map(|b| event.block_id(*b)).collect();
-        // The blocks' writers hold their committed states in memory; a block without a running
-        // writer is read from the store.
+        // The blocks' writers hold their committed states in memory; a block no writer holds is
+        // read from the store once for the whole crowd ([`crate::cold_reads`]).
         let writers = self.store.block_writers();
-        let in_memory: Option<(Blocks, Vec<usize>)> = ids
-            .iter()
-            .map(|id| {
-                let c = writers.committed(id)?;
-                Some(((id.clone(), c.state), c.version))
-            })
-            .collect();
-        if let Some((blocks, versions)) = in_memory {
+        let in_memory = || -> Option<(Blocks, Vec<usize>)> {
+            ids.iter()
+                .map(|id| {
+                    let c = writers.committed(id)?;
+                    Some(((id.clone(), c.state), c.version))
+                })
+                .collect()
+        };
+        let mut known = in_memory();
+        if known.is_none() {
+            for id in &ids {
+                self.cold_reads
+                    .hold_in_memory(writers, self.store.pool(), id)
+                    .await?;
+            }
+            known = in_memory();
+        }
+        if let Some((blocks, versions)) = known {
             match taken_seats(event, hold_id, seats, now, &blocks) {
                 (false, taken) if taken.is_empty() => return Ok(false),
                 // Taken (or already this hold's) in memory: right only if no other process
                 // wrote those blocks since; one index lookup each says so (shared by the
                 // refusals of a crowd: `crate::version_probe`).
                 (rerun, taken) => {
-                    let mut current = true;
-                    for (id, version) in ids.iter().zip(versions) {
-                        let stored = self
-                            .store
-                            .block_probes()
-                            .stored_version(id)
-                            .await
-                            .map_err(CommandError::Unavailable)?;
-                        current &= stored == version;
+                    let mut stored = Vec::with_capacity(ids.len());
+                    for id in &ids {
+                        let probes = self.store.block_probes();
+                        stored.push(
+                            probes
+                                .stored_version(id)
+                                .await
+                                .map_err(CommandError::Unavailable)?,
+                        );
                     }
-                    if current {
+                    if stored == versions {
                         return verdict(event, rerun, taken);
+                    }
+                    // Behind: usually this process's own commit, landed while we looked (the
+                    // writer publishes its state after the commit). Memory that has caught up
+                    // with what was stored answers; only memory still behind is read again.
+                    if let Some((blocks, now_known)) = in_memory() {
+                        if now_known.iter().zip(&stored).all(|(m, s)| m >= s) {
+                            let (rerun, taken) = taken_seats(event, hold_id, seats, now, &blocks);
+                            return verdict(event, rerun, taken);
+                        }
                     }
                 }
             }
         }
-        // Read from the store now (so no lookup is needed), and handed to the blocks' writers.
+        // Stale in memory (or a writer that holds no state yet): read from the store now (so no
+        // lookup is needed), and handed to the blocks' writers.
         let mut blocks = Blocks::new();
         for id in &ids {
             let (block, version) = load_with_version::<SeatBlock>(self.store.pool(), id)

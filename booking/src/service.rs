@@ -31,6 +31,7 @@ use domain::{
 };
 
 use crate::admission::Admission;
+use crate::cold_reads::ColdReads;
 use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::identity::{Caller, Role};
@@ -121,6 +122,7 @@ pub struct BookingService {
     catalog: Arc<EventCatalog>,
     pub(crate) admission: Admission,
     pub(crate) picker: Picker,
+    pub(crate) cold_reads: ColdReads,
 }
 
 impl BookingService {
@@ -141,6 +143,7 @@ impl BookingService {
             catalog,
             admission: Admission::default(),
             picker: Picker::default(),
+            cold_reads: ColdReads::default(),
         }
     }
 
