@@ -26,7 +26,6 @@ use sqlx::PgPool;
 
 use crate::error::CommandError;
 use crate::persistence::load_with_version;
-use crate::service::BookingService;
 use crate::writers::Writers;
 
 /// Locks the blocks' turns are striped over (two blocks may share one; they then read in turn).
@@ -100,12 +99,9 @@ impl ColdReads {
         turn.take(|| writers.committed(id).is_some(), read).await?;
         Ok(())
     }
-}
 
-impl BookingService {
-    /// Seat blocks this process read from the store for holds of named seats because no writer
-    /// held them.
-    pub fn cold_block_reads(&self) -> u64 {
-        self.cold_reads.reads.load(Ordering::Relaxed)
+    /// Blocks read so far.
+    pub(crate) fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 }

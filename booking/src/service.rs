@@ -151,6 +151,12 @@ impl BookingService {
         &self.store
     }
 
+    /// Seat blocks this process read from the store for holds of named seats because no writer
+    /// held them (`booking::cold_reads`).
+    pub fn cold_block_reads(&self) -> u64 {
+        self.cold_reads.reads()
+    }
+
     pub(crate) fn policy(&self) -> &EventPolicy {
         &self.policy
     }

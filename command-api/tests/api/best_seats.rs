@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use booking::Role;
 
 use crate::helpers::{
-    assert_problem, bearer, replay_and_check_no_double_sale, seat_ids, spawn_app, start_on, TestApp,
+    assert_problem, bearer, crowd_at_once, own_core, replay_and_check_no_double_sale, seat_ids,
+    spawn_app, start_on, TestApp,
 };
 
 /// Asks for the best available seats as `customer`.
@@ -315,17 +316,12 @@ async fn a_pick_from_memory_another_server_made_stale_is_made_again_not_refused(
 
 #[tokio::test]
 async fn a_keyed_best_available_hold_run_again_answers_the_same_hold() {
-    use booking::{
-        BookingCommands, BookingService, Caller, EventStore, RequestContext, SeatChoice,
-    };
+    use booking::{BookingCommands, Caller, RequestContext, SeatChoice};
     use domain::{BestSeats, EventId};
     let app = spawn_app().await;
     let event = app.create_grid_event(2, 10, json!({})).await;
     let event_id = EventId(event.parse().unwrap());
-    let core = BookingService::new(
-        EventStore::new(app.pool.clone(), Default::default()),
-        Default::default(),
-    );
+    let core = own_core(&app);
     let alice = Caller::buyer("alice").unwrap();
     let ask = SeatChoice::Best(BestSeats {
         quantity: 2,
@@ -365,42 +361,24 @@ async fn a_keyed_best_available_hold_run_again_answers_the_same_hold() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_at_a_cold_event_reads_each_seat_block_from_the_store_once() {
-    use booking::{
-        BookingCommands, BookingService, Caller, EventStore, RequestContext, SeatChoice,
-    };
+    use booking::SeatChoice;
     use domain::{BestSeats, EventId};
     const BUYERS: usize = 40;
     // Given an event of 10 rows (10 seat blocks) that no writer of this process has read yet,
     let app = spawn_app().await;
     let event = app.create_grid_event(10, 10, json!({})).await;
     let event_id = EventId(event.parse().unwrap());
-    let core = std::sync::Arc::new(BookingService::new(
-        EventStore::new(app.pool.clone(), Default::default()),
-        Default::default(),
-    ));
+    let core = own_core(&app);
     // when a crowd asks for 2 best seats at once,
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(BUYERS));
-    let tasks: Vec<_> = (0..BUYERS)
-        .map(|i| {
-            let (core, start) = (core.clone(), start.clone());
-            tokio::spawn(async move {
-                let caller = Caller::buyer(&format!("cold-{i}")).unwrap();
-                let ask = SeatChoice::Best(BestSeats {
-                    quantity: 2,
-                    ..Default::default()
-                });
-                let ctx = RequestContext {
-                    correlation_id: format!("cold-{i}"),
-                    id_seed: None,
-                };
-                start.wait().await;
-                core.hold_seats(event_id, &caller, ask, &ctx).await
-            })
+    let ask = |_| {
+        SeatChoice::Best(BestSeats {
+            quantity: 2,
+            ..Default::default()
         })
-        .collect();
+    };
     let mut held = Vec::new();
-    for task in tasks {
-        let view = task.await.unwrap().expect("every buyer gets 2 seats");
+    for answer in crowd_at_once(&core, event_id, BUYERS, ask).await {
+        let view = answer.expect("every buyer gets 2 seats");
         held.extend(view.seats.iter().map(|s| s.seat_id));
     }
     // then every buyer got seats, none twice, and each block was read from the store at most

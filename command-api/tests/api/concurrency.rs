@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 
 use booking::Role;
 
-use crate::helpers::{bearer, replay_and_check_no_double_sale, seat_ids, spawn_app};
+use crate::helpers::{
+    bearer, crowd_at_once, own_core, replay_and_check_no_double_sale, seat_ids, spawn_app,
+};
 
 const CLIENTS: usize = 200;
 
@@ -163,42 +165,21 @@ async fn two_hundred_clients_racing_for_fifty_seats_never_share_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_on_a_cold_seat_block_reads_it_from_the_store_once() {
-    use booking::{
-        BookingCommands, BookingService, Caller, EventStore, RequestContext, SeatChoice,
-    };
+    use booking::SeatChoice;
     use domain::{EventId, SeatRef};
-    const BUYERS: usize = 40;
     // Given a row of 10 seats (one seat block) that no writer of this process holds yet,
     let app = spawn_app().await;
     let event = app.create_grid_event(1, 10, json!({})).await;
     let event_id = EventId(event.parse().unwrap());
-    let core = std::sync::Arc::new(BookingService::new(
-        EventStore::new(app.pool.clone(), Default::default()),
-        Default::default(),
-    ));
+    let core = own_core(&app);
     // when a crowd asks for its seats at once (four buyers for each seat),
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(BUYERS));
-    let tasks: Vec<_> = (0..BUYERS)
-        .map(|i| {
-            let (core, start) = (core.clone(), start.clone());
-            tokio::spawn(async move {
-                let caller = Caller::buyer(&format!("crowd-{i}")).unwrap();
-                let seat = SeatChoice::Named(vec![SeatRef::Id(i as u32 % 10)]);
-                let ctx = RequestContext {
-                    correlation_id: format!("crowd-{i}"),
-                    id_seed: None,
-                };
-                start.wait().await;
-                core.hold_seats(event_id, &caller, seat, &ctx).await
-            })
-        })
+    let seat = |i: usize| SeatChoice::Named(vec![SeatRef::Id(i as u32 % 10)]);
+    let mut held: Vec<u32> = crowd_at_once(&core, event_id, 40, seat)
+        .await
+        .into_iter()
+        .flatten()
+        .flat_map(|view| view.seats.into_iter().map(|s| s.seat_id))
         .collect();
-    let mut held = Vec::new();
-    for task in tasks {
-        if let Ok(view) = task.await.unwrap() {
-            held.extend(view.seats.iter().map(|s| s.seat_id));
-        }
-    }
     // then each seat went to one buyer, and the block was read from the store once: the crowd
     // waited for the first read instead of each reading it.
     held.sort();

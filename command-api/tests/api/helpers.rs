@@ -371,3 +371,43 @@ pub async fn replay_and_check_no_double_sale(pool: &PgPool) -> Replay {
     }
     replay
 }
+
+/// An application core of its own on `app`'s database (its own writers, picks and reads), for
+/// tests that count what one core reads from the store.
+pub fn own_core(app: &TestApp) -> std::sync::Arc<booking::BookingService> {
+    std::sync::Arc::new(booking::BookingService::new(
+        booking::EventStore::new(app.pool.clone(), Default::default()),
+        Default::default(),
+    ))
+}
+
+/// `buyers` holds through `core` sent at once (after a barrier): buyer `i` is `crowd-{i}` and
+/// asks for `choice(i)`. The answers, in buyer order.
+pub async fn crowd_at_once(
+    core: &std::sync::Arc<booking::BookingService>,
+    event_id: domain::EventId,
+    buyers: usize,
+    choice: impl Fn(usize) -> booking::SeatChoice,
+) -> Vec<Result<booking::views::HoldView, booking::CommandError>> {
+    use booking::BookingCommands;
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(buyers));
+    let tasks: Vec<_> = (0..buyers)
+        .map(|i| {
+            let (core, start, choice) = (core.clone(), start.clone(), choice(i));
+            tokio::spawn(async move {
+                let caller = booking::Caller::buyer(&format!("crowd-{i}")).unwrap();
+                let ctx = booking::RequestContext {
+                    correlation_id: format!("crowd-{i}"),
+                    id_seed: None,
+                };
+                start.wait().await;
+                core.hold_seats(event_id, &caller, choice, &ctx).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(buyers);
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
