@@ -119,8 +119,7 @@ impl BookingService {
                 // `read` for this request, so the next round knows those blocks and the loop ends.
                 Picked::Missing => {
                     let turn = self.picker.read_turn(event.event_id());
-                    let fresh = turn.take(|| false, self.read_unheld_blocks(event)).await?;
-                    read.extend(fresh.into_iter().flatten());
+                    read.extend(turn.take(self.read_unheld_blocks(event)).await?);
                 }
             }
         }
@@ -142,8 +141,7 @@ impl BookingService {
             let ids: Vec<String> = chunk.iter().map(|(_, id)| id.clone()).collect();
             loaded.extend(load_many_with_version::<SeatBlock>(self.store.pool(), &ids).await?);
         }
-        self.picker
-            .count_reads(event.event_id(), unread.len() as u64);
+        self.cold_reads.count(unread.len() as u64, "pick");
         Ok(unread
             .into_iter()
             .map(|(block, id)| {
@@ -159,10 +157,5 @@ impl BookingService {
     /// Seats claimed by best-available requests in flight for `event_id`.
     pub fn best_seats_claimed(&self, event_id: EventId) -> usize {
         self.picker.claimed(event_id)
-    }
-
-    /// Seat blocks of `event_id` this process read from the store for best-available picks.
-    pub fn best_seats_blocks_read(&self, event_id: EventId) -> u64 {
-        self.picker.blocks_read(event_id)
     }
 }

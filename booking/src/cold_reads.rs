@@ -36,18 +36,14 @@ pub const STRIPES: usize = 256;
 pub(crate) struct ReadTurn(tokio::sync::Mutex<Option<(Instant, String)>>);
 
 impl ReadTurn {
-    /// Runs `read` in this turn: unless `done()` says a request before this one did it (`None`),
-    /// or that request's read failed while this one waited (its failure).
+    /// Runs `read` in this turn, unless the read of the request before this one failed while this
+    /// one waited: then its failure. `read` itself checks whether the request before did the work.
     pub(crate) async fn take<T>(
         &self,
-        done: impl Fn() -> bool,
         read: impl Future<Output = Result<T, CommandError>>,
-    ) -> Result<Option<T>, CommandError> {
+    ) -> Result<T, CommandError> {
         let waiting_since = Instant::now();
         let mut failed = self.0.lock().await;
-        if done() {
-            return Ok(None);
-        }
         if let Some((at, cause)) = &*failed {
             if *at > waiting_since {
                 return Err(CommandError::Unavailable(cause.clone()));
@@ -58,11 +54,11 @@ impl ReadTurn {
             Err(CommandError::Unavailable(cause)) => Some((Instant::now(), cause.clone())),
             _ => None,
         };
-        outcome.map(Some)
+        outcome
     }
 }
 
-/// The turns, and how many blocks were read.
+/// The turns, and how many blocks were read because no writer held them.
 pub(crate) struct ColdReads {
     turns: Box<[ReadTurn]>,
     reads: AtomicU64,
@@ -89,15 +85,23 @@ impl ColdReads {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         id.hash(&mut hasher);
         let turn = &self.turns[hasher.finish() as usize % STRIPES];
-        let read = async {
+        turn.take(async {
+            if writers.committed(id).is_some() {
+                return Ok(()); // read by the request before this one
+            }
             let (state, version) = load_with_version::<SeatBlock>(pool, id).await?;
             writers.seed(id, Arc::new(state), version);
-            self.reads.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("seatgrid_seat_block_cold_reads_total").increment(1);
+            self.count(1, "hold");
             Ok(())
-        };
-        turn.take(|| writers.committed(id).is_some(), read).await?;
-        Ok(())
+        })
+        .await
+    }
+
+    /// Counts `blocks` read from the store because no writer held them, for holds of named
+    /// seats (`by` = "hold") or best-available picks ("pick").
+    pub(crate) fn count(&self, blocks: u64, by: &'static str) {
+        self.reads.fetch_add(blocks, Ordering::Relaxed);
+        metrics::counter!("seatgrid_seat_block_cold_reads_total", "by" => by).increment(blocks);
     }
 
     /// Blocks read so far.

@@ -39,8 +39,6 @@ struct EventPicks {
     cells: Vec<Option<CommittedCell<SeatBlock>>>,
     /// Held while a request reads blocks from the store for its picks.
     read_turn: Arc<ReadTurn>,
-    /// Blocks read from the store for picks (for tests and metrics).
-    blocks_read: u64,
 }
 
 struct BlockFree {
@@ -116,21 +114,6 @@ impl Picker {
         let picks = self.event(event_id);
         let turn = picks.lock().expect("picks lock").read_turn.clone();
         turn
-    }
-
-    /// Counts blocks of `event_id` just read from the store for picks.
-    pub(crate) fn count_reads(&self, event_id: EventId, blocks: u64) {
-        metrics::counter!("seatgrid_best_seats_block_reads_total").increment(blocks);
-        let picks = self.event(event_id);
-        picks.lock().expect("picks lock").blocks_read += blocks;
-    }
-
-    /// Blocks of `event_id` read from the store for picks so far (while its picks are cached).
-    pub(crate) fn blocks_read(&self, event_id: EventId) -> u64 {
-        let events = self.events.lock().expect("picker lock");
-        events
-            .get(&event_id)
-            .map_or(0, |p| p.lock().expect("picks lock").blocks_read)
     }
 
     /// Seats claimed now in `event_id` (for tests and metrics).

@@ -151,8 +151,8 @@ impl BookingService {
         &self.store
     }
 
-    /// Seat blocks this process read from the store for holds of named seats because no writer
-    /// held them (`booking::cold_reads`).
+    /// Seat blocks this process read from the store because no writer held them, for holds of
+    /// named seats and best-available picks (`booking::cold_reads`).
     pub fn cold_block_reads(&self) -> u64 {
         self.cold_reads.reads()
     }
