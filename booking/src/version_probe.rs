@@ -24,10 +24,11 @@ use tokio::sync::oneshot;
 
 use crate::persistence::stored_versions;
 
-/// The least time between the starts of two rounds: at most 200 lookups a second under a crowd
-/// (at 2 ms, a flash sale's refusals cost PostgreSQL about 12 µs of CPU per request; a refusal
-/// waits at most this long for its round, small beside a crowd's queueing for a core).
-pub const MIN_ROUND_INTERVAL: Duration = Duration::from_millis(5);
+/// The least time between the starts of two rounds: at most 100 lookups a second under a crowd
+/// (a flash sale's refusals cost PostgreSQL about 12 µs of CPU per request at 2 ms, 6-7 µs at
+/// 5 ms, 3.3 µs at 10 ms; a refusal waits at most this long for its round, small beside a
+/// crowd's queueing for a core).
+pub const MIN_ROUND_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The most aggregates one round's query asks about.
 pub const MAX_IDS_PER_ROUND: usize = 1_000;

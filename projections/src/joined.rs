@@ -5,36 +5,66 @@
 //!   so a crowd reading one event's seat map costs one cache round trip at a time, not one each.
 //!   Its answer may be older than the request by at most that one read: meant only for reads that
 //!   are eventually consistent anyway (the cached seat map, milliseconds behind the store).
+//! - With [`JoinedReads::fresh_for`], a read's answer also serves the requests that arrive until
+//!   that long after the read started (then a new read runs): a crowd costs at most one read per
+//!   key per period, and an answer is at most that period older than the request (plus the read).
 //! - The read runs on a task of its own, so a caller that goes away never leaves it half done for
-//!   the next one; its entry goes when it ends, so a key nobody reads holds no memory.
-//! - A read that panics answers `None` to everyone who joined it, as a failed read does.
+//!   the next one; its entry goes when it ends (a kept answer when its period ends), so a key
+//!   nobody reads holds no memory.
+//! - A read that panics or answers `None` is not kept: everyone who joined it gets `None`, and the
+//!   next request reads again.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
+use tokio::time::Instant;
 
 type InFlight<V> = Shared<BoxFuture<'static, Option<V>>>;
 
-/// The reads in flight, by key (clones share them).
+/// A read of one key: in flight, or done and kept until `started + fresh_for`.
+struct Entry<V> {
+    read: u64,
+    started: Instant,
+    answer: InFlight<V>,
+}
+
+type Table<K, V> = Arc<Mutex<HashMap<K, Entry<V>>>>;
+
+/// The reads in flight (and, with [`JoinedReads::fresh_for`], kept), by key (clones share them).
 pub struct JoinedReads<K, V> {
-    inflight: Arc<Mutex<HashMap<K, InFlight<V>>>>,
+    entries: Table<K, V>,
+    fresh_for: Duration,
+    reads: Arc<AtomicU64>,
 }
 
 impl<K, V> Clone for JoinedReads<K, V> {
     fn clone(&self) -> Self {
         Self {
-            inflight: self.inflight.clone(),
+            entries: self.entries.clone(),
+            fresh_for: self.fresh_for,
+            reads: self.reads.clone(),
         }
     }
 }
 
 impl<K, V> Default for JoinedReads<K, V> {
     fn default() -> Self {
+        Self::fresh_for(Duration::ZERO)
+    }
+}
+
+impl<K, V> JoinedReads<K, V> {
+    /// Reads whose answers also serve the requests arriving within `fresh_for` of their start.
+    pub fn fresh_for(fresh_for: Duration) -> Self {
         Self {
-            inflight: Arc::default(),
+            entries: Arc::default(),
+            fresh_for,
+            reads: Arc::default(),
         }
     }
 }
@@ -44,43 +74,67 @@ where
     K: Eq + Hash + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// The answer of the read of `key` in flight, or of `read` started now for it.
+    /// The answer of the read of `key` in flight (or kept), or of `read` started now for it.
     pub async fn read<F>(&self, key: K, read: F) -> Option<V>
     where
         F: Future<Output = Option<V>> + Send + 'static,
     {
+        let now = Instant::now();
         let joined = {
-            let mut inflight = self.inflight.lock().expect("joined reads lock");
-            match inflight.get(&key) {
-                Some(running) => running.clone(),
-                None => {
-                    let (table, mine) = (self.inflight.clone(), key.clone());
+            let mut entries = self.entries.lock().expect("joined reads lock");
+            match entries.get(&key) {
+                Some(e) if e.answer.peek().is_none() || now < e.started + self.fresh_for => {
+                    e.answer.clone()
+                }
+                _ => {
+                    let number = self.reads.fetch_add(1, Ordering::Relaxed);
+                    let leave = Leave(self.entries.clone(), key.clone(), number);
+                    let keep_until = now + self.fresh_for;
                     let task = tokio::spawn(async move {
-                        let _leave = Leave(table, mine);
-                        read.await
+                        let answer = read.await;
+                        if answer.is_some() && Instant::now() < keep_until {
+                            tokio::spawn(async move {
+                                tokio::time::sleep_until(keep_until).await;
+                                drop(leave);
+                            });
+                        }
+                        answer
                     });
-                    let shared = async move { task.await.ok().flatten() }.boxed().shared();
-                    inflight.insert(key, shared.clone());
-                    shared
+                    let answer = async move { task.await.ok().flatten() }.boxed().shared();
+                    let entry = Entry {
+                        read: number,
+                        started: now,
+                        answer: answer.clone(),
+                    };
+                    entries.insert(key, entry);
+                    answer
                 }
             }
         };
         joined.await
     }
 
-    /// Keys with a read in flight.
+    /// Keys with a read in flight or kept.
     pub fn in_flight(&self) -> usize {
-        self.inflight.lock().expect("joined reads lock").len()
+        self.entries.lock().expect("joined reads lock").len()
+    }
+
+    /// Reads started so far.
+    pub fn reads_started(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 }
 
-/// Removes a read's entry when it ends, also when it panics.
-struct Leave<K: Eq + Hash, V>(Arc<Mutex<HashMap<K, InFlight<V>>>>, K);
+/// Removes a read's entry (unless a newer read replaced it) when the read ends, also when it
+/// panics, or when its kept answer's period ends.
+struct Leave<K: Eq + Hash, V>(Table<K, V>, K, u64);
 
 impl<K: Eq + Hash, V> Drop for Leave<K, V> {
     fn drop(&mut self) {
-        if let Ok(mut inflight) = self.0.lock() {
-            inflight.remove(&self.1);
+        if let Ok(mut entries) = self.0.lock() {
+            if entries.get(&self.1).is_some_and(|e| e.read == self.2) {
+                entries.remove(&self.1);
+            }
         }
     }
 }
@@ -129,6 +183,30 @@ mod tests {
         let reads: JoinedReads<u32, u32> = JoinedReads::default();
         assert_eq!(reads.read(1, async { Some(1) }).await, Some(1));
         assert_eq!(reads.read(1, async { Some(2) }).await, Some(2));
+    }
+
+    #[tokio::test]
+    async fn given_a_freshness_period_when_asked_again_within_it_then_the_kept_answer_serves() {
+        let reads: JoinedReads<u32, u32> = JoinedReads::fresh_for(Duration::from_millis(200));
+        assert_eq!(reads.read(1, async { Some(1) }).await, Some(1));
+        // Within the period: the kept answer, no new read.
+        assert_eq!(reads.read(1, async { Some(2) }).await, Some(1));
+        assert_eq!(reads.reads_started(), 1);
+        assert_eq!(reads.in_flight(), 1, "the answer is kept for its period");
+        // After it: a new read, and the old answer's entry is gone.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(reads.read(1, async { Some(3) }).await, Some(3));
+        assert_eq!(reads.reads_started(), 2);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(reads.in_flight(), 0, "a key nobody reads holds no memory");
+    }
+
+    #[tokio::test]
+    async fn given_a_freshness_period_when_a_read_answers_none_then_it_is_not_kept() {
+        let reads: JoinedReads<u32, u32> = JoinedReads::fresh_for(Duration::from_secs(60));
+        assert_eq!(reads.read(1, async { None }).await, None);
+        assert_eq!(reads.read(1, async { Some(2) }).await, Some(2));
+        assert_eq!(reads.reads_started(), 2);
     }
 
     #[tokio::test]

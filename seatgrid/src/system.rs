@@ -216,7 +216,7 @@ impl System {
         }
         let app = app.with_projected_seat_maps(Arc::new(ProjectedFromReadModels {
             reads: reads.clone(),
-            joined: JoinedReads::default(),
+            joined: JoinedReads::fresh_for(SEAT_MAP_FRESH_FOR),
         }));
         // Without the API role, a process answers health checks and metrics only.
         let (app, mut routes) = if roles.api {
@@ -331,8 +331,14 @@ async fn update_gauges(pool: PgPool, watched: Vec<&'static str>) {
     }
 }
 
+/// How long a read of an event's projected seat map also answers the REST requests after it: a
+/// crowd costs at most one cache round trip per event per period, and the answer is at most that
+/// much older than the request, beside the read model's own lag behind the store.
+const SEAT_MAP_FRESH_FOR: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// REST seat maps from the cached read model (see `command_api::http::ProjectedSeatMaps`); a
-/// crowd's concurrent reads of one event join the read in flight (`projections::joined`).
+/// crowd's reads of one event join the read in flight, or one started less than
+/// [`SEAT_MAP_FRESH_FOR`] before (`projections::joined`).
 struct ProjectedFromReadModels {
     reads: ReadModels,
     joined: JoinedReads<uuid::Uuid, String>,
