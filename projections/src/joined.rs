@@ -115,7 +115,7 @@ where
     }
 
     /// Keys with a read in flight or kept.
-    pub fn in_flight(&self) -> usize {
+    pub fn keys(&self) -> usize {
         self.entries.lock().expect("joined reads lock").len()
     }
 
@@ -175,7 +175,7 @@ mod tests {
             (2..10).contains(&reads_run),
             "{reads_run} reads for 50 requests"
         );
-        assert_eq!(reads.in_flight(), 0, "finished reads leave nothing behind");
+        assert_eq!(reads.keys(), 0, "finished reads leave nothing behind");
     }
 
     #[tokio::test]
@@ -192,13 +192,13 @@ mod tests {
         // Within the period: the kept answer, no new read.
         assert_eq!(reads.read(1, async { Some(2) }).await, Some(1));
         assert_eq!(reads.reads_started(), 1);
-        assert_eq!(reads.in_flight(), 1, "the answer is kept for its period");
+        assert_eq!(reads.keys(), 1, "the answer is kept for its period");
         // After it: a new read, and the old answer's entry is gone.
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert_eq!(reads.read(1, async { Some(3) }).await, Some(3));
         assert_eq!(reads.reads_started(), 2);
         tokio::time::sleep(Duration::from_millis(250)).await;
-        assert_eq!(reads.in_flight(), 0, "a key nobody reads holds no memory");
+        assert_eq!(reads.keys(), 0, "a key nobody reads holds no memory");
     }
 
     #[tokio::test]
