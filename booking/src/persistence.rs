@@ -135,18 +135,30 @@ pub(crate) async fn load_with_version<A: Aggregate>(
     .bind(id)
     .fetch_all(pool)
     .await?;
-    let mut state = A::default();
-    let mut version = 0;
+    let mut loaded = (A::default(), 0);
     for (payload, snapshot, sequence) in rows {
-        let corrupt = |e| LoadError::Corrupt(format!("{} {id}", A::TYPE), e);
-        if snapshot {
-            state = serde_json::from_value::<A>(payload).map_err(corrupt)?;
-        } else {
-            state.apply(serde_json::from_value::<A::Event>(payload).map_err(corrupt)?);
-        }
-        version = sequence as usize;
+        apply_row(&mut loaded, id, payload, snapshot, sequence)?;
     }
-    Ok((state, version))
+    Ok(loaded)
+}
+
+/// One stored row applied to an aggregate being loaded (with its version): a snapshot replaces
+/// the state, an event is applied; the version becomes the row's sequence.
+pub(crate) fn apply_row<A: Aggregate>(
+    (state, version): &mut (A, usize),
+    id: &str,
+    payload: serde_json::Value,
+    snapshot: bool,
+    sequence: i64,
+) -> Result<(), LoadError> {
+    let corrupt = |e| LoadError::Corrupt(format!("{} {id}", A::TYPE), e);
+    if snapshot {
+        *state = serde_json::from_value::<A>(payload).map_err(corrupt)?;
+    } else {
+        state.apply(serde_json::from_value::<A::Event>(payload).map_err(corrupt)?);
+    }
+    *version = sequence as usize;
+    Ok(())
 }
 
 /// Several aggregates of one type in one statement, each from its snapshot (if any) plus the
@@ -181,16 +193,8 @@ pub(crate) async fn load_many_with_version<A: Aggregate>(
     .await?;
     let mut loaded = std::collections::HashMap::<String, (A, usize)>::new();
     for (id, payload, snapshot, sequence) in rows {
-        let corrupt = |e| LoadError::Corrupt(format!("{} {id}", A::TYPE), e);
-        if snapshot {
-            let state = serde_json::from_value::<A>(payload).map_err(corrupt)?;
-            loaded.insert(id, (state, sequence as usize));
-        } else {
-            let event = serde_json::from_value::<A::Event>(payload).map_err(corrupt)?;
-            let (state, version) = loaded.entry(id).or_default();
-            state.apply(event);
-            *version = sequence as usize;
-        }
+        let aggregate = loaded.entry(id.clone()).or_default();
+        apply_row(aggregate, &id, payload, snapshot, sequence)?;
     }
     Ok(loaded)
 }

@@ -259,15 +259,11 @@ impl BookingService {
                 // wrote those blocks since; one index lookup each says so (shared by the
                 // refusals of a crowd: `crate::version_probe`).
                 (rerun, taken) => {
+                    let probes = self.store.block_probes();
                     let mut stored = Vec::with_capacity(ids.len());
                     for id in &ids {
-                        let probes = self.store.block_probes();
-                        stored.push(
-                            probes
-                                .stored_version(id)
-                                .await
-                                .map_err(CommandError::Unavailable)?,
-                        );
+                        let version = probes.stored_version(id).await;
+                        stored.push(version.map_err(CommandError::Unavailable)?);
                     }
                     if stored == versions {
                         return verdict(event, rerun, taken);

@@ -44,7 +44,7 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
 use crate::group_commit::GroupCommit;
-use crate::persistence::{load_many_with_version, load_with_version};
+use crate::persistence::{apply_row, load_many_with_version, load_with_version};
 pub use crate::persistence::{LoadError, RetryPolicy, StoreError};
 use crate::version_probe::VersionProbes;
 use crate::writers::{
@@ -56,15 +56,6 @@ type Framework<A> = CqrsFramework<A, PersistedEventStore<PostgresEventRepository
 /// Longest wait for an aggregate's turn in this process before answering "contention".
 pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 const LOCK_STRIPES: usize = 1024;
-
-/// One stored event's payload, as loads read it.
-#[derive(sqlx::FromRow)]
-struct StoredPayload {
-    aggregate_id: String,
-    payload: serde_json::Value,
-    /// The row is a snapshot of the whole state, not an event.
-    snapshot: bool,
-}
 
 /// The aggregates' command paths over one connection pool.
 pub struct EventStore {
@@ -288,32 +279,7 @@ impl EventStore {
                 _ => HashMap::from([(id.clone(), state)]),
             });
         }
-        let loaded = load_many_with_version::<A>(&self.pool, ids).await?;
-        Ok(loaded
-            .into_iter()
-            .map(|(id, (state, _))| (id, state))
-            .collect())
-    }
-
-    /// Applies loaded rows in order: a snapshot row replaces the state, an event row is applied.
-    fn fold<A: Aggregate>(rows: Vec<StoredPayload>) -> Result<HashMap<String, A>, LoadError> {
-        let mut loaded: HashMap<String, A> = HashMap::new();
-        for StoredPayload {
-            aggregate_id,
-            payload,
-            snapshot,
-        } in rows
-        {
-            let corrupt = |e| LoadError::Corrupt(format!("{} {aggregate_id}", A::TYPE), e);
-            if snapshot {
-                let state = serde_json::from_value::<A>(payload).map_err(corrupt)?;
-                loaded.insert(aggregate_id, state);
-            } else {
-                let event = serde_json::from_value::<A::Event>(payload).map_err(corrupt)?;
-                loaded.entry(aggregate_id).or_default().apply(event);
-            }
-        }
-        Ok(loaded)
+        Ok(states(load_many_with_version::<A>(&self.pool, ids).await?))
     }
 
     /// The aggregates of type `A` whose events mention `hold_id`, each rebuilt from those events
@@ -322,8 +288,8 @@ impl EventStore {
         &self,
         hold_id: uuid::Uuid,
     ) -> Result<HashMap<String, A>, LoadError> {
-        let rows: Vec<StoredPayload> = sqlx::query_as(
-            "SELECT aggregate_id, payload, false AS snapshot FROM events
+        let rows: Vec<(String, serde_json::Value, i64)> = sqlx::query_as(
+            "SELECT aggregate_id, payload, sequence FROM events
               WHERE hold_id = $1 AND aggregate_type = $2
               ORDER BY aggregate_id, sequence",
         )
@@ -331,10 +297,23 @@ impl EventStore {
         .bind(A::TYPE)
         .fetch_all(&self.pool)
         .await?;
-        Self::fold(rows)
+        let mut loaded = HashMap::<String, (A, usize)>::new();
+        for (id, payload, sequence) in rows {
+            let aggregate = loaded.entry(id.clone()).or_default();
+            apply_row(aggregate, &id, payload, false, sequence)?;
+        }
+        Ok(states(loaded))
     }
 
     pub async fn load_one<A: Aggregate>(&self, id: &str) -> Result<Option<A>, LoadError> {
         Ok(self.load::<A>(&[id.to_owned()]).await?.remove(id))
     }
+}
+
+/// Loaded aggregates without their versions.
+fn states<A>(loaded: HashMap<String, (A, usize)>) -> HashMap<String, A> {
+    loaded
+        .into_iter()
+        .map(|(id, (state, _))| (id, state))
+        .collect()
 }

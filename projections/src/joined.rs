@@ -26,10 +26,10 @@ use tokio::time::Instant;
 
 type InFlight<V> = Shared<BoxFuture<'static, Option<V>>>;
 
-/// A read of one key: in flight, or done and kept until `started + fresh_for`.
+/// A read of one key: in flight, or done and kept until `keep_until` (its start + `fresh_for`).
 struct Entry<V> {
     read: u64,
-    started: Instant,
+    keep_until: Instant,
     answer: InFlight<V>,
 }
 
@@ -83,9 +83,7 @@ where
         let joined = {
             let mut entries = self.entries.lock().expect("joined reads lock");
             match entries.get(&key) {
-                Some(e) if e.answer.peek().is_none() || now < e.started + self.fresh_for => {
-                    e.answer.clone()
-                }
+                Some(e) if e.answer.peek().is_none() || now < e.keep_until => e.answer.clone(),
                 _ => {
                     let number = self.reads.fetch_add(1, Ordering::Relaxed);
                     let leave = Leave(self.entries.clone(), key.clone(), number);
@@ -103,7 +101,7 @@ where
                     let answer = async move { task.await.ok().flatten() }.boxed().shared();
                     let entry = Entry {
                         read: number,
-                        started: now,
+                        keep_until,
                         answer: answer.clone(),
                     };
                     entries.insert(key, entry);
