@@ -233,7 +233,7 @@ async fn write(pool: &PgPool, units: &[&[Append]]) -> Result<Vec<Vec<bool>>, sql
         payloads.push(Json(&*row.payload));
         metadata.push(Json(&*row.metadata));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = migrations::transaction::begin(pool).await?;
     let written: Vec<(String, String, i64)> = sqlx::query_as(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                              payload, metadata)

@@ -16,6 +16,10 @@
 //!   queues instead of conflicting. Optimistic versioning still decides between processes; the
 //!   retry covers those conflicts. A command that waited [`LOCK_WAIT`] for its turn is answered as
 //!   contention.
+//! - Each attempt runs on a task of its own: postgres-es begins its transaction with
+//!   `Pool::begin`, whose BEGIN, cut short by a caller that leaves, would stay open on the pooled
+//!   connection (see `migrations::transaction`; a test cuts commands short all through their first
+//!   10 ms).
 //! - The command is rebuilt for every attempt, so it is judged at a fresh `now`.
 //! - Business refusals are never retried: they come back as [`StoreError::Rejected`].
 //! - Seat blocks and allowances are loaded from a snapshot plus the events after it (rows in
@@ -42,6 +46,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use domain::{CustomerAllowance, Order, SeatBlock, TicketedEvent};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
+use tracing::Instrument;
 
 use crate::group_commit::GroupCommit;
 use crate::persistence::{apply_row, load_many_with_version, load_with_version};
@@ -61,8 +66,8 @@ const LOCK_STRIPES: usize = 1024;
 pub struct EventStore {
     pool: PgPool,
     retry: RetryPolicy,
-    events: Framework<TicketedEvent>,
-    orders: Framework<Order>,
+    events: Arc<Framework<TicketedEvent>>,
+    orders: Arc<Framework<Order>>,
     block_writers: Writers<SeatBlock>,
     allowance_writers: Writers<CustomerAllowance>,
     block_probes: VersionProbes,
@@ -75,9 +80,9 @@ type Running<'a, A> =
 
 /// Something an [`EventStore`] can run commands for: through its in-memory writer, or else
 /// through its cqrs-es framework.
-pub trait StoredAggregate: Aggregate + Sized {
+pub trait StoredAggregate: Aggregate + Sized + 'static {
     /// The cqrs-es framework of a type without writers (`None` for the types with writers).
-    fn framework(store: &EventStore) -> Option<&Framework<Self>>;
+    fn framework(store: &EventStore) -> Option<&Arc<Framework<Self>>>;
 
     /// Runs `command` through this type's in-memory writer, for types that have them.
     fn through_writer<'a>(
@@ -93,14 +98,14 @@ pub trait StoredAggregate: Aggregate + Sized {
 macro_rules! stored {
     ($aggregate:ty, $field:ident) => {
         impl StoredAggregate for $aggregate {
-            fn framework(store: &EventStore) -> Option<&Framework<Self>> {
+            fn framework(store: &EventStore) -> Option<&Arc<Framework<Self>>> {
                 Some(&store.$field)
             }
         }
     };
     ($aggregate:ty, writers: $writers:ident) => {
         impl StoredAggregate for $aggregate {
-            fn framework(_: &EventStore) -> Option<&Framework<Self>> {
+            fn framework(_: &EventStore) -> Option<&Arc<Framework<Self>>> {
                 None
             }
 
@@ -122,9 +127,13 @@ stored!(Order, orders);
 stored!(SeatBlock, writers: block_writers);
 stored!(CustomerAllowance, writers: allowance_writers);
 
-fn framework<A: Aggregate<Services = ()>>(pool: &PgPool) -> Framework<A> {
+fn framework<A: Aggregate<Services = ()>>(pool: &PgPool) -> Arc<Framework<A>> {
     let repo = PostgresEventRepository::new(pool.clone());
-    CqrsFramework::new(PersistedEventStore::new_event_store(repo), vec![], ())
+    Arc::new(CqrsFramework::new(
+        PersistedEventStore::new_event_store(repo),
+        vec![],
+        (),
+    ))
 }
 
 impl EventStore {
@@ -201,7 +210,11 @@ impl EventStore {
         id: &str,
         metadata: &HashMap<String, String>,
         mut command: impl FnMut() -> A::Command,
-    ) -> Result<(), StoreError<A::Error>> {
+    ) -> Result<(), StoreError<A::Error>>
+    where
+        A::Command: Send + 'static,
+        A::Error: Send + 'static,
+    {
         if let Some(running) = A::through_writer(self, id, command(), metadata.clone()) {
             return running.await;
         }
@@ -221,8 +234,18 @@ impl EventStore {
         let attempt = || {
             let command = command();
             let metadata = metadata.clone();
+            let (framework, owned_id) = (framework.clone(), id.to_owned());
             async move {
-                let result = framework.execute_with_metadata(id, command, metadata).await;
+                // postgres-es begins its transaction with `Pool::begin`; on a task of its own,
+                // that BEGIN cannot be cut short by a caller that leaves (migrations::transaction).
+                let appending = async move {
+                    framework
+                        .execute_with_metadata(&owned_id, command, metadata)
+                        .await
+                };
+                let result = tokio::spawn(appending.in_current_span())
+                    .await
+                    .unwrap_or_else(|e| Err(AggregateError::UnexpectedError(Box::new(e))));
                 if matches!(result, Err(AggregateError::AggregateConflict)) {
                     metrics::counter!("seatgrid_optimistic_conflicts_total", "aggregate" => A::TYPE)
                         .increment(1);

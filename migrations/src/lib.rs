@@ -8,6 +8,7 @@
 //! statements are written to be re-run safely (`IF NOT EXISTS`) and are all applied at every start.
 
 pub mod global_order;
+pub mod transaction;
 
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::{PgPool, Postgres};

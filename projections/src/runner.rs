@@ -197,7 +197,7 @@ pub struct ProjectionLag {
 /// Drops everything `projection` built and sets its checkpoint back to the start, in one
 /// transaction. A runner that is serving meanwhile notices the moved checkpoint and replays.
 pub async fn reset<P: Projection>(pool: &PgPool, projection: &P) -> Result<(), ProjectionError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = migrations::transaction::begin(pool).await?;
     sqlx::query(
         "INSERT INTO projection_checkpoints (name) VALUES ($1)
          ON CONFLICT (name) DO UPDATE SET transaction_id = 0, position = 0, events_applied = 0,
@@ -321,7 +321,7 @@ impl<P: Projection> ProjectorRunner<P> {
                 .collect(),
             None => read.events,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = migrations::transaction::begin(&self.pool).await?;
         let effects = self.projection.apply(&mut tx, &events).await?;
         let name = self.projection.name();
         if !Checkpoints::advance(&mut tx, name, from, last, read_count).await? {

@@ -16,7 +16,7 @@ async fn append(tx: &mut Transaction<'_, Postgres>, id: &str) {
 }
 
 async fn commit_one(pool: &PgPool, id: &str) {
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = migrations::transaction::begin(pool).await.unwrap();
     append(&mut tx, id).await;
     tx.commit().await.unwrap();
 }
@@ -54,7 +54,7 @@ async fn a_slow_transaction_holds_readers_back_until_it_commits() {
     cursor = batch.last().unwrap().global;
 
     // The slow transaction takes a position first, then a quick one commits a later position.
-    let mut slow = pool.begin().await.unwrap();
+    let mut slow = migrations::transaction::begin(&pool).await.unwrap();
     append(&mut slow, "slow").await;
     commit_one(&pool, "quick").await;
 
@@ -74,7 +74,7 @@ async fn an_old_transaction_inserting_late_is_still_read_after_a_checkpoint() {
 
     // The old transaction gets its id early but inserts its event last, so its position is the
     // highest while its transaction id is the lowest.
-    let mut old = pool.begin().await.unwrap();
+    let mut old = migrations::transaction::begin(&pool).await.unwrap();
     sqlx::query("SELECT pg_current_xact_id()")
         .execute(&mut *old)
         .await
@@ -110,7 +110,7 @@ async fn concurrent_writers_and_a_tailing_reader_see_every_event_exactly_once() 
             let pool = pool.clone();
             tokio::spawn(async move {
                 for i in 0..50 {
-                    let mut tx = pool.begin().await.unwrap();
+                    let mut tx = migrations::transaction::begin(&pool).await.unwrap();
                     append(&mut tx, &format!("w{w}-{i}")).await;
                     if i % 7 == 0 {
                         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -144,7 +144,7 @@ async fn concurrent_writers_and_a_tailing_reader_see_every_event_exactly_once() 
 async fn a_batch_ends_with_a_whole_transaction() {
     let (_url, pool) = fresh_database(2).await;
     commit_one(&pool, "before").await;
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = migrations::transaction::begin(&pool).await.unwrap();
     for i in 0..5 {
         append(&mut tx, &format!("together-{i}")).await;
     }
@@ -198,7 +198,7 @@ async fn a_reader_of_some_types_gets_their_events_and_the_last_one_it_read_past(
     for i in 0..3 {
         commit_one_of(&pool, kinds(i), &format!("e{i}")).await;
     }
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = migrations::transaction::begin(&pool).await.unwrap();
     for i in 3..8 {
         append_of(&mut tx, kinds(i), &format!("e{i}")).await;
     }
@@ -242,7 +242,7 @@ async fn a_reader_of_some_types_gets_their_events_and_the_last_one_it_read_past(
 }
 
 async fn commit_one_of(pool: &PgPool, aggregate_type: &str, id: &str) {
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = migrations::transaction::begin(pool).await.unwrap();
     append_of(&mut tx, aggregate_type, id).await;
     tx.commit().await.unwrap();
 }

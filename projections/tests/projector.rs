@@ -188,12 +188,12 @@ async fn a_redelivered_batch_changes_nothing() {
     assert_eq!(events.len(), 5);
     let projection = ReadModelProjection::new(None);
     for _ in 0..2 {
-        let mut tx = pool.begin().await.unwrap();
+        let mut tx = migrations::transaction::begin(&pool).await.unwrap();
         projection.apply(&mut tx, &events).await.unwrap();
         tx.commit().await.unwrap();
     }
     // The earlier half again, after the later half: still nothing moves backwards.
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = migrations::transaction::begin(&pool).await.unwrap();
     projection.apply(&mut tx, &events[..2]).await.unwrap();
     tx.commit().await.unwrap();
     let (maps, holds) = snapshot(&pool).await;
@@ -216,7 +216,7 @@ async fn an_event_committed_out_of_position_order_is_not_skipped() {
     )
     .unwrap();
     let payload = serde_json::to_value(TicketedEventEvent::EventCreated(definition)).unwrap();
-    let mut slow = pool.begin().await.unwrap();
+    let mut slow = migrations::transaction::begin(&pool).await.unwrap();
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          VALUES ($3, $1, 1, $4, '1', $2, '{}')",

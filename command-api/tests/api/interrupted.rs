@@ -22,7 +22,7 @@ async fn a_hold_across_two_blocks_completes_after_its_client_disconnects() {
 
     // Another writer is about to append to block 1 and has not committed yet: the hold's append to
     // block 1 waits for it, after block 0 is already held.
-    let mut other = app.pool.begin().await.unwrap();
+    let mut other = migrations::transaction::begin(&app.pool).await.unwrap();
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                              payload, metadata)
@@ -111,4 +111,64 @@ async fn seats_of_a_booking_that_never_finished_stop_counting_against_the_custom
     .await
     .unwrap();
     assert_eq!(returned, 1);
+}
+
+/// A command whose caller leaves at any point, even while its transaction's BEGIN is on the way,
+/// leaves no transaction open on the pool's connection (see `migrations::transaction`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_cut_short_at_any_point_leaves_no_transaction_open() {
+    use booking::{
+        BookingCommands, BookingService, Caller, EventStore, RequestContext, RetryPolicy,
+    };
+
+    let (_url, pool) = migrations::testing::fresh_database(1).await;
+    let service = BookingService::new(
+        EventStore::new(pool.clone(), RetryPolicy::default()),
+        Default::default(),
+    );
+    let organizer = Caller::new(domain::CustomerId::parse("org").unwrap(), Role::Organizer);
+    let ctx = RequestContext {
+        correlation_id: "cut-short".into(),
+        id_seed: None,
+    };
+    let xid = || async {
+        sqlx::query_scalar::<_, String>("SELECT pg_current_xact_id()::text")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    // Callers that leave at once or after up to 10 ms (the timer's granularity is 1 ms).
+    let mut cut_short = 0;
+    for wait in 0..100u64 {
+        let draft = domain::NewEvent {
+            organizer: None,
+            name: format!("Cut short {wait}"),
+            venue: None,
+            starts_at: None,
+            currency: None,
+            layout: domain::LayoutSpec::grid(1, 4, 1000).unwrap(),
+            hold_seconds: None,
+            max_seats_per_customer: None,
+        };
+        let creating = service.create_event(draft, &organizer, &ctx);
+        // Every other caller leaves after the command's first step.
+        let left = if wait % 2 == 0 {
+            tokio::select! {
+                biased;
+                _ = creating => false,
+                _ = std::future::ready(()) => true,
+            }
+        } else {
+            let timeout = Duration::from_micros(wait * 100);
+            tokio::time::timeout(timeout, creating).await.is_err()
+        };
+        cut_short += usize::from(left);
+        // Two statements in a row get transaction ids of their own, unless one stayed open.
+        assert_ne!(
+            xid().await,
+            xid().await,
+            "caller {wait} left a transaction open"
+        );
+    }
+    assert!(cut_short >= 50, "enough callers left early ({cut_short})");
 }

@@ -135,7 +135,7 @@ async fn the_watermark_never_passes_a_hold_an_older_running_transaction_could_pr
         .await;
     // A transaction that started before the hold and is still running: anything it inserts would
     // get a lower position, so no reader may treat the hold's place as settled yet.
-    let mut running = app.pool.begin().await.unwrap();
+    let mut running = migrations::transaction::begin(&app.pool).await.unwrap();
     sqlx::query("SELECT pg_current_xact_id()")
         .execute(&mut *running)
         .await

@@ -1,0 +1,60 @@
+//! A transaction whose caller leaves while its `BEGIN` is on the way is not left open on the
+//! pooled connection (see `migrations::transaction`).
+
+use std::time::Duration;
+
+use migrations::testing::fresh_database;
+use migrations::transaction::begin;
+use sqlx::PgPool;
+
+/// Whether two statements in a row on the pool's (only) connection run in one transaction: on
+/// their own, each gets a transaction id of its own.
+async fn inside_an_open_transaction(pool: &PgPool) -> bool {
+    let xid = || async {
+        sqlx::query_scalar::<_, String>("SELECT pg_current_xact_id()::text")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    xid().await == xid().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_leaving_during_begin_leaves_no_transaction_open() {
+    let (_url, pool) = fresh_database(1).await;
+    let mut cut_short = 0;
+    // Callers that leave at once (every other one: after the first poll, the BEGIN not even
+    // sent) or after up to 2 ms (the timer's granularity is 1 ms): some leave before the
+    // connection is theirs, some while the BEGIN is on its way (`Pool::begin` left a transaction
+    // open within the first few turns), some with the transaction begun.
+    for wait in 0..200u64 {
+        let timeout = Duration::from_micros(wait * 10);
+        // A transaction begun in time is dropped at once, unused.
+        let left = if wait % 2 == 0 {
+            tokio::select! {
+                biased;
+                _ = begin(&pool) => false,
+                _ = std::future::ready(()) => true,
+            }
+        } else {
+            tokio::time::timeout(timeout, begin(&pool)).await.is_err()
+        };
+        cut_short += usize::from(left);
+        assert!(
+            !inside_an_open_transaction(&pool).await,
+            "caller {wait} (leaving at once or after {timeout:?}) left a transaction open"
+        );
+    }
+    assert!(cut_short >= 100, "enough callers left early ({cut_short})");
+    // A transaction that is used and committed still works, and commits.
+    let mut tx = begin(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE kept (id int)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    sqlx::query("SELECT count(*) FROM kept")
+        .execute(&pool)
+        .await
+        .unwrap();
+}
