@@ -10,6 +10,7 @@ mod cluster;
 mod dev_pages;
 mod failover;
 mod graphql;
+mod graphql_refusals;
 mod helpers;
 mod own_redis;
 mod pages;
