@@ -1,6 +1,8 @@
 // The seed's baseline shape: a few users browsing the seat map and holding now and then.
 import { sleep } from 'k6';
-import { audit, createEvent, hold, readSeatMap, summary, withFigures } from './lib.js';
+import {
+  audit, createEvent, hold, randomFreeSeat, readSeatMap, summary, withFigures,
+} from './lib.js';
 
 export const options = {
   vus: Number(__ENV.VUS || 5),
@@ -18,14 +20,11 @@ export function setup() {
 
 export default function (data) {
   const res = readSeatMap(data.event.id);
-  const map = res && res.json();
+  const seats = res && res.json('seats');
   sleep(0.5 + Math.random());
-  if (map && Math.random() < 0.3) {
-    const free = [];
-    for (let i = 0; i < map.seats.length; i++) if (map.seats[i] === 'A') free.push(i);
-    if (free.length > 0) {
-      hold(data.event.id, `vu${__VU}-${__ITER}`, [free[Math.floor(Math.random() * free.length)]]);
-    }
+  if (seats && Math.random() < 0.3) {
+    const seat = randomFreeSeat(seats);
+    if (seat >= 0) hold(data.event.id, `vu${__VU}-${__ITER}`, [seat]);
   }
 }
 

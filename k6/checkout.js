@@ -8,7 +8,8 @@
 import { sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 import {
-  audit, auditOrders, createEvent, hold, placeOrder, readOrder, readSeatMap, summary, withFigures,
+  audit, auditOrders, createEvent, hold, placeOrder, randomFreeSeat, readOrder, readSeatMap, signIn,
+  summary, withFigures,
 } from './lib.js';
 
 const confirmed = new Counter('checkouts_confirmed');
@@ -47,30 +48,28 @@ const SETTLED = { confirmed: true, payment_failed: true, expired: true, refunded
 
 export default function (data) {
   const read = readSeatMap(data.event.id);
-  const map = read && read.json();
-  if (!map) return;
-  const free = [];
-  for (let i = 0; i < map.seats.length; i++) if (map.seats[i] === 'A') free.push(i);
-  if (free.length === 0) {
+  const seats = read && read.json('seats');
+  if (!seats) return;
+  const first = randomFreeSeat(seats);
+  if (first < 0) {
     sleep(1);
     return;
   }
-  const first = free[Math.floor(Math.random() * free.length)];
-  const seats = [first];
-  if (first + 1 < map.seats.length && map.seats[first + 1] === 'A') seats.push(first + 1);
-  const customer = `vu${__VU}-${__ITER}`;
-  const held = hold(data.event.id, customer, seats);
+  const chosen = [first];
+  if (first + 1 < seats.length && seats[first + 1] === 'A') chosen.push(first + 1);
+  const buyer = signIn(`vu${__VU}-${__ITER}`);
+  const held = hold(data.event.id, buyer, chosen);
   if (held.status !== 201) return;
   sleep(1 + Math.random() * 2); // think time: filling in details
-  const placed = placeOrder([held.json().hold_id], customer, `${customer}-order`);
+  const placed = placeOrder([held.json('hold_id')], buyer, `${buyer.customer}-order`);
   if (placed.status !== 201) return;
-  const orderId = placed.json().order_id;
+  const orderId = placed.json('order_id');
   const started = Date.now();
   while (Date.now() - started < 30000) {
     sleep(0.2);
-    const res = readOrder(orderId, customer);
+    const res = readOrder(orderId, buyer);
     if (res.status !== 200) continue;
-    const status = res.json().status;
+    const status = res.json('status');
     if (!SETTLED[status]) continue;
     if (status === 'confirmed') {
       confirmed.add(1);

@@ -28,8 +28,15 @@ export function token(sub, role) {
 // The organizer every scenario's event belongs to (the audit reads its holds as them).
 export const ORGANIZER = 'k6-organizer';
 function authorized(params, sub, role) {
-  const headers = Object.assign({}, params.headers || {}, { Authorization: `Bearer ${token(sub, role)}` });
+  return withBearer(params, `Bearer ${token(sub, role)}`);
+}
+function withBearer(params, authorization) {
+  const headers = Object.assign({}, params.headers || {}, { Authorization: authorization });
   return Object.assign({}, params, { headers });
+}
+// A buyer's Authorization header: a name is signed now, a signed-in buyer (`signIn`) keeps theirs.
+function bearerOf(customer) {
+  return typeof customer === 'string' ? `Bearer ${token(customer)}` : customer.authorization;
 }
 
 // The seed's crash test (its tests/k6/crash_test.js) pauses 0.1 s after every iteration. With
@@ -120,16 +127,32 @@ export function readSeatMap(eventId) {
   return res.status === 200 ? res : null;
 }
 
+// A free seat of a seat map's `seats` (-1 if none), about evenly chosen: random tries, then the
+// first free one after a random place (a scan of every seat in JavaScript, per iteration, cost k6
+// more than the server's answer: see docs/BENCHMARKS.md, the checkout).
+export function randomFreeSeat(seats) {
+  for (let t = 0; t < 16; t++) {
+    const i = Math.floor(Math.random() * seats.length);
+    if (seats[i] === 'A') return i;
+  }
+  const after = seats.indexOf('A', Math.floor(Math.random() * seats.length));
+  return after >= 0 ? after : seats.indexOf('A');
+}
+
 // Buyers `${prefix}-0`, `${prefix}-1`, ...: the first `n` with tokens signed ahead (call it in a
 // VU's init, before the load starts: a buyer signs in once and keeps the token, so signing one per
 // request would load k6, not the server), the rest by name (signed when held). Returns buyer `i`.
 export function signedBuyers(prefix, n) {
   const signed = [];
-  for (let i = 0; i < n; i++) {
-    const customer = `${prefix}-${i}`;
-    signed.push({ customer, params: authorized(HOLD_PARAMS, customer) });
-  }
+  for (let i = 0; i < n; i++) signed.push(signIn(`${prefix}-${i}`));
   return (i) => (i < n ? signed[i] : `${prefix}-${i}`);
+}
+
+// A buyer who signs in once and sends the same token with each request of their visit (hold,
+// order, every poll of the order): signing per request would cost k6 more than the server.
+export function signIn(customer) {
+  const authorization = `Bearer ${token(customer)}`;
+  return { customer, authorization, params: withBearer(HOLD_PARAMS, authorization) };
 }
 
 // Holds `seats` for `customer`: a name (its token signed now) or one of `signedBuyers`.
@@ -151,7 +174,7 @@ export function book(holdId) {
 
 // Places an order for a buyer's holds (a fresh idempotency key per checkout, kept for retries).
 export function placeOrder(holdIds, customer, key) {
-  const params = authorized({ tags: { name: 'place_order' } }, customer);
+  const params = withBearer({ tags: { name: 'place_order' } }, bearerOf(customer));
   params.headers = Object.assign({}, params.headers, JSON_HEADERS.headers, { 'Idempotency-Key': key });
   const res = http.post(`${BASE}/api/orders`, JSON.stringify({ hold_ids: holdIds }), params);
   count(res);
@@ -161,7 +184,7 @@ export function placeOrder(holdIds, customer, key) {
 // An order as its buyer reads it.
 export function readOrder(orderId, customer) {
   const res = http.get(`${BASE}/api/orders/${orderId}`,
-    authorized(Object.assign({ tags: { name: 'read_order' } }, READ_BODY), customer));
+    withBearer(Object.assign({ tags: { name: 'read_order' } }, READ_BODY), bearerOf(customer)));
   count(res);
   return res;
 }
@@ -176,7 +199,7 @@ function graphql(query, variables) {
 // Releases a hold as its customer.
 export function release(holdId, customer) {
   const res = http.del(`${BASE}/api/holds/${holdId}`, null,
-    authorized({ tags: { name: 'release' } }, customer));
+    withBearer({ tags: { name: 'release' } }, bearerOf(customer)));
   count(res);
   return res;
 }
