@@ -163,4 +163,36 @@ pub mod testing {
             .expect("migrate test database");
         (url, pool)
     }
+
+    /// Whether two statements in a row on `pool` run in one transaction, as they do when a
+    /// transaction was left open on its (only) connection: on their own, each gets a transaction
+    /// id of its own.
+    pub async fn inside_an_open_transaction(pool: &PgPool) -> bool {
+        let xid = || async {
+            sqlx::query_scalar::<_, String>("SELECT pg_current_xact_id()::text")
+                .fetch_one(pool)
+                .await
+                .expect("a transaction id")
+        };
+        xid().await == xid().await
+    }
+
+    /// Runs `work` as a caller that leaves early: on even turns after polling it once, on odd
+    /// turns after `patience` (the timer's granularity is 1 ms). True if the caller left before
+    /// `work` ended; what `work` returned in time is dropped at once.
+    pub async fn leave_early<F: std::future::Future>(
+        turn: u64,
+        patience: std::time::Duration,
+        work: F,
+    ) -> bool {
+        if turn.is_multiple_of(2) {
+            tokio::select! {
+                biased;
+                _ = work => false,
+                _ = std::future::ready(()) => true,
+            }
+        } else {
+            tokio::time::timeout(patience, work).await.is_err()
+        }
+    }
 }

@@ -19,8 +19,8 @@ use tracing::Instrument;
 /// A new transaction on a connection of `pool`, begun on a task of its own (see the module policy).
 pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let pool = pool.clone();
+    // The one place that may call `Pool::begin`: on this task its BEGIN cannot be cut short.
     #[allow(clippy::disallowed_methods)]
-    // the one place that may: the BEGIN cannot be cancelled here
     let begun = tokio::spawn(async move { pool.begin().await }.in_current_span());
     begun
         .await

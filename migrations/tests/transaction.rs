@@ -3,21 +3,8 @@
 
 use std::time::Duration;
 
-use migrations::testing::fresh_database;
+use migrations::testing::{fresh_database, inside_an_open_transaction, leave_early};
 use migrations::transaction::begin;
-use sqlx::PgPool;
-
-/// Whether two statements in a row on the pool's (only) connection run in one transaction: on
-/// their own, each gets a transaction id of its own.
-async fn inside_an_open_transaction(pool: &PgPool) -> bool {
-    let xid = || async {
-        sqlx::query_scalar::<_, String>("SELECT pg_current_xact_id()::text")
-            .fetch_one(pool)
-            .await
-            .unwrap()
-    };
-    xid().await == xid().await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_leaving_during_begin_leaves_no_transaction_open() {
@@ -29,16 +16,7 @@ async fn a_caller_leaving_during_begin_leaves_no_transaction_open() {
     // open within the first few turns), some with the transaction begun.
     for wait in 0..200u64 {
         let timeout = Duration::from_micros(wait * 10);
-        // A transaction begun in time is dropped at once, unused.
-        let left = if wait % 2 == 0 {
-            tokio::select! {
-                biased;
-                _ = begin(&pool) => false,
-                _ = std::future::ready(()) => true,
-            }
-        } else {
-            tokio::time::timeout(timeout, begin(&pool)).await.is_err()
-        };
+        let left = leave_early(wait, timeout, begin(&pool)).await;
         cut_short += usize::from(left);
         assert!(
             !inside_an_open_transaction(&pool).await,

@@ -120,8 +120,9 @@ async fn a_command_cut_short_at_any_point_leaves_no_transaction_open() {
     use booking::{
         BookingCommands, BookingService, Caller, EventStore, RequestContext, RetryPolicy,
     };
+    use migrations::testing::{fresh_database, inside_an_open_transaction, leave_early};
 
-    let (_url, pool) = migrations::testing::fresh_database(1).await;
+    let (_url, pool) = fresh_database(1).await;
     let service = BookingService::new(
         EventStore::new(pool.clone(), RetryPolicy::default()),
         Default::default(),
@@ -130,12 +131,6 @@ async fn a_command_cut_short_at_any_point_leaves_no_transaction_open() {
     let ctx = RequestContext {
         correlation_id: "cut-short".into(),
         id_seed: None,
-    };
-    let xid = || async {
-        sqlx::query_scalar::<_, String>("SELECT pg_current_xact_id()::text")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
     };
     // Callers that leave at once or after up to 10 ms (the timer's granularity is 1 ms).
     let mut cut_short = 0;
@@ -151,22 +146,10 @@ async fn a_command_cut_short_at_any_point_leaves_no_transaction_open() {
             max_seats_per_customer: None,
         };
         let creating = service.create_event(draft, &organizer, &ctx);
-        // Every other caller leaves after the command's first step.
-        let left = if wait % 2 == 0 {
-            tokio::select! {
-                biased;
-                _ = creating => false,
-                _ = std::future::ready(()) => true,
-            }
-        } else {
-            let timeout = Duration::from_micros(wait * 100);
-            tokio::time::timeout(timeout, creating).await.is_err()
-        };
-        cut_short += usize::from(left);
-        // Two statements in a row get transaction ids of their own, unless one stayed open.
-        assert_ne!(
-            xid().await,
-            xid().await,
+        let patience = Duration::from_micros(wait * 100);
+        cut_short += usize::from(leave_early(wait, patience, creating).await);
+        assert!(
+            !inside_an_open_transaction(&pool).await,
             "caller {wait} left a transaction open"
         );
     }
